@@ -1,0 +1,1 @@
+"""Benchmarks: each `bench_*.py` module exposes `run() -> list[Row]`; `python -m benchmarks` runs them all."""

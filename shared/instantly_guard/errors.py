@@ -1,0 +1,179 @@
+"""The one exception tree of instantly-guard.
+
+    GuardError                      root: catch this to catch everything we raise
+    ├── ConfigError                 bad or missing configuration (lists every problem at once)
+    ├── BackendError                a Google Cloud or local backend failed (retryable or not)
+    │   └── ConflictError           a compare-and-swap lost (etag / generation precondition)
+    └── InstantlyError              a call to Instantly's API failed
+        ├── AuthenticationError     401: missing, invalid or revoked key
+        ├── ScopeError              401 "Invalid scope. Required: ..." or 403: the key lacks a scope
+        ├── PaymentRequiredError    402: the workspace has no paid plan
+        ├── PermissionDeniedError   403 that is not about scopes
+        ├── NotFoundError           404
+        ├── InvalidRequestError     400 (and other 4xx we do not single out)
+        ├── RateLimitedError        429
+        ├── ServerError             5xx
+        └── TransportError          no HTTP answer: connect error, timeout, dropped connection
+
+Every InstantlyError carries the HTTP method, the path (never the query string, never a header),
+the status (None when there was no answer) and whether repeating the call can help. None carries
+the API key: messages are built from Instantly's error text and the request line only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_SCOPE_MESSAGE = re.compile(
+    r"Invalid scope\.\s*Required:\s*(?P<req>[^.]*)\.\s*Found:\s*(?P<found>.*)$"
+)
+
+
+class GuardError(Exception):
+    """Root of every error instantly-guard raises on purpose."""
+
+
+class ConfigError(GuardError):
+    """Configuration is missing or invalid. `problems` lists each one; the message joins them."""
+
+    def __init__(self, problems: Iterable[str] | str) -> None:
+        self.problems: tuple[str, ...] = (
+            (problems,) if isinstance(problems, str) else tuple(problems)
+        )
+        super().__init__("invalid configuration: " + "; ".join(self.problems))
+
+
+class BackendError(GuardError):
+    """A storage, messaging or logging backend failed. `retryable` says whether to try again."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ConflictError(BackendError):
+    """A compare-and-swap lost: somebody else changed the object since we read it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+class InstantlyError(GuardError):
+    """A call to Instantly's API failed."""
+
+    retryable_by_default = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status: int | None = None,
+        retryable: bool | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.method = method
+        self.path = path
+        self.status = status
+        self.retryable = self.retryable_by_default if retryable is None else retryable
+        self.request_id = request_id
+        where = f"{method} {path}"
+        code = f" -> {status}" if status is not None else ""
+        super().__init__(f"{where}{code}: {message}")
+
+
+class AuthenticationError(InstantlyError):
+    """401: the key is missing, invalid or revoked. A key provider refresh may help once."""
+
+
+class ScopeError(InstantlyError):
+    """The key lacks a scope. `required` and `found` are parsed from Instantly's message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status: int | None = None,
+        required: tuple[str, ...] = (),
+        found: tuple[str, ...] = (),
+        request_id: str | None = None,
+    ) -> None:
+        self.required = required
+        self.found = found
+        super().__init__(
+            message,
+            method=method,
+            path=path,
+            status=status,
+            retryable=False,
+            request_id=request_id,
+        )
+
+    @staticmethod
+    def parse(message: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """Split `Invalid scope. Required: a:b. Found: c:d, e:f` into (required, found)."""
+        match = _SCOPE_MESSAGE.search(message.strip())
+        if match is None:
+            return None
+        return _split_scopes(match.group("req")), _split_scopes(match.group("found"))
+
+
+def _split_scopes(text: str) -> tuple[str, ...]:
+    return tuple(
+        part.strip() for part in re.split(r"[,\s]+", text.strip().rstrip(".")) if part.strip()
+    )
+
+
+class PaymentRequiredError(InstantlyError):
+    """402: the workspace has no paid plan; no retry helps."""
+
+
+class PermissionDeniedError(InstantlyError):
+    """403 that is not about scopes (e.g. a sub-workspace the key cannot act on)."""
+
+
+class NotFoundError(InstantlyError):
+    """404: the resource does not exist (or no longer does)."""
+
+
+class InvalidRequestError(InstantlyError):
+    """400 and unclassified 4xx: the request itself is wrong; repeating it cannot help."""
+
+
+class RateLimitedError(InstantlyError):
+    """429: over the workspace's rate limit. `retry_after` is in seconds when the server said."""
+
+    retryable_by_default = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status: int | None = 429,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, method=method, path=path, status=status, request_id=request_id)
+
+
+class ServerError(InstantlyError):
+    """5xx: Instantly failed; a later attempt may succeed."""
+
+    retryable_by_default = True
+
+
+class TransportError(InstantlyError):
+    """No usable HTTP answer: connection refused, timeout, connection dropped mid-response.
+
+    For a non-idempotent call the change may or may not have been made.
+    """
+
+    retryable_by_default = True

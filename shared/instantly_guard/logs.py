@@ -1,0 +1,127 @@
+"""Structured logs in the shape Cloud Logging reads from a function's stdout.
+
+One JSON object per line: `severity`, `message`, `time`, the trace of the current request
+(`logging.googleapis.com/trace`, from `X-Cloud-Trace-Context`), `logging.googleapis.com/labels`,
+and any structured fields passed as `extra={"fields": {...}}`. Every string that leaves through
+this formatter, message, fields and tracebacks alike, goes through `redaction.redact` first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import IO, Any, Final
+
+from instantly_guard.redaction import redact
+
+_TRACE_KEY: Final = "logging.googleapis.com/trace"
+_SPAN_KEY: Final = "logging.googleapis.com/spanId"
+_LABELS_KEY: Final = "logging.googleapis.com/labels"
+_SEVERITY = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRITICAL",
+}
+
+_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "instantly_guard_log_context", default=None
+)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else is logged by its str(); a Secret prints as Secret('***').
+    return redact(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one redacted JSON line for Cloud Logging."""
+
+    def __init__(self, labels: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self._labels = dict(labels or {})
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            for key, value in fields.items():
+                entry.setdefault(str(key), value)
+        context = _context.get()
+        if context:
+            entry.update(context)
+        labels = {**self._labels, **(getattr(record, "labels", None) or {})}
+        if labels:
+            entry[_LABELS_KEY] = labels
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(_scrub(entry), ensure_ascii=False, default=str)
+
+
+def configure_logging(
+    level: str = "INFO", *, stream: IO[str] | None = None, labels: Mapping[str, str] | None = None
+) -> None:
+    """Route the root logger to one JSON line per record on `stream` (stdout by default).
+
+    Idempotent: calling it again replaces our handler instead of adding a second one.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_instantly_guard", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter(labels))
+    handler._instantly_guard = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def trace_fields(trace_header: str | None, project: str | None) -> dict[str, str]:
+    """Cloud Logging's trace fields from `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`."""
+    if not trace_header or not project:
+        return {}
+    trace_id, _, rest = trace_header.partition("/")
+    trace_id = trace_id.strip()
+    if not trace_id or not all(c in "0123456789abcdefABCDEF" for c in trace_id):
+        return {}
+    fields = {_TRACE_KEY: f"projects/{project}/traces/{trace_id}"}
+    span = rest.split(";", 1)[0].strip()
+    if span.isdigit():
+        fields[_SPAN_KEY] = span
+    return fields
+
+
+@contextlib.contextmanager
+def bind_request_context(
+    trace_header: str | None = None, project: str | None = None, **extra: str
+) -> Iterator[None]:
+    """Attach the request's trace (and any extra fields) to every record logged inside the block."""
+    token = _context.set({**trace_fields(trace_header, project), **extra})
+    try:
+        yield
+    finally:
+        _context.reset(token)

@@ -1,0 +1,55 @@
+"""A wrapper that keeps secret values out of logs, errors and reprs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Final, NoReturn
+
+from instantly_guard import redaction
+
+_MASK: Final = "***"
+
+
+class Secret:
+    """An opaque secret value.
+
+    `repr()` and `str()` give `Secret('***')`; only `reveal()` returns the value, so a secret reaches
+    a wire or a file only where the code says so. Every value is registered with the log redactor,
+    so even a value revealed by mistake into a log record is masked there.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("Secret wraps a str")
+        self._value = value
+        redaction.register(value)
+
+    def reveal(self) -> str:
+        """Return the plain value. Call it only where the value must leave the process."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{_MASK}')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(hashlib.sha256(self._value.encode()).digest())
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __reduce__(self) -> NoReturn:
+        # Pickling would write the value wherever the pickle goes (a cache, a queue, a crash dump).
+        raise TypeError("Secret values cannot be pickled")

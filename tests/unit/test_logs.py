@@ -1,0 +1,78 @@
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from instantly_guard.logs import bind_request_context, configure_logging
+from instantly_guard.secret import Secret
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream, labels={"function": "test"})
+    yield stream
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_instantly_guard", False):
+            root.removeHandler(handler)
+
+
+def _records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_one_json_line_per_record_with_severity_and_labels(log_stream: io.StringIO) -> None:
+    logging.getLogger("t").warning("hello %s", "world", extra={"fields": {"count": 3}})
+    (record,) = _records(log_stream)
+    assert record["severity"] == "WARNING"
+    assert record["message"] == "hello world"
+    assert record["count"] == 3
+    assert record["logging.googleapis.com/labels"] == {"function": "test"}
+
+
+def test_trace_from_cloud_trace_context(log_stream: io.StringIO) -> None:
+    with bind_request_context("105445aa7843bc8bf206b12000100000/1;o=1", "my-project"):
+        logging.getLogger("t").info("inside")
+    logging.getLogger("t").info("outside")
+    inside, outside = _records(log_stream)
+    assert inside["logging.googleapis.com/trace"] == (
+        "projects/my-project/traces/105445aa7843bc8bf206b12000100000"
+    )
+    assert inside["logging.googleapis.com/spanId"] == "1"
+    assert "logging.googleapis.com/trace" not in outside
+
+
+def test_malformed_trace_header_is_ignored(log_stream: io.StringIO) -> None:
+    with bind_request_context("not a trace", "my-project"):
+        logging.getLogger("t").info("x")
+    (record,) = _records(log_stream)
+    assert "logging.googleapis.com/trace" not in record
+
+
+def test_secrets_tokens_and_emails_never_reach_the_line(log_stream: io.StringIO) -> None:
+    key = Secret("sk_live_0123456789abcdef")
+    value = key.reveal()
+    logger = logging.getLogger("t")
+    logger.info("calling with %s", value, extra={"fields": {"key": value, "obj": key}})
+    logger.info("header Authorization: Bearer %s", "unregistered-token-xyz")
+    logger.info("lead %s", "someone@example.org", extra={"fields": {"lead_email": "a@b.io"}})
+    try:
+        raise RuntimeError(f"failed with {value}")
+    except RuntimeError:
+        logger.exception("boom")
+    text = log_stream.getvalue()
+    assert value not in text
+    assert "unregistered-token-xyz" not in text
+    assert "someone@example.org" not in text
+    assert "a@b.io" not in text
+    assert "email:" in text
+    assert len(_records(log_stream)) == 4
+
+
+def test_configure_twice_keeps_one_handler(log_stream: io.StringIO) -> None:
+    configure_logging("INFO", stream=log_stream)
+    logging.getLogger("t").info("once")
+    assert len(_records(log_stream)) == 1
