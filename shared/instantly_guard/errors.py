@@ -2,6 +2,8 @@
 
     GuardError                      root: catch this to catch everything we raise
     ├── ConfigError                 bad or missing configuration (lists every problem at once)
+    │   ├── scopes.ScopeParseError      a scope string that is not `resource:action`
+    │   └── scopes.UnknownOperationError an operation the OpenAPI document does not have
     ├── BackendError                a Google Cloud or local backend failed (retryable or not)
     │   └── ConflictError           a compare-and-swap lost (etag / generation precondition)
     └── InstantlyError              a call to Instantly's API failed
@@ -10,10 +12,12 @@
         ├── PaymentRequiredError    402: the workspace has no paid plan
         ├── PermissionDeniedError   403 that is not about scopes
         ├── NotFoundError           404
+        │   └── AlreadyDeletedError 404 on a retried DELETE whose earlier attempt may have done it
         ├── InvalidRequestError     400 (and other 4xx we do not single out)
         ├── RateLimitedError        429
         ├── ServerError             5xx
-        └── TransportError          no HTTP answer: connect error, timeout, dropped connection
+        ├── TransportError          no HTTP answer: connect error, timeout, dropped connection
+        └── UnexpectedResponseError an answer we cannot use: not JSON, wrong shape, cursor loop
 
 Every InstantlyError carries the HTTP method, the path (never the query string, never a header),
 the status (None when there was no answer) and whether repeating the call can help. None carries
@@ -141,6 +145,15 @@ class NotFoundError(InstantlyError):
     """404: the resource does not exist (or no longer does)."""
 
 
+class AlreadyDeletedError(NotFoundError):
+    """404 on a retry of a DELETE whose earlier attempt got no usable answer.
+
+    The earlier attempt most likely deleted the resource and its response was lost, so the
+    resource is gone, which is what the caller asked for; only the deleted object's body is
+    unavailable. Callers that treat "gone" as success catch this (or NotFoundError).
+    """
+
+
 class InvalidRequestError(InstantlyError):
     """400 and unclassified 4xx: the request itself is wrong; repeating it cannot help."""
 
@@ -177,3 +190,9 @@ class TransportError(InstantlyError):
     """
 
     retryable_by_default = True
+
+
+class UnexpectedResponseError(InstantlyError):
+    """Instantly answered, but not in a shape we can use: a body that is not JSON, JSON that does not
+    match the documented schema, an unexpected status, or a pagination cursor that repeats.
+    Repeating the call is not expected to help."""
