@@ -9,10 +9,13 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup test check fmt lint typecheck bench run demo bundle deploy clean
+.PHONY: help setup test check fmt lint typecheck bench run demo bundle deploy checkov scopes clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,11 +41,31 @@ lint: $(STAMP) ## Format check and ruff (includes the security rules S and B)
 typecheck: $(STAMP) ## mypy --strict on the library
 	$(VENV)/bin/mypy
 
-check: lint typecheck test ## The CI gate: format check, ruff, mypy, tests
+check: lint typecheck checkov test ## The CI gate: format check, ruff, mypy, checkov, tests
+
+# checkov pins its own dependency tree: it lives in its own venv so it never fights uv.lock.
+$(CHECKOV_STAMP): $(UV)
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv --without-pip $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python "checkov==$(CHECKOV_VERSION)"
+	@touch $@
+
+checkov: $(CHECKOV_STAMP) ## Policy scan of terraform/, offline; fails on any failed check
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --skip-download --framework terraform \
+		--directory terraform --compact --quiet
+
+bundle: $(STAMP) ## Build dist/<function>.zip, reproducibly, and print their sha256
+	$(PY) scripts/bundle.py
+
+deploy: bundle ## make bundle, then terraform apply (run terraform init in terraform/ first)
+	terraform -chdir=terraform apply
 
 fmt: $(STAMP) ## Format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+scopes: $(STAMP) ## Regenerate the scope table from the OpenAPI document
+	$(PY) scripts/gen_scopes.py
 
 bench: $(STAMP) ## Run every benchmark and print one table
 	$(PY) -m benchmarks

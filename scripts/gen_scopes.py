@@ -1,7 +1,7 @@
 """Generate `instantly_guard/scopes/_generated.py` from Instantly's OpenAPI document.
 
 Usage: python scripts/gen_scopes.py [OPENAPI_JSON] [--output PATH] [--check]
-       (OPENAPI_JSON defaults to ../shared/instantly/openapi-v2.json beside the repository;
+       (OPENAPI_JSON defaults to spec/instantly-openapi-v2.json, the repository's copy;
         `make scopes` runs this.)
 
 What the document says, and where:
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OPENAPI = REPO_ROOT.parent / "shared" / "instantly" / "openapi-v2.json"
+DEFAULT_OPENAPI = REPO_ROOT / "spec" / "instantly-openapi-v2.json"
 DEFAULT_OUTPUT = REPO_ROOT / "shared" / "instantly_guard" / "scopes" / "_generated.py"
 
 PATH_PREFIX = "/api/v2"

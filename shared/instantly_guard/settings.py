@@ -217,7 +217,7 @@ class CommonSettings:
             log_level=level,
             # Instantly allows 100/s and 6,000/min per workspace, shared by every key: stay well under.
             rate_per_second=reader.number(
-                "INSTANTLY_RATE_PER_SECOND", 20.0, minimum=0.1, maximum=100
+                "INSTANTLY_RATE_PER_SECOND", 20.0, minimum=0.1, maximum=50
             ),
             rate_per_minute=reader.integer(
                 "INSTANTLY_RATE_PER_MINUTE", 1200, minimum=1, maximum=6000

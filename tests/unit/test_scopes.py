@@ -48,9 +48,11 @@ from instantly_guard.scopes import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-OPENAPI = REPO.parent / "shared" / "instantly" / "openapi-v2.json"
+OPENAPI = REPO / "spec" / "instantly-openapi-v2.json"
 GENERATED = REPO / "shared" / "instantly_guard" / "scopes" / "_generated.py"
 SCOPE_LINE = "Requires one of the following scopes:"
+# The document as handed to the project, beside the repository (absent on a user's clone).
+UPSTREAM_OPENAPI = REPO.parent / "shared" / "instantly" / "openapi-v2.json"
 
 
 def s(text: str) -> Scope:
@@ -60,7 +62,7 @@ def s(text: str) -> Scope:
 
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
-    # CI checks out ../shared beside the clone, so a missing document is a broken setup: fail.
+    # The repository carries its own copy; a missing one is a broken checkout: fail.
     if not OPENAPI.is_file():
         pytest.fail(f"the OpenAPI document is missing: expected it at {OPENAPI}")
     return json.loads(OPENAPI.read_text(encoding="utf-8"))
@@ -572,3 +574,12 @@ def test_probe_operations_are_cheap_scoped_reads(openapi: dict[str, Any]) -> Non
 def test_probe_operation(held: Any, probe: str) -> None:
     assert probe_operation(held) == probe
     assert allows(held, probe)
+
+
+def test_repository_copy_of_the_openapi_document_matches_upstream() -> None:
+    if not UPSTREAM_OPENAPI.is_file():
+        pytest.skip("no upstream copy beside the repository to compare with")
+    assert OPENAPI.read_bytes() == UPSTREAM_OPENAPI.read_bytes(), (
+        "spec/instantly-openapi-v2.json differs from ../shared/instantly/openapi-v2.json: "
+        "copy it over and run `make scopes`"
+    )

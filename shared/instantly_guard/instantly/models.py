@@ -1,0 +1,215 @@
+"""Pydantic models of the Instantly API v2 resources this project uses.
+
+Field names, types, nullability and required fields follow the schemas of the OpenAPI document
+(`APIKey`, `AuditLog`, `Webhook`, `WorkspaceMember`, `BlockListEntry`, `Workspace`, `Campaign`,
+`Account`). Two deliberate relaxations, because these models sit at an untrusted edge and a new
+value from Instantly must not break a whole page:
+
+- extra fields are kept (`extra="allow"`), never rejected;
+- documented enums (activity types, roles, event types) are plain `int`/`str`, not closed enums.
+
+Secret material: `CreatedApiKey.key` is a `Secret`; the masked `ApiKey.key` of a listing and
+`Webhook.headers` (which hold the webhook's shared secret) are left out of `repr()`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
+
+from instantly_guard.secret import Secret
+
+
+def _to_secret(value: object) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str) and value:
+        return Secret(value)
+    # Never echo the value: the error message may end up in a log.
+    raise ValueError("expected a non-empty string")
+
+
+SecretValue = Annotated[
+    Secret,
+    PlainValidator(_to_secret),
+    # Dumping a model (to JSON, to a log) must not reveal the value; reveal() is the only way out.
+    PlainSerializer(repr, return_type=str),
+]
+"""A string field wrapped in `Secret` on validation; serialises as `Secret('***')`."""
+
+
+class InstantlyModel(BaseModel):
+    """Base of every Instantly resource: unknown fields are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ApiKeyBase(InstantlyModel):
+    """The fields an API key has in every answer (schema `APIKey`), without the key string."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    organization_id: str
+    timestamp_created: datetime
+    timestamp_updated: datetime
+
+
+class ApiKey(ApiKeyBase):
+    """An API key as listed or deleted.
+
+    `key` is the masked value Instantly shows outside the create response. It cannot authenticate
+    anything, and it is kept out of `repr()` because a mask may still carry a few real characters.
+    """
+
+    key: str = Field(repr=False)
+
+
+class CreatedApiKey(ApiKeyBase):
+    """The answer of `POST /api-keys`: the only time Instantly shows the key string.
+
+    `key` is a `Secret`. Lose this object before storing `key.reveal()` and the key is orphaned.
+    Deliberately not a subclass of `ApiKey`: its `key` has a different type and meaning.
+    """
+
+    key: SecretValue
+
+
+class AuditLog(InstantlyModel):
+    """One entry of the workspace's audit trail (schema `AuditLog`). Ids are UUIDv7, time-ordered."""
+
+    id: str
+    timestamp: datetime
+    organization_id: str
+    activity_type: int
+    ip_address: str
+    from_api: bool
+    user_agent: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    api_key_id: str | None = None
+    affected_count: int | float | None = None
+    campaign_id: str | None = None
+    webhook_id: str | None = None
+    subsequence_id: str | None = None
+    list_id: str | None = None
+    # The schema says object (not nullable); FACTS.md lists it among the fields that may be null.
+    audit_metadata: dict[str, Any] | None = None
+
+
+class Webhook(InstantlyModel):
+    """A webhook subscription (schema `Webhook`). `status`: 1 active, -1 disabled after failures.
+
+    `headers` holds the custom headers Instantly sends with each delivery: the webhook's only
+    authentication, so the values are secrets. They are kept out of `repr()`; never log them.
+    """
+
+    id: str
+    organization: str
+    target_hook_url: str
+    timestamp_created: datetime
+    name: str | None = None
+    campaign: str | None = None
+    event_type: str | None = None
+    custom_interest_value: int | float | None = None
+    headers: dict[str, str] | None = Field(default=None, repr=False)
+    status: int | None = None
+    timestamp_error: datetime | None = None
+
+
+class MemberName(InstantlyModel):
+    first: str | None = None
+    last: str | None = None
+
+
+class WorkspaceMember(InstantlyModel):
+    """A member or pending invite of the workspace (schema `WorkspaceMember`).
+
+    `role` is one of owner, admin, editor, view, client; `accepted` is false for a pending invite.
+    """
+
+    id: str
+    email: str
+    user_id: str
+    role: str
+    timestamp_created: datetime
+    workspace_id: str
+    accepted: bool
+    user_email: str | None = None
+    nickname: str | None = None
+    name: MemberName | None = None
+    issuer_id: str | None = None
+    permissions: list[str] | None = None
+
+
+class BlockListEntry(InstantlyModel):
+    """A blocked email address or domain (schema `BlockListEntry`)."""
+
+    id: str
+    timestamp_created: datetime
+    organization_id: str
+    bl_value: str
+    is_domain: bool
+
+
+class Workspace(InstantlyModel):
+    """The workspace the key belongs to, or acts on via `x-as-workspace` (schema `Workspace`)."""
+
+    id: str
+    timestamp_created: datetime
+    timestamp_updated: datetime
+    owner: str
+    name: str
+    scheduled_for_removal_at: datetime | None = None
+    plan_id: str | None = None
+    plan_id_bundle: str | None = None
+    plan_id_leadfinder: str | None = None
+    plan_id_crm: str | None = None
+    plan_id_website_visitor: str | None = None
+    plan_id_inbox_placement: str | None = None
+    plan_id_verification: dict[str, Any] | None = None
+    add_unsub_to_block: bool | None = None
+    default_opportunity_value: int | float | None = None
+    org_logo_url: str | None = None
+    org_client_domain: str | None = None
+
+
+class Campaign(InstantlyModel):
+    """A campaign, reduced to the required fields of schema `Campaign` (the rest stay as extras)."""
+
+    id: str
+    name: str
+    status: int | float
+    campaign_schedule: dict[str, Any]
+    timestamp_created: datetime
+    timestamp_updated: datetime
+
+
+class Account(InstantlyModel):
+    """A sending account, reduced to the required fields of schema `Account`."""
+
+    email: str
+    timestamp_created: datetime
+    timestamp_updated: datetime
+    first_name: str
+    last_name: str
+    organization: str
+    warmup_status: int | float
+    provider_code: int | float
+    setup_pending: bool
+    is_managed_account: bool
+
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class Page(InstantlyModel, Generic[ItemT]):
+    """One page of a listing: `{"items": [...], "next_starting_after": "..."}`.
+
+    A last page may still carry a cursor; an empty `items` is what ends a listing.
+    """
+
+    items: list[ItemT]
+    next_starting_after: str | None = None

@@ -1,0 +1,27 @@
+"""`GET /audit-logs`: filters, limit 1..1000, and the configurable listing order (see audit.py)."""
+
+from __future__ import annotations
+
+from instantly_sandbox.api import ApiRequest, Reply, Route, ok
+from instantly_sandbox.audit import AuditQuery
+from instantly_sandbox.pagination import AUDIT_MAX_LIMIT, list_body, parse_limit
+from instantly_sandbox.state import Workspace
+from instantly_sandbox.validation import query_day_bound, query_number
+
+
+def list_logs(ws: Workspace, req: ApiRequest) -> Reply:
+    limit = parse_limit(req.query, maximum=AUDIT_MAX_LIMIT)
+    activity = query_number(req.query, "activity_type")
+    query = AuditQuery(
+        activity_type=int(activity) if activity is not None else None,
+        search=req.query.get("search") or None,
+        start_ms=query_day_bound(req.query, "start_date", end=False),
+        end_ms=query_day_bound(req.query, "end_date", end=True),
+    )
+    entries, cursor = ws.audit_logs.page(
+        query, limit=limit, starting_after=req.query.get("starting_after") or None
+    )
+    return ok(list_body([entry.to_json() for entry in entries], cursor))
+
+
+ROUTES = (Route("GET", "/audit-logs", list_logs),)

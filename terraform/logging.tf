@@ -1,0 +1,27 @@
+# The exported Instantly audit trail gets its own log bucket, with the retention the security team
+# chose, instead of the _Default bucket's 30 days.
+
+resource "google_logging_project_bucket_config" "audit" {
+  project        = var.project_id
+  location       = var.log_bucket_location
+  bucket_id      = "${var.name_prefix}-audit"
+  description    = "Instantly audit log exported by instantly-guard (${var.audit_export.log_name})."
+  retention_days = var.audit_log_retention_days
+  locked         = var.audit_log_bucket_locked
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Routes the audit log into that bucket. The destination is a log bucket in the sink's own project,
+# so the sink has no writer identity and needs no grant: Cloud Logging documents that such sinks
+# "do not have a writer_identity and no additional permissions are required" (a grant to an empty
+# member would fail).
+resource "google_logging_project_sink" "audit" {
+  #checkov:skip=CKV2_GCP_4:The destination is a Cloud Logging bucket, not a Cloud Storage bucket. Its retention can be locked with var.audit_log_bucket_locked; it is off by default because a lock is irreversible.
+  name        = "${var.name_prefix}-audit-log"
+  description = "Instantly audit entries written by ${local.function_names.audit_export}."
+  destination = "logging.googleapis.com/${google_logging_project_bucket_config.audit.id}"
+  filter      = "logName=\"projects/${var.project_id}/logs/${urlencode(var.audit_export.log_name)}\""
+
+  unique_writer_identity = true
+}

@@ -1,0 +1,284 @@
+"""The sandbox cannot drift from Instantly's OpenAPI document.
+
+Every operation the client calls is exercised here, successes and error envelopes, and each
+response is validated against the document's schema for that operation and status. (Every other
+test that uses the `sandbox` / `sandbox_factory` fixtures gets the same check at teardown.)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from instantly_sandbox import Sandbox
+from instantly_sandbox.access import OPERATIONS
+from instantly_sandbox.contract import OpenApiContract
+from instantly_sandbox.recorder import RecordedResponse
+from instantly_sandbox.routes import ROUTES
+from instantly_sandbox.seed import HOOK_DISABLED
+
+pytestmark = pytest.mark.contract
+
+CLIENT_OPERATIONS = (
+    "POST /api-keys",
+    "GET /api-keys",
+    "DELETE /api-keys/{id}",
+    "GET /audit-logs",
+    "GET /webhooks",
+    "POST /webhooks",
+    "GET /webhooks/{id}",
+    "PATCH /webhooks/{id}",
+    "DELETE /webhooks/{id}",
+    "POST /webhooks/{id}/resume",
+    "GET /webhook-events",
+    "GET /workspace-members",
+    "GET /block-lists-entries",
+    "POST /block-lists-entries",
+    "GET /workspaces/current",
+    "GET /campaigns",
+    "GET /accounts",
+)
+MISSING_UUID = "019ffad2-5c30-79ee-b624-f5375e5b650b"
+
+
+def _exercise_successes(sb: Sandbox, client: httpx.Client, receiver_url: str) -> None:
+    def ok(response: httpx.Response) -> dict:
+        assert response.status_code == 200, (response.request.url, response.text)
+        return response.json()
+
+    created = ok(client.post("/api-keys", json={"name": "contract", "scopes": ["leads:read"]}))
+    ok(client.get("/api-keys", params={"limit": 2}))
+    ok(client.delete(f"/api-keys/{created['id']}"))
+    sb.seed_audit_logs(150, activity_types=(1, 29, 34, 37))
+    ok(client.get("/audit-logs", params={"limit": 120}))
+    ok(client.get("/audit-logs", params={"activity_type": 29, "start_date": "2020-01-01"}))
+    hook = ok(
+        client.post(
+            "/webhooks",
+            json={
+                "target_hook_url": receiver_url,
+                "event_type": "email_link_clicked",
+                "name": "contract",
+                "headers": {"x-webhook-secret": "c" * 32},
+                "campaign": None,
+            },
+        )
+    )
+    ok(client.get("/webhooks", params={"limit": 3}))
+    ok(client.get(f"/webhooks/{hook['id']}"))
+    ok(client.patch(f"/webhooks/{hook['id']}", json={"name": None, "custom_interest_value": 2}))
+    sb.deliver_webhook_event(hook["id"], timeout=2.0)
+    ok(client.get("/webhook-events"))
+    ok(client.post(f"/webhooks/{sb.state.webhook_named(HOOK_DISABLED).id}/resume"))
+    ok(client.delete(f"/webhooks/{hook['id']}"))
+    ok(client.get("/workspace-members", params={"limit": 100}))
+    ok(client.get("/block-lists-entries"))
+    ok(client.post("/block-lists-entries", json={"bl_value": "rival-two.example"}))
+    ok(client.post("/block-lists-entries", json={"bl_value": "ceo@rival-two.example"}))
+    ok(client.get("/workspaces/current"))
+    ok(client.get("/campaigns", params={"limit": 1}))
+    ok(client.get("/accounts", params={"limit": 1}))
+
+
+def _exercise_errors(sb: Sandbox, client: httpx.Client) -> None:
+    statuses = [
+        client.post("/api-keys", json={"name": "x"}).status_code,  # 400 documented
+        client.get("/api-keys", params={"limit": 0}).status_code,  # 400 not documented here
+        client.get("/audit-logs", params={"limit": 5000}).status_code,
+        client.post("/webhooks", json={"target_hook_url": "nope"}).status_code,
+        client.delete(f"/api-keys/{MISSING_UUID}").status_code,  # 404
+        client.get(f"/webhooks/{MISSING_UUID}").status_code,
+        client.get("/campaigns", headers={"Authorization": "Bearer revoked"}).status_code,  # 401
+        client.get("/no-such-route").status_code,  # Fastify 404
+        client.post("/leads/list", json={}).status_code,  # 501
+    ]
+    assert statuses == [400, 400, 400, 400, 404, 404, 401, 404, 501]
+    sb.faults.fail_next("GET /audit-logs", mode="error_500")
+    sb.faults.fail_next("GET /api-keys", mode="error_503")
+    sb.faults.fail_next("POST /api-keys", mode="error_429")
+    sb.faults.fail_next("GET /workspaces/current", mode="error_502")
+    assert client.get("/audit-logs").status_code == 500
+    assert client.get("/api-keys").status_code == 503
+    assert client.post("/api-keys", json={"name": "x", "scopes": []}).status_code == 429
+    assert client.get("/workspaces/current").status_code == 502
+    sb.set_paid_plan(False)
+    assert client.get("/workspace-members").status_code == 402
+    sb.set_paid_plan(True)
+    scoped = sb.add_key("narrow", ["leads:read"])
+    denied = client.get("/accounts", headers={"Authorization": f"Bearer {scoped.key}"})
+    assert denied.status_code == 401
+
+
+def test_every_client_operation_conforms(
+    sandbox: Sandbox, openapi_contract: OpenApiContract, receiver_url: str
+) -> None:
+    with httpx.Client(
+        base_url=sandbox.base_url,
+        headers={"Authorization": f"Bearer {sandbox.keys['admin'].key}"},
+        timeout=5,
+    ) as client:
+        _exercise_successes(sandbox, client, receiver_url)
+        _exercise_errors(sandbox, client)
+    responses = list(sandbox.responses)
+    succeeded = {r.operation for r in responses if r.status == 200}
+    assert set(CLIENT_OPERATIONS) <= succeeded
+    assert openapi_contract.check_all(responses) == []
+    assert {r.status for r in responses} >= {200, 400, 401, 402, 404, 429, 500, 502, 503}
+
+
+@pytest.fixture
+def receiver_url(sandbox: Sandbox):
+    """A target that answers 204 to every delivery."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/instantly"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_every_implemented_route_is_a_documented_operation(
+    openapi_contract: OpenApiContract,
+) -> None:
+    implemented = {route.operation for route in ROUTES}
+    assert implemented <= openapi_contract.operations()
+    assert set(CLIENT_OPERATIONS) <= implemented
+
+
+def test_scope_table_matches_the_document(openapi_contract: OpenApiContract) -> None:
+    """The sandbox enforces exactly the scopes each operation's description lists (the union of
+    its scope lines: a few descriptions carry two)."""
+    pattern = re.compile(r"Requires one of the following scopes:([^\n]*)")
+    for path, item in openapi_contract.document["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            key = f"{method.upper()} {path.removeprefix('/api/v2')}"
+            lines = pattern.findall(operation.get("description", ""))
+            listed = [scope for line in lines for scope in re.findall(r"`([^`]+)`", line)]
+            assert OPERATIONS[key] == tuple(dict.fromkeys(listed)), key
+
+
+@pytest.mark.parametrize(
+    ("response", "problem"),
+    [
+        (
+            RecordedResponse("GET /workspaces/current", "GET", "/x", 200, {"id": "not-a-uuid"}),
+            "is a required property",
+        ),
+        (
+            RecordedResponse(
+                "GET /api-keys", "GET", "/x", 200, {"items": [], "next_starting_after": 3}
+            ),
+            "is not of type 'string'",
+        ),
+        (
+            RecordedResponse("GET /api-keys", "GET", "/x", 200, {"items": [], "extra": True}),
+            "Additional properties are not allowed",
+        ),
+        (
+            RecordedResponse("GET /api-keys", "GET", "/x", 201, {"items": []}),
+            "status 201 is not documented",
+        ),
+        (
+            RecordedResponse(
+                "GET /api-keys",
+                "GET",
+                "/x",
+                404,
+                {"statusCode": 400, "error": "Not Found", "message": "x"},
+            ),
+            "is not one of [404]",
+        ),
+        (
+            RecordedResponse(
+                "GET /api-keys",
+                "GET",
+                "/x",
+                503,
+                {"statusCode": 503, "error": "Oops", "message": "x"},
+            ),
+            "'Service Unavailable' was expected",
+        ),
+        (
+            RecordedResponse("GET /api-keys", "GET", "/x", 400, "<html>"),
+            "non-JSON body",
+        ),
+        (
+            RecordedResponse("GET /nothing", "GET", "/x", 200, {}),
+            "operation not in the OpenAPI document",
+        ),
+    ],
+)
+def test_the_checker_catches_drift(
+    openapi_contract: OpenApiContract, response: RecordedResponse, problem: str
+) -> None:
+    problems = openapi_contract.check(response)
+    assert problems
+    assert problem in " ".join(problems)
+
+
+def test_format_checks_are_on(openapi_contract: OpenApiContract) -> None:
+    body = {
+        "id": "nope",
+        "name": "k",
+        "scopes": ["all:all"],
+        "key": "abcd****",
+        "organization_id": MISSING_UUID,
+        "timestamp_created": "yesterday",
+        "timestamp_updated": "2026-08-13T11:11:58.015Z",
+    }
+    problems = openapi_contract.check(RecordedResponse("POST /api-keys", "POST", "/x", 200, body))
+    joined = " ".join(problems)
+    assert "'nope' is not a 'uuid'" in joined
+    assert "'yesterday' is not a 'date-time'" in joined
+
+
+def test_large_list_bodies_are_recorded_as_a_sample(sandbox_factory) -> None:
+    sb = sandbox_factory(seed="empty")
+    sb.seed_audit_logs(1000)
+    response = httpx.get(
+        sb.base_url + "/audit-logs",
+        params={"limit": 1000},
+        headers={"Authorization": f"Bearer {sb.keys['admin'].key}"},
+    )
+    assert len(response.json()["items"]) == 1000
+    (recorded,) = sb.responses.for_operation("GET /audit-logs")
+    assert recorded.items_total == 1000
+    assert recorded.sampled
+    assert len(recorded.body["items"]) == 50
+
+
+def test_every_started_sandbox_is_tracked_and_a_bad_answer_is_caught() -> None:
+    from instantly_sandbox.testing import _TRACKER
+
+    with Sandbox(seed="empty") as sb:  # started without the fixtures
+        assert sb in _TRACKER.sandboxes
+        sb.responses.record("GET /api-keys", "GET", "/api/v2/api-keys", 200, {"items": "no"})
+        problems = _TRACKER.problems()
+        assert problems
+        assert "is not of type 'array'" in problems[0]
+        assert _TRACKER.problems() == []  # each response is checked once
+    assert _TRACKER.problems() == []
+    assert sb not in _TRACKER.sandboxes  # stopped and fully checked: forgotten
+
+
+def test_check_all_samples_long_runs_of_one_kind(openapi_contract: OpenApiContract) -> None:
+    bad = RecordedResponse("GET /api-keys", "GET", "/x", 200, {"items": "no"})
+    problems = openapi_contract.check_all([bad] * 1000)
+    assert len(problems) == 200 + (1000 - 200) // 20

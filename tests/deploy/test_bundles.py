@@ -1,0 +1,286 @@
+"""The deployable zips: reproducible, complete, and runnable outside the repository.
+
+A bundle that imports only because the repo's `.venv` or `shared/` happens to be on the path would
+fail at deploy time on Google's side; here it fails first: each bundle is unpacked into an empty
+directory, given a fresh virtual environment holding only its own `requirements.txt`, and asked for
+its entry point exactly as functions-framework will ask for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UV = ROOT / ".tools" / "bin" / "uv"
+
+# The contract with the function issues and with terraform/functions.tf, stated independently of
+# scripts/bundle.py so that a rename on either side shows up here.
+ENTRY_POINTS = {
+    "webhook": ("receive_webhook", "http"),
+    "audit_export": ("export_audit_logs", "http"),
+    # Deployed behind a Pub/Sub push subscription (docs/deploy.md): functions-framework learns
+    # that it takes CloudEvents from the @functions_framework.cloud_event decorator.
+    "key_rotation": ("rotate_api_key", "cloudevent"),
+}
+
+
+def _load_bundle_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bundle_script", ROOT / "scripts" / "bundle.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+bundle_script = _load_bundle_script()
+PRESENT = [name for name in ENTRY_POINTS if (ROOT / "functions" / name / "main.py").is_file()]
+
+
+def _needs_main(function: str) -> None:
+    if function not in PRESENT:
+        pytest.skip(f"functions/{function}/main.py has not landed yet")
+
+
+def _build(out: Path) -> dict[str, Path]:
+    if not PRESENT:
+        return {}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bundle.py"), "--out", str(out), *PRESENT],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in PRESENT:
+        assert f"{name}.zip" in result.stdout
+        assert "sha256=" in result.stdout
+    return {name: out / f"{name}.zip" for name in PRESENT}
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _build(tmp_path_factory.mktemp("dist"))
+
+
+def test_bundle_script_and_terraform_agree_on_entry_points() -> None:
+    assert {name: entry for name, (entry, _) in ENTRY_POINTS.items()} == bundle_script.FUNCTIONS
+
+
+def test_same_sources_give_the_same_bytes(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if not PRESENT:
+        pytest.skip("no functions/*/main.py has landed yet")
+    # Two builds back to back, into two empty directories: nothing carried over between them.
+    first = _build(tmp_path_factory.mktemp("dist-first"))
+    second = _build(tmp_path_factory.mktemp("dist-second"))
+    for name, path in first.items():
+        assert path.read_bytes() == second[name].read_bytes(), name
+
+
+def test_zip_writer_is_deterministic_whatever_the_input_order() -> None:
+    entries = [("b.py", b"b"), ("a/__init__.py", b""), ("requirements.txt", b"x==1\n")]
+    first = bundle_script.build_zip(entries)
+    assert first == bundle_script.build_zip(list(reversed(entries)))
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        assert archive.namelist() == sorted(name for name, _ in entries)
+
+
+def test_zip_writer_refuses_the_sandbox() -> None:
+    with pytest.raises(bundle_script.BundleError, match="must never ship"):
+        bundle_script.build_zip([("instantly_sandbox/__init__.py", b"")])
+
+
+def test_requirements_must_be_pinned_and_carry_functions_framework() -> None:
+    with pytest.raises(bundle_script.BundleError, match="not pinned"):
+        bundle_script.normalise_requirements("functions-framework==3.0\nhttpx>=0.27\n")
+    with pytest.raises(bundle_script.BundleError, match="functions-framework is missing"):
+        bundle_script.normalise_requirements("httpx==0.28.1\n")
+    with pytest.raises(bundle_script.BundleError, match="project itself"):
+        bundle_script.normalise_requirements("functions-framework==3.0\ninstantly_guard==0.1.0\n")
+
+
+@pytest.mark.parametrize("function", list(ENTRY_POINTS))
+def test_bundle_holds_the_function_the_library_and_nothing_else(
+    function: str, bundles: dict[str, Path]
+) -> None:
+    _needs_main(function)
+    with zipfile.ZipFile(bundles[function]) as archive:
+        infos = archive.infolist()
+    names = [info.filename for info in infos]
+    assert names == sorted(names)
+    assert "main.py" in names
+    assert "requirements.txt" in names
+    assert "instantly_guard/__init__.py" in names
+    for name in names:
+        parts = name.split("/")
+        assert parts[0] != "instantly_sandbox", name
+        assert not {"tests", "test", "__pycache__"} & set(parts), name
+        assert not name.endswith((".pyc", ".pyo")), name
+        assert not any(part.startswith(".") for part in parts), name
+        assert name in {"requirements.txt"} or name.endswith((".py", "py.typed")), name
+    for info in infos:
+        assert info.date_time == (1980, 1, 1, 0, 0, 0), info.filename
+        assert info.external_attr >> 16 == 0o100644, info.filename
+
+
+@pytest.mark.parametrize("function", list(ENTRY_POINTS))
+def test_requirements_are_the_locked_runtime_dependencies(
+    function: str, bundles: dict[str, Path]
+) -> None:
+    _needs_main(function)
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    locked = {pkg["name"]: pkg["version"] for pkg in lock["package"] if "version" in pkg}
+    with zipfile.ZipFile(bundles[function]) as archive:
+        lines = archive.read("requirements.txt").decode().splitlines()
+    pins = {}
+    for line in lines:
+        spec = line.split(";", maxsplit=1)[0].strip()
+        name, _, version = spec.partition("==")
+        pins[name.lower().replace("_", "-")] = version
+    assert "functions-framework" in pins
+    assert "instantly-guard" not in pins
+    # Nothing that only the dev group needs.
+    assert not {"pytest", "ruff", "mypy", "hypothesis", "python-hcl2"} & set(pins)
+    for name, version in pins.items():
+        assert locked.get(name) == version, f"{name}=={version} is not what uv.lock pins"
+
+
+def _venv_with_only(requirements: Path, venv: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    python = venv / "bin" / "python"
+    install = [
+        str(UV),
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(python),
+        "-r",
+        str(requirements),
+    ]
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("VIRTUAL_ENV", None)
+    # The uv cache already holds every locked wheel after `make setup`; go to the index only if not.
+    offline = subprocess.run(
+        [*install, "--offline"], env=env, capture_output=True, text=True, check=False, timeout=300
+    )
+    if offline.returncode != 0:
+        online = subprocess.run(
+            install, env=env, capture_output=True, text=True, check=False, timeout=600
+        )
+        assert online.returncode == 0, online.stderr
+    return python
+
+
+# Runs inside the bundle's own venv, cwd = the unpacked bundle: loads the entry point the way
+# functions-framework does on Cloud Run, then sends one request through it on the local backend,
+# so that the library's lazy imports (first request, not import time) are exercised too.
+PROBE = """
+import base64, importlib.util, json, sys
+function, entry = sys.argv[1], sys.argv[2]
+import main
+import functions_framework
+from functions_framework import _function_registry
+app = functions_framework.create_app(target=entry, source="main.py")
+client = app.test_client()
+import instantly_guard
+smoke = {}
+if function == "webhook":
+    event = {"event_type": "bundle_smoke_test", "timestamp": "2026-01-01T00:00:00Z",
+             "workspace": "w", "campaign_id": "c", "campaign_name": "n"}
+    good = client.post("/", json=event, headers={"x-webhook-secret": SECRET})
+    forged = client.post("/", json=event, headers={"x-webhook-secret": "x" * len(SECRET)})
+    smoke = {"accepted": good.status_code, "body": good.get_data(as_text=True),
+             "forged": forged.status_code}
+elif function == "audit_export":
+    answer = client.post("/", json={}, headers={"X-CloudScheduler-JobName": "smoke",
+                                                "X-CloudScheduler-ScheduleTime": "2026-01-01T00:00:00Z"})
+    smoke = {"status": answer.status_code, "body": answer.get_json(silent=True)}
+else:
+    # Exactly what the rotation push subscription sends: a Pub/Sub push envelope, no ce- headers.
+    message = {"attributes": {"eventType": "TOPIC_CONFIGURED"},
+               "data": base64.b64encode(b"{}").decode(), "messageId": "1",
+               "publishTime": "2026-01-01T00:00:00Z"}
+    answer = client.post("/", json={"message": message, "subscription": "projects/p/subscriptions/s"})
+    smoke = {"status": answer.status_code}
+print(json.dumps({
+    "callable": callable(getattr(main, entry, None)),
+    "signature": _function_registry.REGISTRY_MAP.get(entry),
+    "main": main.__file__,
+    "library": instantly_guard.__file__,
+    "sandbox_importable": importlib.util.find_spec("instantly_sandbox") is not None,
+    "smoke": smoke,
+}))
+""".replace("SECRET", repr("s" * 40))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", list(ENTRY_POINTS))
+def test_bundle_runs_in_a_clean_venv_holding_only_its_requirements(
+    function: str, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    _needs_main(function)
+    assert UV.is_file(), "run `make setup` first: the test installs with the project's uv"
+    source = tmp_path / "src"
+    with zipfile.ZipFile(bundles[function]) as archive:
+        archive.extractall(source)
+    python = _venv_with_only(source / "requirements.txt", tmp_path / "venv")
+
+    entry, signature = ENTRY_POINTS[function]
+    env = {  # no PYTHONPATH, nothing from the repo; the local backend, nothing reaches out
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(tmp_path / "state"),
+        "INSTANTLY_API_BASE": "http://127.0.0.1:9/api/v2",
+        "INSTANTLY_WEBHOOK_SECRET": "s" * 40,
+        "LOG_LEVEL": "WARNING",
+    }
+    result = subprocess.run(
+        [str(python), "-E", "-s", "-c", PROBE, function, entry],
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe["callable"], f"main.{entry} is missing or not callable"
+    assert Path(probe["main"]).resolve().is_relative_to(source.resolve())
+    assert Path(probe["library"]).resolve().is_relative_to(source.resolve())
+    assert not probe["sandbox_importable"]
+    if signature == "cloudevent":
+        assert probe["signature"] == "cloudevent", (
+            f"{entry} must be decorated with @functions_framework.cloud_event: it is deployed "
+            "behind a Pub/Sub push subscription, see docs/deploy.md"
+        )
+    smoke = probe["smoke"]
+    if function == "webhook":
+        assert smoke["accepted"] == 200, smoke
+        assert '"received"' in smoke["body"]
+        assert smoke["forged"] == 401
+    elif function == "audit_export":
+        # No key configured: an actionable configuration error, answered as JSON.
+        assert smoke["status"] >= 400, smoke
+        assert isinstance(smoke["body"], dict), smoke
+    else:
+        # Acknowledged (2xx): TOPIC_CONFIGURED needs no action and must never be retried.
+        assert smoke["status"] == 200, smoke
