@@ -172,7 +172,10 @@ def render(table: ScopeTable) -> str:
         "",
         f"SOURCE_TITLE: Final = {_quote(table.title)}",
         f"SOURCE_VERSION: Final = {_quote(table.version)}",
-        f"SOURCE_SHA256: Final = {_quote(table.sha256)}",
+        # A hex digest looks like a key to secret scanners (the posture check runs one).
+        "SOURCE_SHA256: Final = (",
+        f"    {_quote(table.sha256)}  # pragma: allowlist secret",
+        ")",
         "",
     ]
     out += _tuple("RESOURCES", table.resources)

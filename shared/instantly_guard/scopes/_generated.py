@@ -15,7 +15,9 @@ from typing import Final
 
 SOURCE_TITLE: Final = "API Explorer"
 SOURCE_VERSION: Final = "2.0.0"
-SOURCE_SHA256: Final = "b22bf356c2fac5bb389d0c2da795c0276ee529307864240746d60a5b4255931b"
+SOURCE_SHA256: Final = (
+    "b22bf356c2fac5bb389d0c2da795c0276ee529307864240746d60a5b4255931b"  # pragma: allowlist secret
+)
 
 RESOURCES: Final[tuple[str, ...]] = (
     "all",

@@ -1,0 +1,176 @@
+"""Read the local repository for the repository rules: `.env` files and committed secrets.
+
+Uses git itself for what git knows (`ls-files` for tracked and untracked files, `check-ignore`
+for ignore rules, so nested .gitignore files, `info/exclude` and the global excludes file all
+count) and Yelp's detect-secrets, with its default plugins and filters, for key-like strings.
+Only tracked files are scanned: an untracked file has not leaked through git (yet). Known false
+positives are silenced the detect-secrets way: an inline `pragma: allowlist secret` comment, or a
+`.secrets.baseline` at the repository root (`detect-secrets scan > .secrets.baseline`, then
+`detect-secrets audit .secrets.baseline`): a finding listed there (same file, same hash) is not
+reported unless the audit marked it a real secret (`"is_secret": true`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from instantly_guard.check.model import CommittedSecret, EnvFile, RepoSnapshot, SectionError
+
+ENV_PATTERNS = (".env", ".env.*", "*.env")
+BASELINE = ".secrets.baseline"
+MAX_SCAN_BYTES = 2 * 1024 * 1024
+"""Larger tracked files (data, vendored bundles) are not scanned: keys live in small files."""
+_GIT_TIMEOUT_S = 60
+
+
+class RepositoryUnreadableError(Exception):
+    """The path is not a git work tree, or git is missing. `error` explains it for the report."""
+
+    def __init__(self, error: SectionError) -> None:
+        self.error = error
+        super().__init__(error.message)
+
+
+def collect_repository(path: Path) -> RepoSnapshot:
+    """Scan the git work tree containing `path`. Raises `RepositoryUnreadableError`."""
+    git = shutil.which("git")
+    if git is None:
+        raise RepositoryUnreadableError(
+            SectionError("git is not installed", "Install git, or pass --no-repo.")
+        )
+    top = _git(git, path, ["rev-parse", "--show-toplevel"])
+    if top is None:
+        raise RepositoryUnreadableError(
+            SectionError(
+                f"{path} is not inside a git work tree",
+                "Pass --repo PATH pointing at your repository, or --no-repo.",
+            )
+        )
+    root = Path(top.strip())
+    tracked = _split(_git(git, root, ["ls-files", "-z", "--cached"]))
+    untracked = _split(_git(git, root, ["ls-files", "-z", "--others", "--exclude-standard"]))
+    # Ignored files are listed only to count them in the report (directories collapsed).
+    ignored_listing = _split(
+        _git(
+            git,
+            root,
+            ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"],
+        )
+    )
+    tracked_set = set(tracked)
+    candidates = sorted({p for p in (*tracked, *untracked, *ignored_listing) if is_env_file(p)})
+    ignored = _check_ignore(git, root, candidates)
+    env_files = tuple(
+        EnvFile(path=p, tracked=p in tracked_set, ignored=p in ignored) for p in candidates
+    )
+    secrets, scanned = scan_secrets(root, tracked)
+    known = baseline_entries(root / BASELINE)
+    secrets = tuple(s for s in secrets if (s.path, s.hashed) not in known)
+    return RepoSnapshot(root=root, env_files=env_files, secrets=secrets, files_scanned=scanned)
+
+
+def is_env_file(path: str) -> bool:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return not path.endswith("/") and any(fnmatch.fnmatchcase(name, p) for p in ENV_PATTERNS)
+
+
+def scan_secrets(root: Path, files: Sequence[str]) -> tuple[tuple[CommittedSecret, ...], int]:
+    """Run detect-secrets over `files` (relative to `root`), one by one in this process.
+
+    (`SecretsCollection.scan_files` would fork a multiprocessing pool: not what a CLI run from a
+    function or a test wants.) Returns the findings, sorted, and how many files were scanned.
+    """
+    from detect_secrets.core.secrets_collection import SecretsCollection
+    from detect_secrets.settings import default_settings
+
+    scanned = 0
+    collection = SecretsCollection(root=str(root))
+    with default_settings():
+        for name in files:
+            full = root / name
+            try:
+                if full.is_symlink() or not full.is_file() or full.stat().st_size > MAX_SCAN_BYTES:
+                    continue
+            except OSError:
+                continue
+            collection.scan_file(name)
+            scanned += 1
+    found = sorted(
+        {
+            CommittedSecret(
+                path=Path(filename).as_posix(),
+                line=int(secret.line_number),
+                kind=str(secret.type),
+                hashed=str(secret.secret_hash),
+            )
+            for filename, secrets in collection.data.items()
+            for secret in secrets
+        },
+        key=lambda s: (s.path, s.line, s.kind),
+    )
+    return tuple(found), scanned
+
+
+def baseline_entries(path: Path) -> set[tuple[str, str]]:
+    """(file, hashed secret) pairs a detect-secrets baseline accepts; empty when there is none.
+
+    An entry the audit marked `"is_secret": true` is a confirmed secret: it stays reported."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict):
+        return set()
+    return {
+        (str(filename), str(item.get("hashed_secret")))
+        for filename, items in results.items()
+        if isinstance(items, list)
+        for item in items
+        if isinstance(item, dict) and item.get("is_secret") is not True
+    }
+
+
+def _check_ignore(git: str, root: Path, paths: Sequence[str]) -> set[str]:
+    """The subset of `paths` an ignore rule matches (`--no-index`: tracked files are judged by
+    the rules too, so a committed .env that is also ignored is told apart from one that is not)."""
+    if not paths:
+        return set()
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell; paths come from git itself
+        [git, "-C", str(root), "check-ignore", "--no-index", "-z", "--stdin"],
+        input="\0".join(paths).encode() + b"\0",
+        capture_output=True,
+        timeout=_GIT_TIMEOUT_S,
+        check=False,
+    )
+    # Exit 1 means "nothing ignored"; 128 a fatal error, which leaves us with no information.
+    if result.returncode not in (0, 1):
+        return set()
+    return set(_split(result.stdout.decode("utf-8", "surrogateescape")))
+
+
+def _git(git: str, cwd: Path, args: list[str]) -> str | None:
+    """stdout of `git -C cwd args`, or None when git fails (not a repository)."""
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [git, "-C", str(cwd), *args],
+            capture_output=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.decode("utf-8", "surrogateescape")
+
+
+def _split(output: str | None) -> list[str]:
+    return [p for p in (output or "").split("\0") if p]

@@ -1,0 +1,24 @@
+"""Reporters: a readable table (colour on a terminal), JSON, and SARIF 2.1.0 for code scanning."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from instantly_guard.check.model import Report
+from instantly_guard.check.report import json, sarif, table
+
+FORMATS: Final = ("table", "json", "sarif")
+
+
+def render(report: Report, fmt: str, *, colour: bool = False) -> str:
+    """`report` in format `fmt` (one of FORMATS), ending with a newline."""
+    if fmt == "table":
+        return table.render(report, colour=colour)
+    if fmt == "json":
+        return json.render(report)
+    if fmt == "sarif":
+        return sarif.render(report)
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "render"]

@@ -1,0 +1,154 @@
+"""Webhook rules: transport, authentication, disabled deliveries, where events go."""
+
+from __future__ import annotations
+
+import fnmatch
+from urllib.parse import urlsplit
+
+from instantly_guard.check.model import Section, Severity, Snapshot, WebhookInfo
+from instantly_guard.check.policy import Policy
+from instantly_guard.check.rules.base import Failure, Outcome, plural, rule
+
+DISABLED_STATUS = -1
+
+
+def describe(hook: WebhookInfo) -> str:
+    label = f"{hook.name!r} " if hook.name else ""
+    return f"webhook {label}(id {hook.id}, event {hook.event_type or 'custom'})"
+
+
+def subject(hook: WebhookInfo) -> str:
+    return f"webhook/{hook.id}"
+
+
+def target_host(hook: WebhookInfo) -> str:
+    """The target's host name, lower-case; empty when the URL has none."""
+    try:
+        return (urlsplit(hook.target_url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _target(hook: WebhookInfo) -> str:
+    """The target without its query string or user info, which may carry a token."""
+    try:
+        parts = urlsplit(hook.target_url)
+    except ValueError:
+        return "<unparsable URL>"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def _hooks(snapshot: Snapshot) -> tuple[WebhookInfo, ...]:
+    return snapshot.webhooks or ()
+
+
+@rule(
+    "webhooks.plain-http",
+    title="Webhooks delivering over plain http://",
+    severity=Severity.HIGH,
+    section=Section.WEBHOOKS,
+    fix="Point the webhook at an https:// URL (PATCH /webhooks/{id} target_hook_url).",
+    help=(
+        "Webhook payloads carry lead data, and the only proof of origin is the custom header. "
+        "Over http:// both travel in clear text and can be read or replayed by anyone on the path."
+    ),
+)
+def plain_http(snapshot: Snapshot, policy: Policy) -> Outcome:
+    failures = [
+        Failure(f"{describe(hook)} delivers to {_target(hook)}", subject=subject(hook))
+        for hook in _hooks(snapshot)
+        if not hook.target_url.strip().lower().startswith("https://")
+    ]
+    return Outcome(failures, f"{plural(len(_hooks(snapshot)), 'webhook')}, all https")
+
+
+@rule(
+    "webhooks.no-auth-header",
+    title="Webhooks without an authentication header",
+    severity=Severity.HIGH,
+    section=Section.WEBHOOKS,
+    fix=(
+        "Declare a webhook secret (`instantly-guard secrets declare NAME --kind webhook-secret "
+        "--webhook-id ID`) so rotation sets the x-webhook-secret header, and configure the "
+        "receiver with INSTANTLY_WEBHOOK_SECRET_FILE."
+    ),
+    help=(
+        "Instantly does not sign deliveries: the custom headers set on the webhook are the only "
+        "way a receiver can tell Instantly from anyone who knows the URL."
+    ),
+)
+def no_auth_header(snapshot: Snapshot, policy: Policy) -> Outcome:
+    failures = [
+        Failure(f"{describe(hook)} sends no custom header", subject=subject(hook))
+        for hook in _hooks(snapshot)
+        if not hook.header_names
+    ]
+    return Outcome(failures, f"{plural(len(_hooks(snapshot)), 'webhook')}, all send a header")
+
+
+@rule(
+    "webhooks.disabled",
+    title="Webhooks disabled by Instantly after failed deliveries",
+    severity=Severity.HIGH,
+    section=Section.WEBHOOKS,
+    fix=(
+        "Fix the receiver (its logs show why deliveries failed: 401 wrong secret, 503 "
+        "misconfiguration or publish failure), then resume the webhook: POST /webhooks/{id}/resume."
+    ),
+    help=(
+        "Instantly switches a webhook off (status -1, audit type 20) after repeated delivery "
+        "failures. Until it is resumed, every event is lost."
+    ),
+)
+def disabled(snapshot: Snapshot, policy: Policy) -> Outcome:
+    failures = []
+    for hook in _hooks(snapshot):
+        if hook.status == DISABLED_STATUS:
+            since = f" since {hook.error_since:%Y-%m-%d %H:%M} UTC" if hook.error_since else ""
+            failures.append(
+                Failure(
+                    f"{describe(hook)} to {_target(hook)} is disabled{since}: events are lost",
+                    subject=subject(hook),
+                )
+            )
+    return Outcome(failures, f"{plural(len(_hooks(snapshot)), 'webhook')}, none disabled")
+
+
+@rule(
+    "webhooks.host-not-allowed",
+    title="Webhook targets outside the allowed hosts",
+    severity=Severity.MEDIUM,
+    section=Section.WEBHOOKS,
+    fix=(
+        "Delete the webhook if nobody owns its target, or add the host to the policy's "
+        "webhook_allowed_hosts after review."
+    ),
+    help=(
+        "Anyone holding webhooks:create or webhooks:update can send the event stream, lead data "
+        "included, to a host of their choosing. The allow list names the receivers you run "
+        "(exact host names, or patterns such as *.run.app)."
+    ),
+)
+def host_not_allowed(snapshot: Snapshot, policy: Policy) -> Outcome:
+    allowed = policy.webhook_allowed_hosts
+    if not allowed:
+        return Outcome(
+            skip="not configured: set webhook_allowed_hosts (or --webhook-host) to check targets"
+        )
+    failures = []
+    for hook in _hooks(snapshot):
+        host = target_host(hook)
+        if not any(fnmatch.fnmatchcase(host, pattern) for pattern in allowed):
+            failures.append(
+                Failure(
+                    f"{describe(hook)} delivers to {host or '<no host>'}, not in the allow list",
+                    subject=subject(hook),
+                )
+            )
+    return Outcome(
+        failures, f"{plural(len(_hooks(snapshot)), 'webhook')}, all to {', '.join(allowed)}"
+    )
+
+
+RULES = (plain_http, no_auth_header, disabled, host_not_allowed)

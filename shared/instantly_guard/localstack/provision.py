@@ -1,0 +1,209 @@
+"""Seed the local secret store and the sandbox the way a deployment would be set up.
+
+What a team does once by hand when deploying (store the admin key) and what Terraform declares
+(managed secrets), done here against the local backends; then every least-privilege key is minted
+by the rotation protocol itself, exactly as in production:
+
+    instantly-admin   the key-minting admin secret: holds the sandbox's `admin` key (all:all,
+                      set by hand as a team would), declared with the key_rotation_admin scopes
+    audit-exporter    audit_logs:read, minted by rotation; grace 0s locally, so a rotation
+                      revokes the old key at once (deployed default: 1d)
+    posture-check     the check's read-only key (profile posture_check), minted by rotation
+    webhook-admin     webhooks:read + webhooks:update, minted by rotation: updates the header
+    webhook-secret    the receiver's shared secret (kind webhook-secret) for the demo webhook:
+                      its first rotation generates it and sets the header on Instantly's webhook
+
+The receiver reads the webhook secret from a file, as deployed it reads a Secret Manager volume
+mounted on `latest`; `SecretMirror` plays the volume, copying `latest` to that file whenever it
+changes, so a rotation of the webhook secret reaches the receiver the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from instantly_guard.errors import GuardError
+from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
+from instantly_guard.rotation.builder import build_rotator
+from instantly_guard.rotation.engine import Trigger, set_current
+from instantly_guard.rotation.model import Kind, ManagedConfig
+from instantly_guard.scopes import PROFILES
+from instantly_guard.secret import Secret
+from instantly_guard.secrets.base import LATEST, SecretStore
+from instantly_guard.secrets.local import LocalSecretStore
+
+_log = logging.getLogger("instantly_guard.localstack")
+
+STORE_ADMIN: Final = "instantly-admin"
+STORE_EXPORTER: Final = "audit-exporter"
+STORE_CHECK: Final = "posture-check"
+STORE_WEBHOOK_ADMIN: Final = "webhook-admin"
+STORE_WEBHOOK: Final = "webhook-secret"
+DEMO_WEBHOOK_NAME: Final = "crm-replies"
+WEBHOOK_HEADER: Final = "x-webhook-secret"
+WEBHOOK_SECRET_FILE: Final = "webhook-secret"  # noqa: S105 - a file name
+CHECK_POLICY_FILE: Final = "check-policy.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    webhook_id: str
+    secrets: Mapping[str, str]  # name -> what it is, for the guide and stack.json
+    webhook_secret_file: Path
+    check_policy: Path
+
+
+def store_for(state_dir: Path) -> LocalSecretStore:
+    return LocalSecretStore(state_dir / "secrets")
+
+
+def backend_env(state_dir: Path, api_base: str) -> dict[str, str]:
+    """The variables every local function and CLI command shares."""
+    return {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(state_dir),
+        "INSTANTLY_API_BASE": api_base,
+    }
+
+
+def provision(
+    state_dir: Path,
+    api_base: str,
+    admin_key: str,
+    admin_key_id: str,
+    receiver_url: str,
+    *,
+    check_policy: Mapping[str, Any] | None = None,
+) -> Provisioned:
+    """Declare and mint every secret of the stack and point the demo webhook at the receiver."""
+    store = store_for(state_dir)
+    _declare(store, STORE_ADMIN, scopes=PROFILES["key_rotation_admin"].scope_strings)
+    set_current(store, STORE_ADMIN, Secret(admin_key), key_id=admin_key_id)
+    _declare(
+        store,
+        STORE_EXPORTER,
+        scopes=PROFILES["audit_exporter"].scope_strings,
+        admin_secret=STORE_ADMIN,
+        grace="0s",
+    )
+    _declare(
+        store,
+        STORE_CHECK,
+        scopes=PROFILES["posture_check"].scope_strings,
+        admin_secret=STORE_ADMIN,
+    )
+    _declare(
+        store,
+        STORE_WEBHOOK_ADMIN,
+        scopes=("webhooks:read", "webhooks:update"),
+        admin_secret=STORE_ADMIN,
+    )
+
+    with InstantlyClient(
+        StaticKey(admin_key), api_base, rate_limiter=RateLimiter(50, 3000), max_retries=2
+    ) as client:
+        hooks = list(client.list_webhooks())
+        hook = next((h for h in hooks if h.name == DEMO_WEBHOOK_NAME), None)
+        if hook is None:
+            hook = next((h for h in hooks if h.headers and h.status != -1), None)
+        if hook is None:
+            hook = client.create_webhook(
+                target_hook_url=receiver_url, event_type="all_events", name=DEMO_WEBHOOK_NAME
+            )
+        client.update_webhook(hook.id, target_hook_url=receiver_url)
+    _declare(
+        store,
+        STORE_WEBHOOK,
+        kind=Kind.WEBHOOK_SECRET,
+        admin_secret=STORE_WEBHOOK_ADMIN,
+        webhook_ids=(hook.id,),
+        webhook_header=WEBHOOK_HEADER,
+    )
+
+    rotator = build_rotator(backend_env(state_dir, api_base), store=store)
+    for name in (STORE_EXPORTER, STORE_CHECK, STORE_WEBHOOK_ADMIN, STORE_WEBHOOK):
+        rotator.rotate(name, Trigger.manual(rotator.now()))
+
+    policy_path = state_dir / CHECK_POLICY_FILE
+    policy_path.write_text(_toml(check_policy or {}), encoding="utf-8")
+    secret_file = state_dir / WEBHOOK_SECRET_FILE
+    SecretMirror(store, STORE_WEBHOOK, secret_file).sync()
+    return Provisioned(
+        webhook_id=hook.id,
+        secrets={
+            STORE_ADMIN: "admin key (the sandbox's all:all key, stored by hand)",
+            STORE_EXPORTER: "audit export key, audit_logs:read (grace 0s)",
+            STORE_CHECK: "posture check key, read-only",
+            STORE_WEBHOOK_ADMIN: "webhooks:read + webhooks:update, sets the webhook header",
+            STORE_WEBHOOK: f"receiver secret, sent by Instantly as {WEBHOOK_HEADER}",
+        },
+        webhook_secret_file=secret_file,
+        check_policy=policy_path,
+    )
+
+
+def _declare(store: SecretStore, name: str, *, kind: Kind = Kind.API_KEY, **options: Any) -> None:
+    labels, annotations = ManagedConfig.declare(kind=kind, **options)
+    meta = store.create_secret(name, labels=labels, annotations=annotations)
+    ManagedConfig.parse(meta)
+
+
+def _toml(values: Mapping[str, Any]) -> str:
+    """A flat TOML document of strings, integers and string lists (what a Policy holds)."""
+    import json
+
+    lines = [
+        "# Check policy of the local stack's demo workspace (see instantly_guard.check.policy)"
+    ]
+    for key, value in values.items():
+        lines.append(f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}")
+    return "\n".join(lines) + "\n"
+
+
+class SecretMirror:
+    """Copies the `latest` version of a secret to a file (0600) whenever it changes, like a
+    Secret Manager volume mounted on `latest`. `start()` polls in a daemon thread."""
+
+    def __init__(self, store: SecretStore, name: str, path: Path, *, interval: float = 0.5) -> None:
+        self._store, self._name, self._path, self._interval = store, name, path, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last: Secret | None = None
+
+    def sync(self) -> bool:
+        """Copy `latest` if it changed; True when the file was rewritten."""
+        value = self._store.access(self._name, LATEST)
+        if value == self._last:
+            return False
+        tmp = self._path.with_name(f".{self._path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value.reveal())
+        tmp.replace(self._path)
+        self._last = value
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="secret-mirror", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if self.sync():
+                    _log.info("webhook secret file updated from the store's latest version")
+            except (GuardError, OSError) as exc:
+                _log.warning("cannot mirror the webhook secret: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            with contextlib.suppress(RuntimeError):
+                self._thread.join(timeout=2)

@@ -1,0 +1,139 @@
+"""`instantly-guard check` end to end: flags, environment, formats, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from instantly_guard import scopes
+from instantly_guard.cli import main
+from instantly_sandbox import Sandbox
+from instantly_sandbox import seed as demo_seed
+
+
+@pytest.fixture
+def demo() -> Iterator[Sandbox]:
+    with Sandbox(seed="demo") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def env(demo: Sandbox, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    key = demo.add_key("posture-check", scopes.PROFILES["posture_check"].scope_strings)
+    values = {"INSTANTLY_API_BASE": demo.base_url, "INSTANTLY_API_KEY": key.key}
+    for name in ("INSTANTLY_API_KEY_FILE", "NO_COLOR", "FORCE_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in demo_seed.DEMO_POLICY.items()))
+    return path
+
+
+def test_json_report_and_default_fail_on_high(
+    env: dict[str, str], policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["check", "--format", "json", "--no-repo", "--policy", str(policy_file)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert report["workspace"] == demo_seed.WORKSPACE_NAME
+    assert report["summary"]["critical"] >= 2
+
+
+def test_fail_on_none_and_flags_override_the_file(
+    env: dict[str, str], policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "check",
+            "--no-repo",
+            "--policy",
+            str(policy_file),
+            "--fail-on",
+            "none",
+            "--allowed-domain",
+            "acme.example",
+            "--allowed-domain",
+            "gmail.com",
+            "--disable",
+            "keys.unmanaged",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "PASS  medium    members.outside-domain" in out
+    assert "keys.unmanaged" not in out
+    assert "\033[" not in out  # not a terminal: no colour
+
+
+def test_sarif_to_a_file(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "check.sarif"
+    code = main(
+        ["check", "--no-repo", "--format", "sarif", "-o", str(out), "--fail-on", "critical"]
+    )
+    assert code == 1
+    document = json.loads(out.read_text())
+    assert document["version"] == "2.1.0"
+    assert "report written to" in capsys.readouterr().err
+
+
+def test_missing_key_is_a_clear_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("INSTANTLY_API_KEY", raising=False)
+    monkeypatch.delenv("INSTANTLY_API_KEY_FILE", raising=False)
+    assert main(["check", "--no-repo"]) == 2
+    err = capsys.readouterr().err
+    assert "INSTANTLY_API_KEY" in err
+    assert "--no-workspace" in err
+    assert "api_keys:read" in err
+
+
+def test_revoked_key_is_explained(
+    demo: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INSTANTLY_API_BASE", demo.base_url)
+    monkeypatch.setenv("INSTANTLY_API_KEY", "not-a-real-key-0123456789")
+    assert main(["check", "--no-repo"]) == 2
+    assert "Instantly rejected the key" in capsys.readouterr().err
+
+
+def test_show_scopes_and_list_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--show-scopes"]) == 0
+    assert capsys.readouterr().out.split() == list(scopes.PROFILES["posture_check"].scope_strings)
+    assert main(["check", "--list-rules"]) == 0
+    assert "repository.committed-secret" in capsys.readouterr().out
+
+
+def test_unknown_rule_to_disable_is_refused(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--no-repo", "--disable", "keys.nope"]) == 2
+    assert "unknown rule id" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_repository_only_needs_no_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("INSTANTLY_API_KEY", raising=False)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".env").write_text("X=1\n")
+    code = main(["check", "--no-workspace", "--repo", str(tmp_path), "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1  # repository.env-not-ignored is high
+    assert {f["rule_id"] for f in report["findings"] if f["status"] == "fail"} == {
+        "repository.env-not-ignored"
+    }

@@ -1,0 +1,127 @@
+"""The repository rules on real temporary git repositories (git and detect-secrets, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from instantly_guard.check import Policy, Section, run_check
+from instantly_guard.check.gitrepo import RepositoryUnreadableError, collect_repository
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+# Built at run time so that this file itself holds nothing key-like for a scanner.
+AWS_LIKE_KEY = "AKIA" + "Z7Q4WXYN3B6KLM2P"
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    git(root, "init", "-q")
+    return root
+
+
+def commit_all(repo: Path) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "test")
+
+
+def failed_ids(repo: Path, policy: Policy | None = None) -> dict[str, list[str]]:
+    report = run_check(None, policy or Policy(), repo=repo)
+    result: dict[str, list[str]] = {}
+    for finding in report.findings:
+        if finding.failed:
+            result.setdefault(finding.rule_id, []).append(finding.evidence)
+    return result
+
+
+def test_committed_env_file_and_aws_key_are_found(repo: Path) -> None:
+    (repo / ".env").write_text("INSTANTLY_API_KEY=whatever\n")
+    (repo / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{AWS_LIKE_KEY}"\n')
+    (repo / "README.md").write_text("nothing to see\n")
+    commit_all(repo)
+
+    failed = failed_ids(repo)
+    assert failed["repository.env-not-ignored"] == [".env is committed (tracked by git)"]
+    [evidence] = [e for e in failed["repository.committed-secret"] if "settings.py" in e]
+    assert evidence.startswith("AWS Access Key in settings.py:1")
+    assert AWS_LIKE_KEY not in str(failed)
+
+
+def test_untracked_env_file_without_ignore_rule_fails(repo: Path) -> None:
+    (repo / "svc").mkdir()
+    (repo / "svc" / "prod.env").write_text("X=1\n")
+    failed = failed_ids(repo)
+    assert failed["repository.env-not-ignored"] == [
+        "svc/prod.env is not ignored by git (git check-ignore finds no rule)"
+    ]
+
+
+def test_ignored_env_and_example_files_pass(repo: Path) -> None:
+    (repo / ".gitignore").write_text(".env\n")
+    (repo / ".env").write_text("INSTANTLY_API_KEY=x\n")
+    (repo / ".env.example").write_text("INSTANTLY_API_KEY=\n")
+    commit_all(repo)
+    snapshot = collect_repository(repo)
+    assert {(e.path, e.tracked, e.ignored) for e in snapshot.env_files} == {
+        (".env", False, True),
+        (".env.example", True, False),
+    }
+    assert failed_ids(repo) == {}
+
+
+def test_a_detect_secrets_baseline_silences_audited_false_positives(repo: Path) -> None:
+    (repo / "settings.py").write_text(f'KEY = "{AWS_LIKE_KEY}"\n')
+    commit_all(repo)
+    [found] = collect_repository(repo).secrets
+    baseline = {"results": {"settings.py": [{"hashed_secret": found.hashed, "type": found.kind}]}}
+    (repo / ".secrets.baseline").write_text(json.dumps(baseline))
+    assert "repository.committed-secret" not in failed_ids(repo)
+    baseline["results"]["settings.py"][0]["is_secret"] = True
+    (repo / ".secrets.baseline").write_text(json.dumps(baseline))
+    assert "repository.committed-secret" in failed_ids(repo)
+
+
+def test_untracked_secrets_are_not_reported(repo: Path) -> None:
+    (repo / "scratch.py").write_text(f'key = "{AWS_LIKE_KEY}"\n')
+    assert "repository.committed-secret" not in failed_ids(repo)
+
+
+def test_allowlist_pragma_is_honoured(repo: Path) -> None:
+    (repo / "fixture.py").write_text(f'KEY = "{AWS_LIKE_KEY}"  # pragma: allowlist secret\n')
+    commit_all(repo)
+    assert "repository.committed-secret" not in failed_ids(repo)
+
+
+def test_a_directory_that_is_not_a_repository_is_skipped(tmp_path: Path) -> None:
+    with pytest.raises(RepositoryUnreadableError, match="not inside a git work tree"):
+        collect_repository(tmp_path)
+    report = run_check(None, Policy(), repo=tmp_path)
+    assert {f.status for f in report.findings} == {"skip"}
+    assert {f.rule_id for f in report.findings} == {
+        "repository.env-not-ignored",
+        "repository.committed-secret",
+    }
+    assert all(Section.REPOSITORY.value in f.rule_id for f in report.findings)
+
+
+def test_subdirectory_scans_the_whole_work_tree(repo: Path) -> None:
+    (repo / "sub").mkdir()
+    (repo / ".env").write_text("A=1\n")
+    snapshot = collect_repository(repo / "sub")
+    assert snapshot.root == repo.resolve()
+    assert [e.path for e in snapshot.env_files] == [".env"]

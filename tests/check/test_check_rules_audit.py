@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from tests.check.check_fixtures import event, failed, key, managed, run, snapshot
+
+from instantly_guard.check import Policy
+from instantly_guard.check.rules import audit
+
+
+def test_repeated_mfa_failures_for_one_user_fail() -> None:
+    events = tuple(event(29, age_days=0.1 * i, event_id=f"e{i}") for i in range(3))
+    found = failed(run(audit.mfa_failures, snapshot(audit=events)))
+    assert len(found) == 1
+    assert "3 failed MFA challenges for Jane Doe" in found[0].evidence
+
+
+def test_mfa_failures_below_threshold_or_outside_window_pass() -> None:
+    events = (
+        event(29, age_days=0.5, event_id="a"),
+        event(29, age_days=0.6, event_id="b"),
+        event(29, age_days=30, event_id="old"),
+    )
+    assert failed(run(audit.mfa_failures, snapshot(audit=events))) == []
+    assert failed(run(audit.mfa_failures, snapshot(audit=events), Policy(mfa_failure_threshold=2)))
+
+
+def test_mfa_lockout_fails_on_its_own() -> None:
+    found = failed(run(audit.mfa_failures, snapshot(audit=(event(30),))))
+    assert "locked" in found[0].evidence
+
+
+def test_user_names_that_are_addresses_are_hashed() -> None:
+    events = (event(30, user_name="jane@example.com"),)
+    found = failed(run(audit.mfa_failures, snapshot(audit=events)))
+    assert "jane@example.com" not in found[0].evidence
+
+
+def test_totp_disabled_fails() -> None:
+    found = failed(run(audit.totp_disabled, snapshot(audit=(event(26),))))
+    assert [f.subject for f in found] == ["audit-log/e-26-1-None"]
+
+
+def test_key_created_in_the_dashboard_is_outside_rotation() -> None:
+    found = failed(
+        run(
+            audit.key_change_outside_rotation, snapshot(keys=(), audit=(event(37, from_api=False),))
+        )
+    )
+    assert "in the dashboard" in found[0].evidence
+
+
+def test_key_created_by_an_unmanaged_key_is_outside_rotation() -> None:
+    admin = key("admin", "all:all", key_id="k-admin")
+    snap = snapshot(keys=(admin,), audit=(event(37, api_key_id="k-admin", name="zapier"),))
+    found = failed(run(audit.key_change_outside_rotation, snap))
+    assert "'zapier' created" in found[0].evidence
+    assert "unmanaged key 'admin'" in found[0].evidence
+
+
+def test_changes_by_the_managed_admin_key_are_rotation() -> None:
+    rotation_admin = managed(
+        "instantly-admin", "api_keys:create", "api_keys:read", "api_keys:delete"
+    )
+    snap = snapshot(
+        keys=(rotation_admin,),
+        audit=(event(37, api_key_id=rotation_admin.id), event(38, api_key_id=rotation_admin.id)),
+    )
+    assert failed(run(audit.key_change_outside_rotation, snap)) == []
+
+
+def test_a_trusted_hand_made_admin_key_is_listed_in_the_policy() -> None:
+    admin = key("bootstrap-admin", "api_keys:create", key_id="k-boot")
+    snap = snapshot(keys=(admin,), audit=(event(37, api_key_id="k-boot"),))
+    assert failed(run(audit.key_change_outside_rotation, snap))
+    assert not failed(
+        run(audit.key_change_outside_rotation, snap, Policy(rotation_keys=("bootstrap-admin",)))
+    )
+    assert not failed(
+        run(audit.key_change_outside_rotation, snap, Policy(rotation_keys=("k-boot",)))
+    )
+
+
+def test_a_deleted_actor_is_named_from_the_audit_metadata() -> None:
+    # The admin key rotated itself: its old version (deleted) created the new one.
+    events = (
+        event(
+            37,
+            api_key_id="k-old-admin",
+            age_days=2,
+            name="instantly-guard/admin/r2",
+            key_id="k-new",
+        ),
+        event(
+            38,
+            api_key_id="k-new",
+            age_days=1.9,
+            name="instantly-guard/admin/r1",
+            key_id="k-old-admin",
+        ),
+    )
+    new_admin = key("instantly-guard/admin/r2", "api_keys:create", key_id="k-new")
+    assert (
+        failed(run(audit.key_change_outside_rotation, snapshot(keys=(new_admin,), audit=events)))
+        == []
+    )
+
+
+def test_an_unknown_deleted_actor_is_outside_rotation() -> None:
+    snap = snapshot(keys=(), audit=(event(38, api_key_id="k-gone"),))
+    found = failed(run(audit.key_change_outside_rotation, snap))
+    assert "no longer exists" in found[0].evidence
+
+
+def test_audit_rules_pass_a_quiet_trail() -> None:
+    for rule in audit.RULES:
+        assert [f.status for f in run(rule, snapshot(keys=(), audit=(event(1),)))] == ["pass"]

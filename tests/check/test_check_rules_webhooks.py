@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from tests.check.check_fixtures import failed, run, snapshot, webhook
+
+from instantly_guard.check import Policy
+from instantly_guard.check.rules import webhooks
+
+
+def test_plain_http_target_fails_without_showing_the_query_string() -> None:
+    snap = snapshot(
+        webhooks=(webhook("a", "http://hooks.example.com/in?token=s3cr3t-value"), webhook("b"))
+    )
+    found = failed(run(webhooks.plain_http, snap))
+    assert [f.subject for f in found] == ["webhook/a"]
+    assert "http://hooks.example.com/in" in found[0].evidence
+    assert "s3cr3t" not in found[0].evidence
+
+
+def test_missing_or_empty_headers_both_fail() -> None:
+    snap = snapshot(
+        webhooks=(webhook("none", headers=None), webhook("empty", headers=()), webhook("ok"))
+    )
+    assert [f.subject for f in failed(run(webhooks.no_auth_header, snap))] == [
+        "webhook/none",
+        "webhook/empty",
+    ]
+
+
+def test_webhook_disabled_by_instantly_fails() -> None:
+    snap = snapshot(webhooks=(webhook("off", status=-1), webhook("on", status=1)))
+    found = failed(run(webhooks.disabled, snap))
+    assert [f.subject for f in found] == ["webhook/off"]
+    assert "events are lost" in found[0].evidence
+
+
+def test_host_allow_list_accepts_exact_and_wildcard_hosts() -> None:
+    snap = snapshot(
+        webhooks=(
+            webhook("a", "https://hooks.example.com/x"),
+            webhook("b", "https://fn-abc.a.run.app/receive"),
+            webhook("c", "https://webhook.site/123"),
+        )
+    )
+    policy = Policy(webhook_allowed_hosts=("hooks.example.com", "*.run.app"))
+    found = failed(run(webhooks.host_not_allowed, snap, policy))
+    assert [f.subject for f in found] == ["webhook/c"]
+    assert "webhook.site" in found[0].evidence
+
+
+def test_host_rule_is_skipped_without_an_allow_list() -> None:
+    findings = run(webhooks.host_not_allowed, snapshot(webhooks=(webhook(),)))
+    assert [f.status for f in findings] == ["skip"]
+    assert "webhook_allowed_hosts" in findings[0].evidence
+
+
+def test_a_good_webhook_passes_every_rule() -> None:
+    policy = Policy(webhook_allowed_hosts=("hooks.example.com",))
+    for rule in webhooks.RULES:
+        assert [f.status for f in run(rule, snapshot(webhooks=(webhook(),)), policy)] == ["pass"]

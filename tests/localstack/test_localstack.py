@@ -1,0 +1,239 @@
+"""`make run` and `make demo` for real: the stack as a subprocess, the demo against it, Ctrl-C,
+and a second start on the same ports. Bounded: every wait has a deadline, and a finalizer kills
+whatever a failed test left running."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from instantly_guard.localstack.guide import READY_LINE
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(280)]
+
+REPO = Path(__file__).resolve().parents[2]
+READY_TIMEOUT = 120.0
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers do: a port whose old connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "instantly_guard.cli", *args]
+
+
+def port_args(ports: list[int]) -> list[str]:
+    names = ("--sandbox-port", "--webhook-port", "--export-port", "--rotation-port")
+    return [part for name, port in zip(names, ports, strict=True) for part in (name, str(port))]
+
+
+class Stack:
+    """`instantly-guard localstack` running in the background, its stdout read line by line."""
+
+    def __init__(self, state_dir: Path, ports: list[int], log: Path) -> None:
+        self.state_dir, self.ports = state_dir, ports
+        self._stderr = log.open("ab")
+        self.process = subprocess.Popen(
+            cli("localstack", "--state-dir", str(state_dir), *port_args(ports)),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            start_new_session=True,  # like a terminal's job: we signal it ourselves
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(
+                    f"no {text!r} within {timeout}s; output so far:\n" + "\n".join(self.output)
+                )
+            try:
+                line = self.lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(
+                    f"the stack exited ({self.process.wait()}) before {text!r}:\n"
+                    + "\n".join(self.output)
+                )
+            self.output.append(line)
+            if text in line:
+                return
+
+    def child_pids(self) -> list[int]:
+        info = json.loads((self.state_dir / "stack.json").read_text())
+        return [info["sandbox"]["pid"], *(f["pid"] for f in info["functions"].values())]
+
+    def interrupt(self, timeout: float = 40.0) -> int:
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        self._stderr.close()
+        return code
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
+        self._stderr.close()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[int]]:
+    """Process groups to kill whatever happens (children of a stack that failed mid-test)."""
+    groups: list[int] = []
+    yield groups
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def assert_stopped(pids: list[int], ports: list[int], state_dir: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(group_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert [p for p in pids if group_alive(p)] == []
+    assert [p for p in ports if not port_free(p)] == []
+    assert not (state_dir / "stack.json").exists()
+
+
+def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> None:
+    state_dir, ports = tmp_path / "guard", free_ports(4)
+    for attempt in (1, 2):
+        stack = Stack(state_dir, ports, tmp_path / f"stack{attempt}.log")
+        cleanup.append(stack.process.pid)
+        try:
+            stack.wait_for(READY_LINE, READY_TIMEOUT)
+            stack.wait_for("Ctrl-C stops everything.", 10)
+            pids = stack.child_pids()
+            cleanup.extend(pids)
+            assert all(group_alive(p) for p in pids)
+            guide = "\n".join(stack.output)
+            for port in ports:
+                assert f"127.0.0.1:{port}" in guide
+            if attempt == 1:
+                for _ in range(2):  # a second demo against the same stack passes too
+                    demo = subprocess.run(
+                        cli("demo", "--state-dir", str(state_dir), *port_args(ports)),
+                        cwd=REPO,
+                        capture_output=True,
+                        text=True,
+                        timeout=180,
+                        check=False,
+                    )
+                    assert demo.returncode == 0, demo.stdout + demo.stderr
+                    assert "6/6 steps passed." in demo.stdout
+                    assert "starting one for this demo" not in demo.stdout  # the running stack
+                outbox = subprocess.run(
+                    cli("outbox", "--state-dir", str(state_dir)),
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=True,
+                )
+                assert len(outbox.stdout.splitlines()) == 2
+            assert stack.interrupt() == 0
+        finally:
+            if stack.process.poll() is None:
+                stack.kill()
+        stack.wait_for("stopped.", 10)
+        assert_stopped(pids, ports, state_dir)
+
+
+def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list[int]) -> None:
+    state_dir, ports = tmp_path / "guard", free_ports(4)
+    demo = subprocess.Popen(
+        cli("demo", "--state-dir", str(state_dir), *port_args(ports)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    cleanup.append(demo.pid)
+    try:
+        out, _ = demo.communicate(timeout=240)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert demo.returncode == 0, out
+    assert "starting one for this demo" in out
+    assert "6/6 steps passed." in out
+    assert "The demo's stack is stopped." in out
+    assert [p for p in ports if not port_free(p)] == []
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    ports = free_ports(4)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", ports[1]))
+        busy.listen()
+        result = subprocess.run(
+            cli("localstack", "--state-dir", str(tmp_path / "guard"), *port_args(ports)),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"webhook port {ports[1]} already in use" in result.stderr
+    assert "--webhook-port" in result.stderr
