@@ -11,6 +11,9 @@ resource "google_secret_manager_secret" "managed" {
 
   secret_id   = each.value.secret_id
   labels      = merge(local.labels, local.managed_label, { (local.kind_label) = each.value.kind })
+  # Non-authoritative in the google provider (>= 5): Terraform manages only the keys it declares
+  # (effective_annotations holds the rest), so the rotation function's own state annotations
+  # (phase, lease, revocations, ...) survive every apply. The two key sets are disjoint by test.
   annotations = local.secret_annotations[each.key]
 
   replication {

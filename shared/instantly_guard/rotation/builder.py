@@ -1,0 +1,105 @@
+"""Building the rotation's collaborators from configuration, once per instance (cold start).
+
+Environment (besides `CommonSettings`: GUARD_BACKEND, GUARD_STATE_DIR, INSTANTLY_API_BASE,
+GOOGLE_CLOUD_PROJECT, LOG_LEVEL, INSTANTLY_RATE_PER_SECOND/_PER_MINUTE):
+
+    ROTATION_LEASE          how long one delivery may work on a secret before another may take
+                            over (default 10m; keep it above the function timeout, 540 s)
+    ROTATION_TEST_ATTEMPTS  tries of the new key before the rotation fails (default 3)
+
+With GUARD_BACKEND=gcp, GOOGLE_CLOUD_PROJECT is required; with `local`, secrets live under
+GUARD_STATE_DIR/secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from instantly_guard.instantly.keys import KeyProvider
+from instantly_guard.rotation.engine import DEFAULT_LEASE, ClientFactory, InstantlyApi, Rotator
+from instantly_guard.secrets.base import SecretStore
+from instantly_guard.settings import Backend, CommonSettings, Reader
+
+
+@dataclass(frozen=True, slots=True)
+class RotationSettings:
+    common: CommonSettings
+    lease: timedelta
+    test_attempts: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RotationSettings:
+        reader = Reader(env)
+        common = CommonSettings.read(reader)
+        if common.backend is Backend.GCP and not common.project:
+            reader.problems.append("GOOGLE_CLOUD_PROJECT is required with GUARD_BACKEND=gcp")
+        settings = cls(
+            common=common,
+            lease=reader.duration("ROTATION_LEASE", DEFAULT_LEASE),
+            test_attempts=reader.integer("ROTATION_TEST_ATTEMPTS", 3, minimum=1, maximum=10),
+        )
+        reader.finish()
+        return settings
+
+
+def build_store(common: CommonSettings, **gcp_options: Any) -> SecretStore:
+    """The secret store the settings name. Google's client library is imported only for gcp."""
+    if common.backend is Backend.GCP:
+        from instantly_guard.secrets.gcp import GcpSecretStore
+
+        return GcpSecretStore(common.project or "", **gcp_options)
+    from instantly_guard.secrets.local import LocalSecretStore
+
+    return LocalSecretStore(common.state_dir / "secrets")
+
+
+def client_factory(common: CommonSettings) -> ClientFactory:
+    """Instantly clients for key providers, bound to the configured base URL and rate limits.
+
+    A rotation builds a few short-lived clients (admin key, key under test); they share one TLS
+    context, because loading the CA bundle costs tens of milliseconds per client.
+    """
+    import ssl
+
+    import certifi
+    import httpx
+
+    from instantly_guard.instantly.client import InstantlyClient
+    from instantly_guard.instantly.ratelimit import configure_default
+
+    limiter = configure_default(common.rate_per_second, common.rate_per_minute)
+    tls = ssl.create_default_context(cafile=certifi.where())
+
+    def build(provider: KeyProvider) -> InstantlyApi:
+        return InstantlyClient(
+            provider,
+            common.api_base,
+            rate_limiter=limiter,
+            transport=httpx.HTTPTransport(verify=tls),
+        )
+
+    return build
+
+
+def build_rotator(
+    env: Mapping[str, str],
+    *,
+    store: SecretStore | None = None,
+    clients: ClientFactory | None = None,
+    **options: Any,
+) -> Rotator:
+    """A `Rotator` from an environment mapping; `store` and `clients` may be injected (tests)."""
+    settings = RotationSettings.from_env(env)
+    return Rotator(
+        store if store is not None else build_store(settings.common),
+        clients if clients is not None else client_factory(settings.common),
+        lease=settings.lease,
+        test_attempts=settings.test_attempts,
+        **options,
+    )
+
+
+Builder = Callable[[Mapping[str, str]], Rotator]

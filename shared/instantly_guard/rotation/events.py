@@ -1,0 +1,150 @@
+"""Decoding the Pub/Sub messages the rotation function receives (as CloudEvents).
+
+An Eventarc Pub/Sub trigger delivers `google.cloud.pubsub.topic.v1.messagePublished` with data
+
+    {"message": {"attributes": {...}, "data": "<base64>", "messageId": "...",
+                 "publishTime": "..."}, "subscription": "..."}
+
+Two senders publish to the rotation topic:
+- Secret Manager: attributes `eventType` (SECRET_ROTATE, SECRET_VERSION_ADD, ...), `secretId`
+  (`projects/P/secrets/NAME`), `dataFormat`, `timestamp`; the data is the secret's metadata as
+  JSON, never a value. Only SECRET_ROTATE is acted on. Every other event type is what our own
+  writes cause (adding a version publishes SECRET_VERSION_ADD), and TOPIC_CONFIGURED has no
+  secretId: they are acknowledged and ignored, so rotating never triggers itself.
+- Cloud Scheduler, for the sweep: attribute `instantlyGuard: sweep` and/or data
+  `{"action": "sweep"}` (either is enough).
+
+Anything else is `Ignored`; a message that cannot be decoded is `Ignored(malformed=True)`: the
+function logs it and acknowledges it, because redelivering it can never make it valid.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+PUBSUB_EVENT_TYPE: Final = "google.cloud.pubsub.topic.v1.messagePublished"
+SWEEP_ATTRIBUTE: Final = "instantlyGuard"
+SWEEP_VALUE: Final = "sweep"
+_SECRET_ID = re.compile(r"^projects/(?P<project>[^/]+)/secrets/(?P<name>[A-Za-z0-9_-]{1,255})$")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class RotateRequest:
+    """Rotate `secret` because Secret Manager said it is due (`SECRET_ROTATE`)."""
+
+    secret: str
+    project: str
+    event_time: datetime
+    message_id: str
+
+    @property
+    def rotation_id(self) -> str:
+        """Deterministic per event: every delivery of one SECRET_ROTATE names the same rotation,
+        and so the same Instantly key name."""
+        digest = hashlib.sha256(
+            f"{self.project}/{self.secret}/{self.event_time.isoformat()}".encode()
+        ).hexdigest()[:6]
+        return f"{self.event_time:%Y%m%dt%H%M%S}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRequest:
+    """Finish due revocations and destructions of every managed secret."""
+
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    reason: str
+    malformed: bool = False
+    event_type: str | None = None
+
+
+Decoded = RotateRequest | SweepRequest | Ignored
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """RFC 3339 as Google writes it (`Z`, up to nanoseconds) -> aware datetime, or None."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def decode_message(message: Mapping[str, Any]) -> Decoded:
+    """Decode one Pub/Sub message (`{"attributes", "data", "messageId", "publishTime"}`)."""
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        return Ignored("attributes is not an object", malformed=True)
+    message_id = str(message.get("messageId") or message.get("message_id") or "")
+    body = _data(message.get("data"))
+    if isinstance(body, Ignored):
+        return body
+
+    if attributes.get(SWEEP_ATTRIBUTE) == SWEEP_VALUE or (
+        isinstance(body, Mapping) and body.get("action") == SWEEP_VALUE
+    ):
+        return SweepRequest(message_id=message_id)
+
+    event_type = attributes.get("eventType")
+    if not event_type:
+        return Ignored("neither a Secret Manager event nor a sweep", malformed=True)
+    if event_type != "SECRET_ROTATE":
+        return Ignored(f"{event_type} needs no action", event_type=str(event_type))
+    secret_id = str(attributes.get("secretId") or "")
+    match = _SECRET_ID.fullmatch(secret_id)
+    if match is None:
+        return Ignored("SECRET_ROTATE without a valid secretId", malformed=True)
+    when = parse_time(attributes.get("timestamp")) or parse_time(message.get("publishTime"))
+    if when is None:
+        return Ignored("SECRET_ROTATE without a timestamp", malformed=True)
+    return RotateRequest(
+        secret=match.group("name"),
+        project=match.group("project"),
+        event_time=when,
+        message_id=message_id,
+    )
+
+
+def decode_cloud_event(event_type: str | None, data: Any) -> Decoded:
+    """Decode the CloudEvent a Pub/Sub trigger delivers (its `type` and `data`)."""
+    if event_type is not None and event_type != PUBSUB_EVENT_TYPE:
+        return Ignored(f"unexpected CloudEvent type {event_type!r}", malformed=True)
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return Ignored("CloudEvent data is not JSON", malformed=True)
+    if not isinstance(data, Mapping) or not isinstance(data.get("message"), Mapping):
+        return Ignored("CloudEvent data has no Pub/Sub message", malformed=True)
+    return decode_message(data["message"])
+
+
+def _data(raw: Any) -> Mapping[str, Any] | str | Ignored | None:
+    """The message body: base64 as Pub/Sub sends it, decoded and parsed as JSON when it is."""
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str):
+        return Ignored("message data is not a base64 string", malformed=True)
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return Ignored("message data is not valid base64 UTF-8", malformed=True)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    return parsed if isinstance(parsed, Mapping) else text

@@ -1,0 +1,153 @@
+"""The rotation function's logic, behind the thin entry point `functions/key_rotation/main.py`.
+
+`RotationFunction.handle` decodes one delivery, runs it, and decides its fate:
+
+- acknowledge (return): ignored event types (SECRET_VERSION_ADD, TOPIC_CONFIGURED, ...), a
+  malformed message, a secret that is not managed, a duplicate, a finished rotation or sweep,
+  and permanent failures (bad declaration, missing scope, no admin key): redelivering cannot
+  fix those, so they are logged at ERROR (`rotation_failed: true`, for the alert) and dropped;
+- retry (raise `RetryRotationError`): failures a later attempt can fix: Instantly 5xx/429/timeouts,
+  a failed key test, a Secret Manager outage, a lost compare-and-swap, another delivery holding
+  the lease, and anything unexpected. The trigger uses RETRY_POLICY_RETRY with a dead-letter
+  topic, so a failure that never clears ends there instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from instantly_guard.errors import GuardError
+from instantly_guard.rotation.engine import (
+    Outcome,
+    RotationError,
+    Rotator,
+    describe_results,
+)
+from instantly_guard.rotation.events import Ignored, RotateRequest, decode_cloud_event
+
+_log = logging.getLogger("instantly_guard.rotation.function")
+
+
+class RetryRotationError(GuardError):
+    """Raised out of the function so that Pub/Sub redelivers the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    outcome: str
+    retry: bool = False
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Our errors say whether another attempt can help; anything else is assumed to (the
+    protocol is idempotent, and the dead-letter topic bounds the attempts)."""
+    if isinstance(exc, GuardError):
+        return bool(getattr(exc, "retryable", False))
+    return True
+
+
+class RotationFunction:
+    """Holds the rotator built once per instance; `handle` is called per delivery."""
+
+    def __init__(self, rotator: Rotator) -> None:
+        self.rotator = rotator
+
+    def handle(self, event_type: str | None, data: Any, *, event_id: str = "") -> Handled:
+        started = time.monotonic()
+        decoded = decode_cloud_event(event_type, data)
+        fields: dict[str, Any] = {"event_id": event_id}
+        if isinstance(decoded, Ignored):
+            level = logging.WARNING if decoded.malformed else logging.INFO
+            _log.log(
+                level,
+                "message acknowledged without action: %s",
+                decoded.reason,
+                extra={"fields": {**fields, "event_type": decoded.event_type}},
+            )
+            return Handled("malformed" if decoded.malformed else "ignored")
+        try:
+            if isinstance(decoded, RotateRequest):
+                fields.update(secret=decoded.secret, message_id=decoded.message_id)
+                result = self.rotator.handle(decoded)
+                handled = Handled(
+                    result.outcome.value,
+                    detail={
+                        "rotation_id": result.rotation_id,
+                        "current_version": result.current_version,
+                        "revoked_versions": result.revoked_versions,
+                    },
+                )
+            else:
+                fields.update(message_id=decoded.message_id)
+                results = self.rotator.sweep()
+                failed = [name for name, r in results.items() if isinstance(r, Exception)]
+                handled = Handled("swept", detail={"secrets": describe_results(results)})
+                if failed:
+                    # The next sweep retries them; a redelivery would redo the healthy ones too.
+                    _log.error(
+                        "sweep left failures",
+                        extra={"fields": {**fields, "failed": failed, "rotation_failed": True}},
+                    )
+        except Exception as exc:
+            retry = is_retryable(exc)
+            _log.log(
+                logging.WARNING if retry and isinstance(exc, RotationError) else logging.ERROR,
+                "rotation will be retried" if retry else "rotation failed permanently",
+                extra={
+                    "fields": {
+                        **fields,
+                        "error": f"{type(exc).__name__}: {exc}"[:400],
+                        "retryable": retry,
+                        "rotation_failed": not retry,
+                    }
+                },
+            )
+            return Handled("failed", retry=retry, detail={"error": type(exc).__name__})
+        level = logging.INFO
+        if handled.outcome == Outcome.NOT_MANAGED.value:
+            level = logging.WARNING
+        _log.log(
+            level,
+            "rotation message handled: %s",
+            handled.outcome,
+            extra={
+                "fields": {
+                    **fields,
+                    **handled.detail,
+                    "latency_ms": round((time.monotonic() - started) * 1000, 1),
+                }
+            },
+        )
+        return handled
+
+
+_lock = threading.Lock()
+_instance: RotationFunction | None = None
+
+
+def get_function(
+    env: Mapping[str, str], build: Callable[[Mapping[str, str]], Rotator] | None = None
+) -> RotationFunction:
+    """The instance's `RotationFunction`, built on first use (cold start), never at import."""
+    global _instance
+    with _lock:
+        if _instance is None:
+            if build is None:
+                from instantly_guard.rotation.builder import build_rotator
+
+                build = build_rotator
+            _instance = RotationFunction(build(env))
+        return _instance
+
+
+def reset_function() -> None:
+    """Forget the instance (tests)."""
+    global _instance
+    with _lock:
+        _instance = None

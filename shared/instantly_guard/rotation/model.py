@@ -1,0 +1,406 @@
+"""What a managed secret declares (its configuration) and where its rotation stands (its state).
+
+Both live on the secret itself, as Secret Manager annotations and version aliases, so the secret
+is the single source of truth and every change to the state is one etag-guarded update.
+
+Labels (select managed secrets; Terraform and `secrets declare` set them; underscores, not
+hyphens, so that a `labels.KEY=VALUE` list filter needs no quoting):
+    instantly_guard = managed
+    instantly_guard_kind = api-key | webhook-secret
+
+Declared annotations (configuration):
+    instantly-guard.kind            api-key (default) | webhook-secret
+    instantly-guard.scopes          the key's scopes, comma-separated            (api-key)
+    instantly-guard.key-prefix      key name prefix, default `instantly-guard`   (api-key)
+    instantly-guard.admin-secret    secret holding the key that mints/revokes; default: itself
+    instantly-guard.grace           how long the old key/secret keeps working, default 1d
+    instantly-guard.retention       how long a disabled version is kept before destroy, default 7d
+    instantly-guard.webhook-ids     comma-separated Instantly webhook ids         (webhook-secret)
+    instantly-guard.webhook-header  header carrying the secret, default x-webhook-secret
+
+State annotations (written by the rotation only):
+    instantly-guard.phase           creating | tested | stored; absent when idle
+    instantly-guard.rotation-id     id of the rotation in progress or last finished
+    instantly-guard.rotation-time   time of the event that started it (duplicate detection)
+    instantly-guard.lease           "<holder> <expiry>": who is working on it, until when
+    instantly-guard.pending-key-id  Instantly id of the tested key not yet current
+    instantly-guard.pending-fingerprint  sha256 prefix of that key (finds its version after a crash)
+    instantly-guard.current-key-id  Instantly id of the key in `current`
+    instantly-guard.revocations     JSON list of old keys/versions and when they may be revoked
+    instantly-guard.destructions    JSON list of disabled versions and when they may be destroyed
+    instantly-guard.last-rotated    time the last rotation finished
+    instantly-guard.last-error      the last failure (type and message; never a value)
+
+Aliases: `current` (what consumers read), `pending` (stored, not yet current), `previous` (the
+version `current` replaced, until it is revoked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from instantly_guard.errors import ConfigError
+from instantly_guard.secrets.base import SecretMetadata
+from instantly_guard.settings import parse_duration
+
+PREFIX: Final = "instantly-guard."
+LABEL: Final = "instantly_guard"
+LABEL_VALUE: Final = "managed"
+KIND_LABEL: Final = "instantly_guard_kind"
+MANAGED_LABELS: Final = {LABEL: LABEL_VALUE}
+
+CURRENT: Final = "current"
+PENDING: Final = "pending"
+PREVIOUS: Final = "previous"
+
+DEFAULT_KEY_PREFIX: Final = "instantly-guard"
+DEFAULT_GRACE: Final = timedelta(days=1)
+DEFAULT_RETENTION: Final = timedelta(days=7)
+DEFAULT_WEBHOOK_HEADER: Final = "x-webhook-secret"
+
+
+class A:
+    """Annotation keys."""
+
+    KIND = PREFIX + "kind"
+    SCOPES = PREFIX + "scopes"
+    KEY_PREFIX = PREFIX + "key-prefix"
+    ADMIN_SECRET = PREFIX + "admin-secret"
+    GRACE = PREFIX + "grace"
+    RETENTION = PREFIX + "retention"
+    WEBHOOK_IDS = PREFIX + "webhook-ids"
+    WEBHOOK_HEADER = PREFIX + "webhook-header"
+
+    PHASE = PREFIX + "phase"
+    ROTATION_ID = PREFIX + "rotation-id"
+    ROTATION_TIME = PREFIX + "rotation-time"
+    LEASE = PREFIX + "lease"
+    PENDING_KEY_ID = PREFIX + "pending-key-id"
+    PENDING_FINGERPRINT = PREFIX + "pending-fingerprint"
+    CURRENT_KEY_ID = PREFIX + "current-key-id"
+    REVOCATIONS = PREFIX + "revocations"
+    DESTRUCTIONS = PREFIX + "destructions"
+    LAST_ROTATED = PREFIX + "last-rotated"
+    LAST_ERROR = PREFIX + "last-error"
+
+
+STATE_KEYS: Final = frozenset(
+    {
+        A.PHASE,
+        A.ROTATION_ID,
+        A.ROTATION_TIME,
+        A.LEASE,
+        A.PENDING_KEY_ID,
+        A.PENDING_FINGERPRINT,
+        A.CURRENT_KEY_ID,
+        A.REVOCATIONS,
+        A.DESTRUCTIONS,
+        A.LAST_ROTATED,
+        A.LAST_ERROR,
+    }
+)
+
+
+class Kind(StrEnum):
+    API_KEY = "api-key"
+    WEBHOOK_SECRET = "webhook-secret"  # noqa: S105 (a kind name, not a password)
+
+
+class Phase(StrEnum):
+    IDLE = "idle"
+    CREATING = "creating"  # a key may exist in Instantly under this rotation's name, unrecorded
+    TESTED = "tested"  # a tested key is recorded; a version holding it may or may not exist
+    STORED = "stored"  # `pending` names the version holding the new key or secret
+
+
+def fingerprint(value: str) -> str:
+    """A non-reversible fingerprint of a high-entropy value (64 bits of SHA-256)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedConfig:
+    """The declared configuration of one managed secret."""
+
+    name: str
+    kind: Kind
+    scopes: tuple[str, ...]
+    key_prefix: str
+    admin_secret: str
+    grace: timedelta
+    retention: timedelta
+    webhook_ids: tuple[str, ...]
+    webhook_header: str
+
+    @property
+    def self_admin(self) -> bool:
+        return self.kind is Kind.API_KEY and self.admin_secret == self.name
+
+    def key_name(self, rotation_id: str) -> str:
+        """`<prefix>/<secret>/<rotation id>`: finds this rotation's key again after a crash."""
+        return f"{self.key_prefix}/{self.name}/{rotation_id}"
+
+    @staticmethod
+    def is_managed(meta: SecretMetadata) -> bool:
+        return meta.labels.get(LABEL) == LABEL_VALUE
+
+    @classmethod
+    def parse(cls, meta: SecretMetadata) -> ManagedConfig:
+        """Read the declared annotations; one ConfigError lists every problem."""
+        from instantly_guard.scopes import parse_scopes
+
+        notes = meta.annotations
+        problems: list[str] = []
+        raw_kind = notes.get(A.KIND, Kind.API_KEY.value)
+        try:
+            kind = Kind(raw_kind)
+        except ValueError:
+            problems.append(f"{A.KIND}={raw_kind!r} is not api-key or webhook-secret")
+            kind = Kind.API_KEY
+
+        def duration(key: str, default: timedelta) -> timedelta:
+            text = notes.get(key)
+            if not text:
+                return default
+            try:
+                return parse_duration(text)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+                return default
+
+        scopes: tuple[str, ...] = ()
+        raw_scopes = notes.get(A.SCOPES, "")
+        if kind is Kind.API_KEY:
+            try:
+                scopes = tuple(sorted(str(s) for s in parse_scopes(raw_scopes)))
+            except ConfigError as exc:
+                problems.append(f"{A.SCOPES}: {exc}")
+            if not scopes and not problems:
+                problems.append(f"{A.SCOPES} is required for an api-key secret")
+        webhook_ids = tuple(p.strip() for p in notes.get(A.WEBHOOK_IDS, "").split(",") if p.strip())
+        admin = notes.get(A.ADMIN_SECRET, "").strip() or meta.name
+        if kind is Kind.WEBHOOK_SECRET and admin == meta.name:
+            problems.append(
+                f"{A.ADMIN_SECRET} is required for a webhook secret "
+                "(a secret holding a key with webhooks:update)"
+            )
+        config = cls(
+            name=meta.name,
+            kind=kind,
+            scopes=scopes,
+            key_prefix=notes.get(A.KEY_PREFIX, "").strip() or DEFAULT_KEY_PREFIX,
+            admin_secret=admin,
+            grace=duration(A.GRACE, DEFAULT_GRACE),
+            retention=duration(A.RETENTION, DEFAULT_RETENTION),
+            webhook_ids=webhook_ids,
+            webhook_header=(notes.get(A.WEBHOOK_HEADER, "").strip() or DEFAULT_WEBHOOK_HEADER),
+        )
+        if problems:
+            raise ConfigError([f"secret {meta.name}: {p}" for p in problems])
+        return config
+
+    @classmethod
+    def declare(
+        cls,
+        *,
+        kind: Kind,
+        scopes: tuple[str, ...] = (),
+        key_prefix: str | None = None,
+        admin_secret: str | None = None,
+        grace: str | None = None,
+        retention: str | None = None,
+        webhook_ids: tuple[str, ...] = (),
+        webhook_header: str | None = None,
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Labels and annotations declaring a managed secret (what Terraform writes too)."""
+        notes = {A.KIND: kind.value}
+        if scopes:
+            notes[A.SCOPES] = ",".join(scopes)
+        for key, value in (
+            (A.KEY_PREFIX, key_prefix),
+            (A.ADMIN_SECRET, admin_secret),
+            (A.GRACE, grace),
+            (A.RETENTION, retention),
+            (A.WEBHOOK_HEADER, webhook_header),
+        ):
+            if value:
+                notes[key] = value
+        if webhook_ids:
+            notes[A.WEBHOOK_IDS] = ",".join(webhook_ids)
+        return {**MANAGED_LABELS, KIND_LABEL: kind.value}, notes
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """An old key (and its version) to revoke once `after` has passed.
+
+    For a webhook secret, `combined` is the version that carried both secrets during the grace."""
+
+    version: str | None
+    after: datetime
+    key_id: str | None = None
+    combined: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"after": self.after.isoformat()}  # exact: never revoke early
+        for name in ("version", "key_id", "combined"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Revocation:
+        after = _parse_time(str(data.get("after", "")))
+        if after is None:
+            raise ValueError("revocation without a valid 'after'")
+        return cls(
+            version=data.get("version"),
+            after=after,
+            key_id=data.get("key_id"),
+            combined=data.get("combined"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Destruction:
+    version: str
+    after: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "after": self.after.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Destruction:
+        after = _parse_time(str(data.get("after", "")))
+        if after is None or not str(data.get("version", "")).isdigit():
+            raise ValueError("destruction without a valid version or 'after'")
+        return cls(version=str(data["version"]), after=after)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    holder: str
+    until: datetime
+
+    def active(self, now: datetime) -> bool:
+        return now < self.until
+
+    def __str__(self) -> str:
+        return f"{self.holder} {_iso(self.until)}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Lease | None:
+        holder, _, until = (text or "").partition(" ")
+        when = _parse_time(until)
+        return cls(holder, when) if holder and when else None
+
+
+@dataclass(frozen=True, slots=True)
+class RotationState:
+    """Where a secret's rotation stands, read from its annotations and aliases."""
+
+    phase: Phase = Phase.IDLE
+    rotation_id: str | None = None
+    rotation_time: datetime | None = None
+    lease: Lease | None = None
+    pending_key_id: str | None = None
+    pending_fingerprint: str | None = None
+    current_key_id: str | None = None
+    revocations: tuple[Revocation, ...] = ()
+    destructions: tuple[Destruction, ...] = ()
+    last_rotated: datetime | None = None
+    last_error: str | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def current(self) -> str | None:
+        return self.aliases.get(CURRENT)
+
+    @property
+    def pending(self) -> str | None:
+        return self.aliases.get(PENDING)
+
+    @classmethod
+    def read(cls, meta: SecretMetadata) -> RotationState:
+        notes = meta.annotations
+        try:
+            phase = Phase(notes.get(A.PHASE, Phase.IDLE.value))
+        except ValueError:
+            phase = Phase.IDLE
+        return cls(
+            phase=phase,
+            rotation_id=notes.get(A.ROTATION_ID) or None,
+            rotation_time=_parse_time(notes.get(A.ROTATION_TIME)),
+            lease=Lease.parse(notes.get(A.LEASE)),
+            pending_key_id=notes.get(A.PENDING_KEY_ID) or None,
+            pending_fingerprint=notes.get(A.PENDING_FINGERPRINT) or None,
+            current_key_id=notes.get(A.CURRENT_KEY_ID) or None,
+            revocations=tuple(_load(A.REVOCATIONS, notes.get(A.REVOCATIONS), Revocation.from_json)),
+            destructions=tuple(
+                _load(A.DESTRUCTIONS, notes.get(A.DESTRUCTIONS), Destruction.from_json)
+            ),
+            last_rotated=_parse_time(notes.get(A.LAST_ROTATED)),
+            last_error=notes.get(A.LAST_ERROR) or None,
+            aliases=dict(meta.aliases),
+        )
+
+    def evolve(self, **changes: Any) -> RotationState:
+        return replace(self, **changes)
+
+    def annotations(self, declared: Mapping[str, str]) -> dict[str, str]:
+        """The full annotation map to write: declared keys kept, state keys from this state."""
+        notes = {k: v for k, v in declared.items() if k not in STATE_KEYS}
+        values: dict[str, str | None] = {
+            A.PHASE: None if self.phase is Phase.IDLE else self.phase.value,
+            A.ROTATION_ID: self.rotation_id,
+            # Full precision: duplicate detection compares event times exactly.
+            A.ROTATION_TIME: self.rotation_time.isoformat() if self.rotation_time else None,
+            A.LEASE: str(self.lease) if self.lease else None,
+            A.PENDING_KEY_ID: self.pending_key_id,
+            A.PENDING_FINGERPRINT: self.pending_fingerprint,
+            A.CURRENT_KEY_ID: self.current_key_id,
+            A.REVOCATIONS: _dump([r.to_json() for r in self.revocations]),
+            A.DESTRUCTIONS: _dump([d.to_json() for d in self.destructions]),
+            A.LAST_ROTATED: _iso(self.last_rotated) if self.last_rotated else None,
+            A.LAST_ERROR: self.last_error[:500] if self.last_error else None,
+        }
+        notes.update({k: v for k, v in values.items() if v})
+        return notes
+
+
+def _load(key: str, text: str | None, parse: Any) -> list[Any]:
+    """Parse a JSON list annotation. Malformed state is an error, never silently dropped: an
+    entry forgotten here could be an old key that is never revoked."""
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise TypeError("not a list")
+        return [parse(item) for item in items]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"annotation {key} is malformed ({exc}); repair it by hand") from exc
+
+
+def _dump(items: list[dict[str, Any]]) -> str | None:
+    return json.dumps(items, separators=(",", ":"), sort_keys=True) if items else None

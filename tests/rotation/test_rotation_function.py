@@ -1,0 +1,217 @@
+"""`rotate_api_key` through functions-framework, with real Pub/Sub CloudEvent envelopes.
+
+Status 200 means the function returned (Pub/Sub acknowledges); 500 means it raised (Pub/Sub
+redelivers, the trigger having RETRY_POLICY_RETRY)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from rotation_helpers import MANAGED, World
+
+from instantly_guard.rotation.function import reset_function
+from instantly_guard.rotation.model import A
+from instantly_guard.secrets.local import LocalSecretStore
+
+MAIN = Path(__file__).resolve().parents[2] / "functions" / "key_rotation" / "main.py"
+PROJECT = "demo-project"
+
+
+def envelope(
+    attributes: dict[str, str], data: bytes | str = b"", message_id: str = "1"
+) -> dict[str, Any]:
+    raw = data.encode() if isinstance(data, str) else data
+    return {
+        "message": {
+            "attributes": attributes,
+            "data": base64.b64encode(raw).decode(),
+            "messageId": message_id,
+            "publishTime": "2026-03-01T00:00:01.000Z",
+        },
+        "subscription": f"projects/{PROJECT}/subscriptions/eventarc-rotation",
+    }
+
+
+def rotate_message(secret: str, timestamp: str, message_id: str = "1") -> dict[str, Any]:
+    return envelope(
+        {
+            "eventType": "SECRET_ROTATE",
+            "secretId": f"projects/{PROJECT}/secrets/{secret}",
+            "dataFormat": "JSON",
+            "timestamp": timestamp,
+        },
+        json.dumps({"name": f"projects/{PROJECT}/secrets/{secret}"}),
+        message_id,
+    )
+
+
+@pytest.fixture
+def deployed(
+    world_factory: Callable[..., World], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[World, Any]]:
+    """The function deployed with the local backend against the sandbox; a world sharing its
+    secret store to arrange and observe."""
+    state = tmp_path / "state"
+    world = world_factory("local", inner=LocalSecretStore(state / "secrets"))
+    world.declare()
+    monkeypatch.setenv("GUARD_BACKEND", "local")
+    monkeypatch.setenv("GUARD_STATE_DIR", str(state))
+    monkeypatch.setenv("INSTANTLY_API_BASE", world.sandbox.base_url)
+    monkeypatch.setenv("ROTATION_TEST_ATTEMPTS", "1")
+    reset_function()
+    app = functions_framework.create_app(
+        target="rotate_api_key", source=str(MAIN), signature_type="cloudevent"
+    )
+    yield world, app.test_client()
+    reset_function()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_instantly_guard", False):
+            root.removeHandler(handler)
+    root.setLevel(logging.DEBUG)
+
+
+def post_structured(client: Any, data: dict[str, Any], event_id: str = "e-1") -> int:
+    event = {
+        "specversion": "1.0",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/secret-rotation",
+        "id": event_id,
+        "time": "2026-03-01T00:00:01Z",
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    response = client.post(
+        "/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}
+    )
+    return int(response.status_code)
+
+
+def post_binary(client: Any, data: dict[str, Any], event_id: str = "e-2") -> int:
+    response = client.post(
+        "/",
+        data=json.dumps(data),
+        headers={
+            "Content-Type": "application/json",
+            "ce-specversion": "1.0",
+            "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "ce-source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/secret-rotation",
+            "ce-id": event_id,
+        },
+    )
+    return int(response.status_code)
+
+
+def test_secret_rotate_provisions_then_a_redelivery_is_acknowledged(deployed: Any) -> None:
+    world, client = deployed
+    message = rotate_message(MANAGED, "2026-03-01T00:00:00.5Z")
+
+    assert post_structured(client, message) == 200
+    key = world.current_key()
+    assert world.key_works(key)
+
+    assert post_binary(client, message) == 200  # the same event, redelivered
+    assert world.current_key() == key
+    assert len(world.store.inner.list_versions(MANAGED)) == 1
+
+
+def test_a_later_secret_rotate_rotates_again(deployed: Any) -> None:
+    world, client = deployed
+    assert post_binary(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 200
+    old = world.current_key()
+    assert post_binary(client, rotate_message(MANAGED, "2026-04-01T00:00:00Z", "2")) == 200
+    assert world.current_key() != old
+    assert world.aliases()["previous"] == "1"
+    assert world.key_works(old)  # in its grace
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        envelope(
+            {
+                "eventType": "SECRET_VERSION_ADD",
+                "secretId": f"projects/{PROJECT}/secrets/{MANAGED}",
+                "versionId": f"projects/{PROJECT}/secrets/{MANAGED}/versions/1",
+                "dataFormat": "JSON",
+                "timestamp": "2026-03-01T00:00:00Z",
+            },
+            "{}",
+        ),
+        envelope({"eventType": "TOPIC_CONFIGURED", "dataFormat": "JSON"}, "{}"),
+        {"message": {"data": "!!! not base64 !!!"}},
+        {"message": {"attributes": {"eventType": "SECRET_ROTATE"}}},
+        {"unexpected": True},
+    ],
+    ids=["version-add", "topic-configured", "bad-base64", "no-secret-id", "no-message"],
+)
+def test_ignored_and_malformed_messages_are_acknowledged(deployed: Any, data: Any) -> None:
+    world, client = deployed
+    assert post_structured(client, data) == 200
+    assert world.sandbox.calls["POST /api-keys"] == 0
+    assert "current" not in world.aliases()
+
+
+def test_a_retryable_failure_makes_pubsub_redeliver(deployed: Any) -> None:
+    world, client = deployed
+    message = rotate_message(MANAGED, "2026-03-01T00:00:00Z")
+    world.sandbox.faults.fail_next("POST /api-keys", mode="error_503")
+
+    assert post_structured(client, message) == 500
+    assert "current" not in world.aliases()
+
+    assert post_structured(client, message) == 200
+    assert world.key_works(world.current_key())
+    world.assert_consistent()
+
+
+def test_a_permanent_failure_is_logged_and_acknowledged(
+    deployed: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, client = deployed
+    world.declare("misdeclared", admin="missing-admin-secret")
+    with caplog.at_level(logging.ERROR, logger="instantly_guard"):
+        assert post_structured(client, rotate_message("misdeclared", "2026-03-01T00:00:00Z")) == 200
+    assert any(getattr(r, "fields", {}).get("rotation_failed") for r in caplog.records)
+    assert "missing-admin-secret" in world.annotations("misdeclared")[A.LAST_ERROR]
+
+
+def test_a_secret_that_does_not_exist_is_acknowledged(deployed: Any) -> None:
+    _, client = deployed
+    assert (
+        post_structured(client, rotate_message("deleted-meanwhile", "2026-03-01T00:00:00Z")) == 200
+    )
+
+
+def test_the_sweep_message_revokes_what_is_due(deployed: Any) -> None:
+    world, client = deployed
+    world.rotator.handle(world.rotate_event())
+    old = world.current_key()
+    world.rotator.rotate(MANAGED, world.manual(revoke_now=False))
+    # Make the revocation due now, as if the grace had passed.
+    meta = world.store.inner.get(MANAGED)
+    notes = dict(meta.annotations)
+    notes[A.REVOCATIONS] = notes[A.REVOCATIONS].replace(
+        json.loads(notes[A.REVOCATIONS])[0]["after"], "2000-01-01T00:00:00+00:00"
+    )
+    world.store.inner.update(MANAGED, aliases=meta.aliases, annotations=notes, etag=meta.etag)
+
+    sweep = envelope({"instantlyGuard": "sweep"}, json.dumps({"action": "sweep"}))
+    assert post_binary(client, sweep) == 200
+    assert not world.key_works(old)
+    world.assert_consistent()
+
+
+def test_a_configuration_error_at_cold_start_is_retried(
+    deployed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = deployed
+    monkeypatch.setenv("GUARD_BACKEND", "carrier-pigeon")
+    assert post_structured(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 500

@@ -1,0 +1,192 @@
+"""Rotating a webhook secret: the receiver accepts the new secret before Instantly sends it,
+both during the grace, then only the new one.
+
+The receiver here does what the real one does with a Secret Manager volume on `latest`: it
+parses the latest version with `instantly_guard.webhook.secrets` on every request."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from rotation_helpers import GRACE, World
+
+from instantly_guard.errors import InstantlyError
+from instantly_guard.instantly import StaticKey
+from instantly_guard.rotation.engine import Outcome
+from instantly_guard.rotation.model import Kind
+from instantly_guard.secret import Secret
+from instantly_guard.secrets.base import VersionState
+from instantly_guard.webhook.secrets import parse_secret_payload
+
+HOOK_SECRET = "crm-webhook-secret"
+HOOK_ADMIN = "webhook-admin-key"
+HEADER = "x-webhook-secret"
+
+
+class Receiver:
+    """A loopback endpoint accepting a delivery only with a secret `latest` allows now."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.accepted = 0
+        self.rejected = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = 200 if receiver.allows(self.headers.get(HEADER, "")) else 401
+                if status == 200:
+                    receiver.accepted += 1
+                else:
+                    receiver.rejected += 1
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def allows(self, presented: str) -> bool:
+        latest = self.world.store.inner.access(HOOK_SECRET, "latest")
+        version = parse_secret_payload(latest.reveal())
+        return any(
+            hmac.compare_digest(presented.encode(), s.reveal().encode())
+            for s in version.accepted(self.world.clock())
+        )
+
+    def post(self, secret: Secret) -> int:
+        return httpx.post(
+            self.url, json={"event_type": "x"}, headers={HEADER: secret.reveal()}
+        ).status_code
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook(world: World) -> Iterator[tuple[World, Receiver, str]]:
+    receiver = Receiver(world)
+    sb = world.sandbox
+    with world.clients(StaticKey(sb.keys["admin"].key)) as client:
+        webhook = client.create_webhook(
+            target_hook_url=receiver.url, event_type="reply_received", name="crm"
+        )
+    # The key that may PATCH webhooks is itself managed: minted and rotated by the admin key.
+    world.declare(HOOK_ADMIN, scopes=("webhooks:read", "webhooks:update"))
+    world.rotator.handle(world.rotate_event(HOOK_ADMIN))
+    world.declare(
+        HOOK_SECRET, kind=Kind.WEBHOOK_SECRET, admin=HOOK_ADMIN, webhook_ids=(webhook.id,)
+    )
+    yield world, receiver, webhook.id
+    receiver.close()
+
+
+def _header(world: World, hook_id: str) -> str:
+    return str(world.sandbox.state.webhooks[hook_id].headers[HEADER])
+
+
+def test_first_rotation_provisions_the_secret_and_sets_the_header(hook: Any) -> None:
+    world, receiver, hook_id = hook
+    assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+
+    secret = world.store.inner.access(HOOK_SECRET, "current")
+    assert len(secret.reveal()) >= 43  # 32 random bytes, URL-safe base64
+    assert _header(world, hook_id) == secret.reveal()
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.rejected == 0
+
+
+def test_old_secret_is_accepted_during_the_grace_then_not(hook: Any) -> None:
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    old = world.store.inner.access(HOOK_SECRET, "current")
+
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+
+    latest = parse_secret_payload(world.store.inner.access(HOOK_SECRET, "latest").reveal())
+    new = latest.current
+    assert new != old
+    assert latest.previous == old
+    assert _header(world, hook_id) == new.reveal()
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.post(old) == 200, "an in-flight delivery with the old secret is refused"
+
+    world.clock.advance(GRACE + timedelta(seconds=1))
+    assert receiver.post(old) == 401  # the version's own expiry, before any sweep
+    world.rotator.sweep()
+
+    assert world.store.inner.access(HOOK_SECRET, "latest") == new  # a single-secret version
+    assert (
+        world.aliases(HOOK_SECRET)["current"]
+        == world.store.inner.list_versions(HOOK_SECRET)[-1].version
+    )
+    states = [v.state for v in world.store.inner.list_versions(HOOK_SECRET)]
+    assert states == [VersionState.DISABLED, VersionState.DISABLED, VersionState.ENABLED]
+    assert receiver.post(old) == 401
+    assert receiver.post(new) == 200
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+
+def test_the_receiver_accepts_the_new_secret_before_instantly_sends_it(hook: Any) -> None:
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    old = world.store.inner.access(HOOK_SECRET, "current")
+    event = world.rotate_event(HOOK_SECRET)
+    world.sandbox.faults.fail_next("PATCH /webhooks/{id}", times=3, mode="error_500")
+
+    with pytest.raises(InstantlyError):
+        world.rotator.handle(event)
+
+    # Stored first: `latest` already accepts the new secret; Instantly still sends the old one.
+    latest = parse_secret_payload(world.store.inner.access(HOOK_SECRET, "latest").reveal())
+    assert latest.previous == old
+    assert _header(world, hook_id) == old.reveal()
+    assert receiver.post(latest.current) == 200
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+    assert world.rotator.handle(event).outcome is Outcome.ROTATED
+    assert _header(world, hook_id) == latest.current.reveal()
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.rejected == 0
+
+
+def test_revoke_now_drops_the_old_webhook_secret_at_once(hook: Any) -> None:
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    old = world.store.inner.access(HOOK_SECRET, "current")
+
+    world.rotator.rotate(HOOK_SECRET, world.manual(revoke_now=True))
+
+    assert receiver.post(old) == 401
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+
+def test_a_bootstrapped_webhook_secret_stays_accepted_through_its_first_rotation(
+    hook: Any,
+) -> None:
+    world, receiver, hook_id = hook
+    bootstrap = Secret("bootstrap-secret-from-terraform-0123456789abcdef")
+    world.store.inner.add_version(HOOK_SECRET, bootstrap)  # no alias, as Terraform leaves it
+    with world.clients(StaticKey(world.sandbox.keys["admin"].key)) as client:
+        client.update_webhook(hook_id, headers={HEADER: bootstrap})
+
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+
+    latest = parse_secret_payload(world.store.inner.access(HOOK_SECRET, "latest").reveal())
+    assert latest.previous == bootstrap
+    assert receiver.post(bootstrap) == 200
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
