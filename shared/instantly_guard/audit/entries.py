@@ -1,0 +1,169 @@
+"""One Instantly audit entry -> one Cloud Logging entry.
+
+- `timestamp` is the event's time (not the export's), so queries and retention follow the event;
+- `insertId` is the Instantly entry id: Cloud Logging collapses entries with equal `insertId` and
+  `timestamp`, so an entry written twice (a crash between a write and the checkpoint, two
+  overlapping runs) shows up once;
+- `severity` and the activity name come from `severity.activity`;
+- labels: `organization`, `activity`, `from_api` (strings, as labels must be);
+- `jsonPayload` is the entry as Instantly sent it (unknown fields kept) plus `activity`.
+
+An entry may hold at most about 256 KiB. A payload above `MAX_PAYLOAD_BYTES` is cut, largest
+fields first, and marked with `_truncated: {"original_bytes": N, "fields": [...]}` rather than
+failing its whole batch; the identifying fields are never cut.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from instantly_guard.audit.severity import activity
+from instantly_guard.instantly.models import AuditLog
+
+MAX_PAYLOAD_BYTES: Final = 200 * 1024
+"""JSON size above which a payload is truncated: Cloud Logging's ~256 KiB per entry, less room for
+the envelope and the protobuf encoding of a Struct, which is a little larger than JSON."""
+
+ENVELOPE_BYTES: Final = 512
+"""Allowance per entry for insertId, timestamp, severity, labels and field tags when batching."""
+
+TRUNCATION_MARKER: Final = "_truncated"
+_KEPT: Final = frozenset(
+    {"id", "timestamp", "organization_id", "activity_type", "activity", "from_api"}
+)
+_CUT_SUFFIX: Final = "...[truncated]"
+_encode_str = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportEntry:
+    """A log entry ready for a sink.
+
+    The payload is kept as its JSON text (`payload_json`): compact while a day is buffered, and
+    what the JSONL sink writes as is; `payload` parses it. `size` estimates the encoded entry,
+    for batching.
+    """
+
+    insert_id: str
+    timestamp: datetime
+    severity: str
+    labels: Mapping[str, str]
+    payload_json: str
+    size: int
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload_json)
+        return value
+
+    @property
+    def key(self) -> tuple[datetime, str]:
+        """The export order: oldest first, ties broken by id."""
+        return (self.timestamp, self.insert_id)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime (a naive one is taken as UTC, as Instantly's times are)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _byte_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def payload_json(record: AuditLog, activity_name: str, max_bytes: int) -> str:
+    """The entry as Instantly sent it plus `activity`, as compact JSON within `max_bytes`."""
+    extra = record.model_extra or {}
+    if "activity" not in extra:
+        # Fast path: pydantic's serializer, then `activity` spliced in before the closing brace.
+        text = record.model_dump_json()
+        text = f'{text[:-1]},"activity":{_encode_str(activity_name)}}}'
+        if _byte_length(text) <= max_bytes:
+            return text
+    payload: dict[str, Any] = record.model_dump(mode="json")
+    payload["activity"] = activity_name
+    fitted, _ = fit_payload(payload, max_bytes)
+    return json.dumps(fitted, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_export_entry(
+    record: AuditLog,
+    *,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    timestamp: datetime | None = None,
+) -> ExportEntry:
+    """Build the log entry for one audit record (see the module doc). `timestamp` is the
+    record's time in UTC when the caller already has it."""
+    kind = activity(record.activity_type)
+    text = payload_json(record, kind.name, max_payload_bytes)
+    return ExportEntry(
+        insert_id=record.id,
+        timestamp=timestamp or as_utc(record.timestamp),
+        severity=kind.severity.value,
+        labels={
+            "organization": record.organization_id,
+            "activity": kind.name,
+            "from_api": "true" if record.from_api else "false",
+        },
+        payload_json=text,
+        # Label keys and values plus the fixed envelope; labels are short.
+        size=_byte_length(text) + ENVELOPE_BYTES + len(record.organization_id) + len(kind.name),
+    )
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    room = max(0, max_bytes - len(_CUT_SUFFIX))
+    return encoded[:room].decode("utf-8", errors="ignore") + _CUT_SUFFIX
+
+
+def fit_payload(payload: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], int]:
+    """Return `payload` (unchanged when it fits) and its JSON size in bytes.
+
+    When it does not fit, the largest cuttable fields are replaced, one at a time, by their JSON
+    text cut to what is left, until it fits; the marker names them and the original size.
+    """
+    size = _json_size(payload)
+    if size <= max_bytes:
+        return payload, size
+    original = size
+    result = dict(payload)
+    marker: dict[str, Any] = {"original_bytes": original, "fields": []}
+    result[TRUNCATION_MARKER] = marker
+    sizes = {k: _json_size(v) for k, v in payload.items() if k not in _KEPT}
+    for name in sorted(sizes, key=lambda k: sizes[k], reverse=True):
+        size = _json_size(result)
+        if size <= max_bytes:
+            break
+        value = payload[name]
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        # What this field may keep: its share once everything else is counted.
+        room = max(0, max_bytes - (size - sizes[name]) - 64)
+        budget = room
+        cut = _cut(text, budget)
+        # JSON escaping (quotes, control characters) can make the cut text longer than `room`.
+        while (overflow := _json_size(cut) - room) > 0 and budget > 0:
+            budget = max(0, budget - overflow - 16)
+            cut = _cut(text, budget)
+        result[name] = cut
+        marker["fields"].append(name)
+    size = _json_size(result)
+    if size > max_bytes:
+        # Only the kept fields are left and they alone are too big: nothing sane to keep.
+        result = {k: v for k, v in result.items() if k in _KEPT}
+        marker["fields"] = sorted(set(payload) - _KEPT)
+        result[TRUNCATION_MARKER] = marker
+        size = _json_size(result)
+    return result, size

@@ -1,0 +1,116 @@
+"""A page source that fetches the next day window in the background while the exporter writes.
+
+The exporter lists a window, then writes it; listing is network-bound and writing is CPU- and
+sink-bound, so done one after the other a run costs their sum. Before writing a window the
+exporter calls `prefetch(next window)`: a thread starts fetching those pages into a queue of at
+most `depth` pages (memory stays bounded), and the next `pages()` call for that same window is
+served from it. A `pages()` call for any other window discards the prefetch (the exporter passes
+over a day again after a cut, or stops). Pages are handed over in the order the inner source
+gives them and errors are raised where the exporter consumes them, so the exporter's logic and
+guarantees are unchanged; only the waiting overlaps.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from instantly_guard.audit.exporter import PageSource
+from instantly_guard.instantly.models import AuditLog
+
+Window = tuple[date, date | None]
+
+
+class _Fetch:
+    """One background listing of one window."""
+
+    def __init__(self, inner: PageSource, window: Window, depth: int) -> None:
+        self.window = window
+        self._inner = inner
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-readahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _run(self) -> None:
+        start, end = self.window
+        try:
+            for page in self._inner.pages(start_date=start, end_date=end):
+                if not self._put(("page", page)):
+                    return
+            self._put(("end", None))
+        except Exception as exc:  # handed to the consumer, raised in its thread
+            self._put(("error", exc))
+
+    def drain(self) -> Iterator[Sequence[AuditLog]]:
+        try:
+            while True:
+                kind, value = self._queue.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop and wait for the thread (at most the page request it is in the middle of)."""
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
+class ReadAheadSource:
+    """Wraps a `PageSource`; see the module doc. Not for concurrent use by several runs."""
+
+    def __init__(self, inner: PageSource, *, depth: int = 2) -> None:
+        if depth < 1:
+            raise ValueError("depth must be >= 1")
+        self._inner = inner
+        self._depth = depth
+        self._pending: _Fetch | None = None
+        self._lock = threading.Lock()
+
+    def prefetch(self, *, start_date: date, end_date: date | None) -> None:
+        """Start fetching this window in the background (replacing any earlier prefetch)."""
+        with self._lock:
+            previous, self._pending = self._pending, None
+        if previous is not None:
+            previous.cancel()
+        fetch = _Fetch(self._inner, (start_date, end_date), self._depth)
+        with self._lock:
+            self._pending = fetch
+
+    def pages(self, *, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            if pending.window == (start_date, end_date):
+                return pending.drain()
+            pending.cancel()
+        return self._inner.pages(start_date=start_date, end_date=end_date)
+
+    def cancel(self) -> None:
+        """Discard any prefetch (the run is over)."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()

@@ -1,0 +1,429 @@
+"""The audit export as a service: collaborators built once from configuration, one run per
+request, and the one place where a run's outcome becomes an HTTP status.
+
+Status choice (Cloud Scheduler counts any non-2xx as a failed attempt and retries it per the
+job's retry config; it cannot be told "do not retry"):
+
+    200  the run ended as planned: complete, stopped at its time budget, lost the checkpoint to
+         another run, a duplicate Scheduler delivery, or another run in progress
+    500  a permanent problem a person must fix: the key lacks `audit_logs:read`, was revoked or
+         is invalid, no paid plan, bad configuration, a sink or store refusing for good. The
+         job shows as failed; a retry costs one rejected API call and changes nothing
+    503  a transient failure (Instantly 5xx/429/timeouts after the client's own retries, Cloud
+         Logging or Cloud Storage unavailable): the job shows as failed and Scheduler's retry
+         config tries again; the checkpoint holds everything written so far
+
+Every failure is logged once at ERROR (permanent) or WARNING (transient) with what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from instantly_guard.audit.checkpoint.base import Checkpoint, CheckpointStore
+from instantly_guard.audit.checkpoint.local import LocalCheckpointStore
+from instantly_guard.audit.checkpoint.memory import MemoryCheckpointStore
+from instantly_guard.audit.exporter import (
+    ClientPageSource,
+    Exporter,
+    ExportOptions,
+    PageSource,
+    StopReason,
+    Summary,
+    utc_now,
+)
+from instantly_guard.audit.readahead import ReadAheadSource
+from instantly_guard.audit.settings import AuditSettings, KeySource
+from instantly_guard.audit.sinks.base import LogSink
+from instantly_guard.audit.sinks.local import JsonlSink
+from instantly_guard.errors import (
+    AuthenticationError,
+    BackendError,
+    ConfigError,
+    GuardError,
+    InstantlyError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    ScopeError,
+)
+from instantly_guard.instantly.keys import CachedKey, KeyProvider, StaticKey
+from instantly_guard.logs import bind_request_context
+from instantly_guard.secret import Secret
+from instantly_guard.settings import Backend
+
+_log = logging.getLogger("instantly_guard.audit")
+
+REQUIRED_SCOPE = "audit_logs:read"
+JOB_HEADER = "x-cloudscheduler-jobname"
+SCHEDULE_HEADER = "x-cloudscheduler-scheduletime"
+BACKFILL_BUDGET = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def scheduler_run_key(headers: Mapping[str, str]) -> str | None:
+    """`job@schedule-time` from Cloud Scheduler's headers; None when either is missing."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    job = (lowered.get(JOB_HEADER) or "").strip()
+    when = (lowered.get(SCHEDULE_HEADER) or "").strip()
+    if not job or not when:
+        return None
+    return f"{job}@{when}"[:512]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    kind: str
+    permanent: bool
+    message: str
+    fields: Mapping[str, Any]
+
+
+def describe_failure(error: GuardError, key_source: str) -> Failure:
+    """What went wrong, whether retrying can help, and what a person should do about it."""
+    if isinstance(error, ScopeError):
+        return Failure(
+            "missing_scope",
+            True,
+            f"the Instantly key from {key_source} lacks scope {REQUIRED_SCOPE} "
+            f"(Instantly requires {', '.join(error.required) or REQUIRED_SCOPE}; the key has "
+            f"{', '.join(error.found) or 'unknown scopes'}). Give the exporter a key with "
+            f"{REQUIRED_SCOPE} (declare the managed secret with --scopes {REQUIRED_SCOPE} and "
+            "rotate it).",
+            {"required": list(error.required), "found": list(error.found)},
+        )
+    if isinstance(error, AuthenticationError):
+        return Failure(
+            "invalid_key",
+            True,
+            f"Instantly rejected the key from {key_source} (missing, invalid or revoked). "
+            f"Store a valid key with {REQUIRED_SCOPE} there, or rotate the managed secret.",
+            {},
+        )
+    if isinstance(error, PaymentRequiredError):
+        return Failure(
+            "no_paid_plan",
+            True,
+            "the Instantly workspace has no active paid plan; the API (and its audit log) "
+            "needs one.",
+            {},
+        )
+    if isinstance(error, PermissionDeniedError):
+        return Failure(
+            "permission_denied",
+            True,
+            f"Instantly refused the key from {key_source} access to the audit log: {error.message}",
+            {},
+        )
+    if isinstance(error, InstantlyError):
+        kind = "instantly_unavailable" if error.retryable else "instantly_rejected"
+        return Failure(kind, not error.retryable, f"Instantly call failed: {error}", {})
+    if isinstance(error, ConfigError):
+        return Failure("config", True, str(error), {"problems": list(error.problems)})
+    if isinstance(error, BackendError):
+        kind = "backend_unavailable" if error.retryable else "backend_rejected"
+        return Failure(kind, not error.retryable, str(error), {})
+    return Failure("error", True, str(error), {})
+
+
+def respond(summary: Summary, key_source: str) -> Response:
+    """The one mapping from a run's outcome to the HTTP answer (see the module doc)."""
+    body = summary.to_json()
+    if summary.error is None:
+        return Response(200, body)
+    failure = describe_failure(summary.error, key_source)
+    body["error"] = {"kind": failure.kind, "message": failure.message, **failure.fields}
+    return Response(500 if failure.permanent else 503, body)
+
+
+def config_failure_response(error: ConfigError) -> Response:
+    failure = describe_failure(error, "")
+    return Response(
+        500, {"error": {"kind": failure.kind, "message": failure.message, **failure.fields}}
+    )
+
+
+class AuditExportService:
+    """One instance per process: holds the Instantly client, the sink and the store."""
+
+    def __init__(
+        self,
+        source: PageSource,
+        sink: LogSink,
+        store: CheckpointStore,
+        options: ExportOptions,
+        *,
+        key_source: str,
+        project: str | None = None,
+        log_level: str = "INFO",
+        clock: Callable[[], datetime] = utc_now,
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.source, self.sink, self.store = source, sink, store
+        self.log_level = log_level
+        self.options = options
+        self.key_source = key_source
+        self._project = project
+        self._clock = clock
+        self._close = close
+
+    def exporter(self) -> Exporter:
+        """An exporter for one run; its read-ahead (one per run) fetches the next day window
+        while the current one is written."""
+        source = ReadAheadSource(self.source)
+        return Exporter(source, self.sink, self.store, self.options, clock=self._clock)
+
+    def run(self, *, run_key: str | None = None) -> Summary:
+        """One scheduled-style run against the stored checkpoint, logged."""
+        summary = self.exporter().run(run_key=run_key)
+        self._log(summary)
+        return summary
+
+    def backfill(self, since: date, until: date | None = None) -> Summary:
+        """Export [since, until] (UTC days) without reading or moving the stored checkpoint.
+        Entries already exported collapse by insertId in Cloud Logging."""
+        start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+        store = MemoryCheckpointStore(Checkpoint.starting_at(start))
+        options = replace(
+            self.options, time_budget=BACKFILL_BUDGET, checkpoint_interval=timedelta(0)
+        )
+        exporter = Exporter(
+            ReadAheadSource(self.source), self.sink, store, options, clock=self._clock
+        )
+        summary = exporter.run(until=until)
+        self._log(summary)
+        return summary
+
+    def handle(self, method: str, headers: Mapping[str, str]) -> Response:
+        """An HTTP request from Cloud Scheduler (or a person) -> the response to send."""
+        if method.upper() != "POST":
+            return Response(
+                405, {"error": {"kind": "method", "message": "use POST"}}, {"Allow": "POST"}
+            )
+        lowered = {k.lower(): v for k, v in headers.items()}
+        run_key = scheduler_run_key(lowered)
+        with bind_request_context(lowered.get("x-cloud-trace-context"), self._project):
+            summary = self.run(run_key=run_key)
+        return respond(summary, self.key_source)
+
+    def _log(self, summary: Summary) -> None:
+        fields = summary.to_json()
+        if summary.error is None:
+            level = (
+                logging.WARNING if summary.stopped_reason is StopReason.LOST_RACE else logging.INFO
+            )
+            _log.log(
+                level, "audit export %s", summary.stopped_reason.value, extra={"fields": fields}
+            )
+            return
+        failure = describe_failure(summary.error, self.key_source)
+        fields["error"] = {"kind": failure.kind, **failure.fields}
+        _log.log(
+            logging.ERROR if failure.permanent else logging.WARNING,
+            "audit export failed: %s",
+            failure.message,
+            extra={"fields": fields},
+        )
+
+    def close(self) -> None:
+        """Close the Instantly client and whatever connections the sink and the store hold."""
+        if self._close is not None:
+            self._close()
+        for part in (self.sink, self.store):
+            closer = getattr(part, "close", None)
+            if callable(closer):
+                closer()
+
+
+# -- building from configuration -----------------------------------------------------------------
+
+
+def _key_provider(settings: AuditSettings, secret_store: Any | None) -> KeyProvider:
+    key: KeySource = settings.key
+    if key.secret_name is not None:
+        from instantly_guard.secrets.provider import secret_key_provider
+
+        store = secret_store if secret_store is not None else _secret_store(settings)
+        return secret_key_provider(store, key.secret_name)
+    if key.file is not None:
+        path = Path(key.file)
+
+        def fetch() -> Secret:
+            try:
+                return Secret(path.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise BackendError(f"cannot read INSTANTLY_API_KEY_FILE: {exc.strerror}") from exc
+
+        # Re-read at most once a minute, and at once after a bad-key 401 (a rotated mount).
+        return CachedKey(fetch, ttl=60.0)
+    if key.value is None:  # settings validation makes this unreachable
+        raise ConfigError("no Instantly key configured")
+    return StaticKey(key.value)
+
+
+def _secret_store(settings: AuditSettings) -> Any:
+    common = settings.common
+    if common.backend is Backend.GCP:
+        from instantly_guard.secrets.gcp import GcpSecretStore
+
+        return GcpSecretStore(settings.key.secret_project or common.project or "")
+    from instantly_guard.secrets.local import LocalSecretStore
+
+    return LocalSecretStore(common.state_dir / "secrets")
+
+
+def _local_sink(settings: AuditSettings) -> LogSink:
+    file_name = settings.log_name.replace("/", "_") + ".jsonl"
+    return JsonlSink(settings.common.state_dir / "audit" / file_name, log_name=settings.log_name)
+
+
+def _anonymous_credentials() -> Any:
+    """Credentials for a loopback stand-in: nothing to authenticate, nothing to leak."""
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
+def _gcp_sink(settings: AuditSettings) -> LogSink:
+    from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
+    from google.cloud.logging_v2.services.logging_service_v2.transports import (
+        LoggingServiceV2GrpcTransport,
+    )
+
+    from instantly_guard.audit.sinks.gcp import CloudLoggingSink
+
+    if settings.logging_emulator_host:
+        import grpc
+
+        channel = grpc.insecure_channel(settings.logging_emulator_host)
+        transport = LoggingServiceV2GrpcTransport(
+            channel=channel, credentials=_anonymous_credentials()
+        )
+        client = LoggingServiceV2Client(transport=transport)
+    else:
+        client = LoggingServiceV2Client()
+    return CloudLoggingSink(client, project=settings.common.project or "", log_id=settings.log_name)
+
+
+def _gcs_store(settings: AuditSettings) -> CheckpointStore:
+    from google.cloud.storage import Client as StorageClient
+
+    from instantly_guard.audit.checkpoint.gcs import GcsCheckpointStore
+
+    if settings.storage_emulator_host:
+        client = StorageClient(
+            project=settings.common.project,
+            credentials=_anonymous_credentials(),
+            client_options={"api_endpoint": settings.storage_emulator_host},
+        )
+    else:
+        client = StorageClient(project=settings.common.project)
+    return GcsCheckpointStore(client, settings.checkpoint_bucket or "", settings.checkpoint_object)
+
+
+def export_options(settings: AuditSettings) -> ExportOptions:
+    return ExportOptions(
+        lookback=settings.lookback,
+        time_budget=settings.time_budget,
+        overlap=settings.overlap,
+        max_buffered=settings.max_buffered,
+        # Cloud Storage takes about one write per second to one object. Writing less often only
+        # widens what a crash makes the next run write again (collapsed by insertId).
+        checkpoint_interval=timedelta(seconds=1),
+    )
+
+
+def build_service(
+    env: Mapping[str, str],
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    sink: LogSink | None = None,
+    store: CheckpointStore | None = None,
+    secret_store: Any | None = None,
+    client_options: Mapping[str, Any] | None = None,
+) -> AuditExportService:
+    """Everything a run needs, from an environment mapping (os.environ when deployed, a dict in
+    tests). Raises ConfigError listing every problem. Collaborators may be injected;
+    `client_options` go to `InstantlyClient` (e.g. `transport`, `sleep`, `max_retries`)."""
+    from instantly_guard.instantly.client import InstantlyClient
+    from instantly_guard.instantly.ratelimit import RateLimiter
+
+    settings = AuditSettings.from_env(env)
+    gcp = settings.common.backend is Backend.GCP
+    limiter = RateLimiter(settings.rate_per_second, settings.rate_per_minute)
+    client = InstantlyClient(
+        _key_provider(settings, secret_store),
+        settings.common.api_base,
+        **{"rate_limiter": limiter, "timeout": 30.0, **(client_options or {})},
+    )
+    if sink is None:
+        sink = _gcp_sink(settings) if gcp else _local_sink(settings)
+    if store is None:
+        store = (
+            _gcs_store(settings)
+            if gcp
+            else LocalCheckpointStore(settings.common.state_dir / "audit" / "checkpoint.json")
+        )
+    return AuditExportService(
+        ClientPageSource(client),
+        sink,
+        store,
+        export_options(settings),
+        key_source=settings.key.describe(),
+        project=settings.common.project,
+        log_level=settings.common.log_level,
+        clock=clock,
+        close=client.close,
+    )
+
+
+class LazyService:
+    """Builds the service on first use, once per process (cold start), thread-safe.
+
+    A configuration error is remembered and answered as 500 on every request (logged once):
+    the environment of a running instance does not change.
+    """
+
+    def __init__(self, build: Callable[[], AuditExportService]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._service: AuditExportService | None = None
+        self._error: ConfigError | None = None
+
+    def get(self) -> AuditExportService:
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._service is None:
+                try:
+                    self._service = self._build()
+                except ConfigError as exc:
+                    self._error = exc
+                    _log.error("audit export is misconfigured: %s", exc)
+                    raise
+            return self._service
+
+    def close(self) -> None:
+        """Close the service's connections (tests, orderly shutdown); a later call rebuilds."""
+        with self._lock:
+            service, self._service = self._service, None
+        if service is not None:
+            service.close()
+
+    def handle(self, method: str, headers: Mapping[str, str]) -> Response:
+        try:
+            service = self.get()
+        except ConfigError as exc:
+            return config_failure_response(exc)
+        return service.handle(method, headers)

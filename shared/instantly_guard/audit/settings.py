@@ -1,0 +1,164 @@
+"""Configuration of the audit export, read once at cold start from an environment mapping.
+
+Besides `CommonSettings` (GUARD_BACKEND, GUARD_STATE_DIR, INSTANTLY_API_BASE, GOOGLE_CLOUD_PROJECT,
+LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
+
+    AUDIT_LOG_NAME           Cloud Logging log id the entries go to (default instantly-audit)
+    AUDIT_CHECKPOINT_BUCKET  Cloud Storage bucket of the checkpoint (required with gcp)
+    AUDIT_CHECKPOINT_OBJECT  object name of the checkpoint (default instantly-audit/checkpoint.json)
+    AUDIT_LOOKBACK           how far back the first run starts (default 7d)
+    AUDIT_TIME_BUDGET        a run stops starting work after this long (default 480s)
+    AUDIT_OVERLAP            how far behind the newest exported entry late arrivals are still
+                             caught (default 5m)
+    AUDIT_MAX_BUFFERED       new entries kept per pass over one day (default 20000; up to twice
+                             that is held briefly before a cut)
+    AUDIT_RATE_SHARE         share of Instantly's workspace limit (100/s, 6,000/min) this export
+                             may use (default 0.25; INSTANTLY_RATE_* still cap it)
+    AUDIT_API_KEY_SECRET     secret holding the exporter's Instantly key (read at alias
+                             `current`): a Secret Manager name `projects/P/secrets/S` or `S`;
+                             with GUARD_BACKEND=local, a secret of the local store
+    INSTANTLY_API_KEY[_FILE] the key itself instead (local runs, the CLI)
+    LOGGING_EMULATOR_HOST    host:port of a Cloud Logging stand-in (loopback only; tests, bench)
+    STORAGE_EMULATOR_HOST    http://host:port of a Cloud Storage stand-in (tests)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+from urllib.parse import urlsplit
+
+from instantly_guard.secret import Secret
+from instantly_guard.settings import Backend, CommonSettings, Reader
+
+WORKSPACE_PER_SECOND: Final = 100.0
+WORKSPACE_PER_MINUTE: Final = 6000.0
+_LOG_ID = re.compile(r"^[A-Za-z0-9_.\-/]{1,512}$")
+_SECRET_RESOURCE = re.compile(
+    r"^(?:projects/(?P<project>[^/]+)/secrets/)?(?P<name>[A-Za-z0-9_-]{1,255})"
+    r"(?:/versions/[^/]+)?$"
+)
+_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where the exporter's Instantly key comes from; `describe()` names it in error messages."""
+
+    secret_name: str | None = None
+    secret_project: str | None = None
+    value: Secret | None = None
+    file: str | None = None  # INSTANTLY_API_KEY_FILE: re-read on a bad-key 401 (a rotated mount)
+    origin: str = ""
+
+    def describe(self) -> str:
+        if self.secret_name is not None:
+            where = f"projects/{self.secret_project}/secrets/" if self.secret_project else ""
+            return f"secret {where}{self.secret_name} (alias current, AUDIT_API_KEY_SECRET)"
+        return self.origin
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    common: CommonSettings
+    log_name: str
+    checkpoint_bucket: str | None
+    checkpoint_object: str
+    lookback: timedelta
+    time_budget: timedelta
+    overlap: timedelta
+    max_buffered: int
+    rate_share: float
+    key: KeySource
+    logging_emulator_host: str | None
+    storage_emulator_host: str | None
+
+    @property
+    def rate_per_second(self) -> float:
+        return min(self.common.rate_per_second, WORKSPACE_PER_SECOND * self.rate_share)
+
+    @property
+    def rate_per_minute(self) -> float:
+        return min(float(self.common.rate_per_minute), WORKSPACE_PER_MINUTE * self.rate_share)
+
+    @classmethod
+    def read(cls, reader: Reader) -> AuditSettings:
+        common = CommonSettings.read(reader)
+        gcp = common.backend is Backend.GCP
+        log_name = reader.text("AUDIT_LOG_NAME", "instantly-audit") or "instantly-audit"
+        if not _LOG_ID.fullmatch(log_name):
+            reader.problems.append(
+                f"AUDIT_LOG_NAME={log_name!r}: letters, digits, '/', '_', '-', '.' only"
+            )
+        bucket = reader.text("AUDIT_CHECKPOINT_BUCKET")
+        if gcp and not bucket:
+            reader.problems.append("AUDIT_CHECKPOINT_BUCKET is required with GUARD_BACKEND=gcp")
+        if gcp and not common.project:
+            reader.problems.append("GOOGLE_CLOUD_PROJECT is required with GUARD_BACKEND=gcp")
+        budget = reader.duration("AUDIT_TIME_BUDGET", timedelta(seconds=480))
+        if not timedelta(seconds=10) <= budget <= timedelta(seconds=3600):
+            reader.problems.append("AUDIT_TIME_BUDGET must be between 10s and 3600s")
+        lookback = reader.duration("AUDIT_LOOKBACK", timedelta(days=7))
+        if lookback <= timedelta(0):
+            reader.problems.append("AUDIT_LOOKBACK must be positive")
+        emulator = reader.text("LOGGING_EMULATOR_HOST")
+        if emulator and not emulator.startswith(_LOOPBACK):
+            reader.problems.append("LOGGING_EMULATOR_HOST must be a loopback host:port")
+        storage_emulator = reader.text("STORAGE_EMULATOR_HOST")
+        if storage_emulator and not (urlsplit(storage_emulator).hostname or "").startswith(
+            ("127.", "localhost", "::1")
+        ):
+            reader.problems.append("STORAGE_EMULATOR_HOST must be a loopback http://host:port")
+        return cls(
+            common=common,
+            log_name=log_name,
+            checkpoint_bucket=bucket,
+            checkpoint_object=reader.text(
+                "AUDIT_CHECKPOINT_OBJECT", "instantly-audit/checkpoint.json"
+            )
+            or "instantly-audit/checkpoint.json",
+            lookback=lookback,
+            time_budget=budget,
+            overlap=reader.duration("AUDIT_OVERLAP", timedelta(minutes=5)),
+            max_buffered=reader.integer("AUDIT_MAX_BUFFERED", 20_000, minimum=1000),
+            rate_share=reader.number("AUDIT_RATE_SHARE", 0.25, minimum=0.01, maximum=1.0),
+            key=_key_source(reader, common),
+            logging_emulator_host=emulator,
+            storage_emulator_host=storage_emulator,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AuditSettings:
+        reader = Reader(env)
+        settings = cls.read(reader)
+        reader.finish()
+        return settings
+
+
+def _key_source(reader: Reader, common: CommonSettings) -> KeySource:
+    resource = reader.text("AUDIT_API_KEY_SECRET")
+    value = reader.secret("INSTANTLY_API_KEY")
+    if resource and value is not None:
+        reader.problems.append("set AUDIT_API_KEY_SECRET or INSTANTLY_API_KEY(_FILE), not both")
+    if resource:
+        match = _SECRET_RESOURCE.fullmatch(resource)
+        if match is None:
+            reader.problems.append(
+                "AUDIT_API_KEY_SECRET must be projects/PROJECT/secrets/NAME or NAME"
+            )
+            return KeySource(origin="AUDIT_API_KEY_SECRET")
+        return KeySource(
+            secret_name=match.group("name"),
+            secret_project=match.group("project") or common.project,
+        )
+    if value is None:
+        reader.problems.append(
+            "no Instantly key: set AUDIT_API_KEY_SECRET (deployed) or INSTANTLY_API_KEY(_FILE)"
+        )
+        return KeySource(origin="INSTANTLY_API_KEY")
+    file = reader.text("INSTANTLY_API_KEY_FILE")
+    origin = f"INSTANTLY_API_KEY_FILE={file}" if file else "INSTANTLY_API_KEY"
+    return KeySource(value=value, file=file, origin=origin)

@@ -1,0 +1,114 @@
+"""`instantly-guard export-audit`: a scheduled-style run, and backfills that leave the stored
+checkpoint alone."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from instantly_guard.audit.sinks.local import read_entries
+from instantly_guard.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def env(sandbox_factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    sb = sandbox_factory(seed="empty", listing_order="random")
+    for name in [n for n in os.environ if n.startswith(("AUDIT_", "GUARD_", "INSTANTLY_"))]:
+        monkeypatch.delenv(name)
+    values = {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(tmp_path),
+        "INSTANTLY_API_BASE": sb.base_url,
+        "INSTANTLY_API_KEY": sb.keys["admin"].key,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return sb
+
+
+def _sink(tmp_path):  # type: ignore[no-untyped-def]
+    return tmp_path / "audit" / "instantly-audit.jsonl"
+
+
+def test_export_audit_runs_once_and_prints_the_summary(env, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    env.seed_audit_logs(1200, step=timedelta(minutes=1))
+
+    code = main(["export-audit"])
+
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["exported"] == 1200
+    assert summary["stopped_reason"] == "complete"
+    assert (tmp_path / "audit" / "checkpoint.json").exists()
+    assert main(["export-audit"]) == 0
+    assert json.loads(capsys.readouterr().out)["exported"] == 0
+
+
+def test_a_backfill_exports_its_window_and_leaves_the_checkpoint_alone(
+    env, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+        days=40
+    )
+    ids = env.seed_audit_logs(30 * 24, start=start, step=timedelta(hours=1))  # days -40 .. -11
+    since = (start + timedelta(days=5)).date()
+    until = (start + timedelta(days=9)).date()
+
+    code = main(["export-audit", "--since", since.isoformat(), "--until", until.isoformat()])
+
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["exported"] == 5 * 24
+    exported = {e["insertId"] for e in read_entries(_sink(tmp_path))}
+    assert exported == set(ids[5 * 24 : 10 * 24])
+    assert not (tmp_path / "audit" / "checkpoint.json").exists()
+
+
+def test_a_failed_run_exits_1_with_the_error_in_the_summary(env, capsys) -> None:  # type: ignore[no-untyped-def]
+    env.set_paid_plan(False)
+
+    code = main(["export-audit"])
+
+    assert code == 1
+    assert json.loads(capsys.readouterr().out)["error"]["kind"] == "no_paid_plan"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--until", "2026-01-01"], "needs --since"),
+        (["--since", "2026-01-05", "--until", "2026-01-01"], "before --since"),
+        (["--since", "2999-01-01"], "in the future"),
+    ],
+)
+def test_bad_date_ranges_are_refused(env, capsys, args, message) -> None:  # type: ignore[no-untyped-def]
+    assert main(["export-audit", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_malformed_date_is_an_argument_error(env, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit):
+        main(["export-audit", "--since", "yesterday"])
+    assert "not a date" in capsys.readouterr().err
+
+
+def test_missing_configuration_exits_2(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    for name in [n for n in os.environ if n.startswith(("AUDIT_", "GUARD_", "INSTANTLY_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GUARD_BACKEND", "local")
+    assert main(["export-audit"]) == 2
+    assert "no Instantly key" in capsys.readouterr().err
