@@ -1,7 +1,9 @@
 """Cloud Function `rotate_api_key`: rotates managed Instantly keys and webhook secrets.
 
-Triggered (Eventarc, Pub/Sub `messagePublished`, RETRY_POLICY_RETRY) by the topic Secret Manager
-notifies when a managed secret is due (SECRET_ROTATE), and by the scheduled sweep message.
+Fed by a Pub/Sub push subscription on the topic Secret Manager notifies when a managed secret is
+due (SECRET_ROTATE), and by the scheduled sweep message; functions-framework presents each push as
+a Pub/Sub `messagePublished` CloudEvent. The subscription retries with backoff and dead-letters
+(see docs/deploy.md for why it is not an Eventarc trigger).
 Thin by design: decoding, the protocol and the ack/retry decision live in
 `instantly_guard.rotation` (see `function.py`). Collaborators are built once per instance, on the
 first event (cold start), from the environment; nothing is read or connected at import time.

@@ -40,7 +40,8 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {str(k): _scrub(v) for k, v in value.items()}
+        # Keys too: a mapping keyed by value (headers by secret, counts by lead email) is possible.
+        return {redact(str(k)): _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_scrub(v) for v in value]
     if value is None or isinstance(value, bool | int | float):

@@ -1,7 +1,7 @@
 """`rotate_api_key` through functions-framework, with real Pub/Sub CloudEvent envelopes.
 
 Status 200 means the function returned (Pub/Sub acknowledges); 500 means it raised (Pub/Sub
-redelivers, the trigger having RETRY_POLICY_RETRY)."""
+redelivers: the push subscription has a retry policy)."""
 
 from __future__ import annotations
 
@@ -215,3 +215,25 @@ def test_a_configuration_error_at_cold_start_is_retried(
     _, client = deployed
     monkeypatch.setenv("GUARD_BACKEND", "carrier-pigeon")
     assert post_structured(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 500
+
+
+def post_push(client: Any, data: dict[str, Any]) -> int:
+    """A Pub/Sub push request as terraform/pubsub.tf's subscription sends it: the bare push
+    envelope, no CloudEvent headers; functions-framework converts it to messagePublished."""
+    response = client.post("/", data=json.dumps(data), headers={"Content-Type": "application/json"})
+    return int(response.status_code)
+
+
+def test_the_push_subscription_envelope_is_converted_and_handled(deployed: Any) -> None:
+    world, client = deployed
+    message = rotate_message(MANAGED, "2026-03-01T00:00:00Z")
+
+    assert post_push(client, message) == 200
+    key = world.current_key()
+    assert world.key_works(key)
+    assert post_push(client, message) == 200  # redelivered: acknowledged, nothing rotated
+    assert world.current_key() == key
+
+    sweep = envelope({"instantlyGuard": "sweep"}, json.dumps({"action": "sweep"}), "9")
+    assert post_push(client, sweep) == 200
+    assert world.sandbox.calls["POST /api-keys"] == 1

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from rotation_helpers import GRACE, World
+from rotation_helpers import GRACE, LEASE, Crash, World
 
 from instantly_guard.errors import InstantlyError
 from instantly_guard.instantly import StaticKey
@@ -190,3 +190,29 @@ def test_a_bootstrapped_webhook_secret_stays_accepted_through_its_first_rotation
     assert latest.previous == bootstrap
     assert receiver.post(bootstrap) == 200
     assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+
+def test_a_sweep_during_a_rotation_leaves_latest_accepting_the_secret_being_rolled_out(
+    hook: Any,
+) -> None:
+    """The settle step after the grace (a single-secret version) must never become `latest`
+    while a rotation is rolling a newer secret out: the receiver would refuse it."""
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))  # queues the first for revocation
+    world.clock.advance(GRACE + timedelta(seconds=1))
+    # The next rotation dies (lease still held) right after storing its version, before the
+    # webhooks are PATCHed: a sweep now finds the revocation due and the rotation in flight.
+    world.store.fail("update", at=2, after=True, exc=Crash)
+    with pytest.raises(Crash):
+        world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    rolling_out = parse_secret_payload(world.store.inner.access(HOOK_SECRET, "latest").reveal())
+
+    world.rotator.sweep()
+
+    assert receiver.post(rolling_out.current) == 200, "latest no longer accepts the new secret"
+    world.clock.advance(LEASE + timedelta(seconds=1))
+    world.rotator.sweep()  # resumes the rotation: the webhooks now send the new secret
+    assert _header(world, hook_id) == rolling_out.current.reveal()
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.rejected == 0

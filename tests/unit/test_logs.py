@@ -72,6 +72,16 @@ def test_secrets_tokens_and_emails_never_reach_the_line(log_stream: io.StringIO)
     assert len(_records(log_stream)) == 4
 
 
+def test_secrets_and_emails_used_as_field_keys_are_masked(log_stream: io.StringIO) -> None:
+    value = Secret("whsec_keyed_by_value_0123456789").reveal()
+    logging.getLogger("t").info(
+        "counts", extra={"fields": {"by_secret": {value: 1}, "by_lead": {"lead@example.org": 2}}}
+    )
+    text = log_stream.getvalue()
+    assert value not in text
+    assert "lead@example.org" not in text
+
+
 def test_configure_twice_keeps_one_handler(log_stream: io.StringIO) -> None:
     configure_logging("INFO", stream=log_stream)
     logging.getLogger("t").info("once")

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from instantly_guard.check.model import Severity
-
 if TYPE_CHECKING:
     from instantly_guard.instantly import InstantlyClient
 
-FAIL_ON_CHOICES = (*[str(s) for s in reversed(Severity)], "none")
+# `check.model.Severity`, most severe first, spelled out (a test keeps them equal): importing the
+# check package for an enum would load the Instantly client into every `instantly-guard --help`.
+FAIL_ON_CHOICES = ("critical", "high", "medium", "low", "info", "none")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         REQUIRED_SCOPES,
         RULES_BY_ID,
         Policy,
+        Severity,
         exit_code,
         run_check,
         scope_advice,

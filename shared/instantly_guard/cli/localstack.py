@@ -15,12 +15,14 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
-
-from instantly_guard.localstack.stack import DEFAULT_BASE_PORT
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from instantly_guard.localstack.stack import LocalStack
+
+# localstack.stack's DEFAULT_BASE_PORT (a test keeps them equal): importing that module for a
+# constant would load the Instantly client into every `instantly-guard --help`.
+DEFAULT_BASE_PORT: Final = 8700
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ import json
 import os
 import sys
 
-from instantly_guard.rotation.builder import build_rotator
-from instantly_guard.rotation.engine import Trigger, describe_results
+# The rotation modules (the Instantly client, pydantic, Google's client library) are imported in
+# the handlers: `instantly-guard --help` must not pay for them.
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def rotate_secret(args: argparse.Namespace) -> int:
+    from instantly_guard.rotation.builder import build_rotator
+    from instantly_guard.rotation.engine import Trigger
+
     rotator = build_rotator(os.environ)
     trigger = Trigger.manual(rotator.now(), revoke_now=args.revoke_now)
     result = rotator.rotate(args.name, trigger)
@@ -62,6 +65,9 @@ def rotate_secret(args: argparse.Namespace) -> int:
 
 
 def sweep_secrets(args: argparse.Namespace) -> int:
+    from instantly_guard.rotation.builder import build_rotator
+    from instantly_guard.rotation.engine import describe_results
+
     rotator = build_rotator(os.environ)
     results = rotator.sweep()
     sys.stdout.write(json.dumps(describe_results(results), indent=2, sort_keys=True) + "\n")

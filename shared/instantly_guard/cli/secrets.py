@@ -21,9 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from instantly_guard.errors import ConfigError
-from instantly_guard.rotation.builder import build_store
-from instantly_guard.rotation.engine import set_current
-from instantly_guard.rotation.model import Kind, ManagedConfig, RotationState
+from instantly_guard.rotation.model import MANAGED_LABELS, Kind, ManagedConfig, RotationState
 from instantly_guard.scopes import get_profile, parse_scopes
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import SecretMetadata, SecretStore, check_secret_name
@@ -78,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def open_store(env: Mapping[str, str] | None = None) -> SecretStore:
+    # Imported here: the builder loads the rotation engine (the Instantly client, pydantic),
+    # which `instantly-guard --help` must not pay for.
+    from instantly_guard.rotation.builder import build_store
+
     reader = Reader(os.environ if env is None else env)
     common = CommonSettings.read(reader)
     if common.backend.value == "gcp" and not common.project:
@@ -134,6 +136,8 @@ def declare_secret(args: argparse.Namespace) -> int:
 
 
 def set_secret(args: argparse.Namespace) -> int:
+    from instantly_guard.rotation.engine import set_current
+
     value = sys.stdin.read().strip()
     if not value:
         raise ConfigError("no value on stdin")
@@ -179,8 +183,6 @@ def show_secret(args: argparse.Namespace) -> int:
 
 
 def list_secrets(args: argparse.Namespace) -> int:
-    from instantly_guard.rotation.model import MANAGED_LABELS
-
     store = open_store()
     rows = []
     for meta in store.list_secrets(MANAGED_LABELS):

@@ -23,6 +23,8 @@ from instantly_guard.rotation.engine import DEFAULT_LEASE, ClientFactory, Instan
 from instantly_guard.secrets.base import SecretStore
 from instantly_guard.settings import Backend, CommonSettings, Reader
 
+MAX_FUNCTION_TIMEOUT = timedelta(seconds=540)  # an event-driven function's limit (Terraform's)
+
 
 @dataclass(frozen=True, slots=True)
 class RotationSettings:
@@ -41,6 +43,13 @@ class RotationSettings:
             lease=reader.duration("ROTATION_LEASE", DEFAULT_LEASE),
             test_attempts=reader.integer("ROTATION_TEST_ATTEMPTS", 3, minimum=1, maximum=10),
         )
+        if settings.lease <= MAX_FUNCTION_TIMEOUT:
+            # A shorter lease lets a redelivery take over a rotation that is still running: it
+            # would delete the key the first delivery is about to store.
+            reader.problems.append(
+                f"ROTATION_LEASE must be longer than the function timeout "
+                f"({int(MAX_FUNCTION_TIMEOUT.total_seconds())} s)"
+            )
         reader.finish()
         return settings
 

@@ -370,12 +370,13 @@ class Rotator:
 
         def change(state: RotationState) -> RotationState | None:
             lease = Lease(run.holder or "", now + self._lease)
+            if state.lease is not None and state.lease.active(now):
+                # A rotation in progress, or (phase IDLE) the settle step of a webhook secret.
+                raise RotationBusyError(
+                    f"secret {run.name}: rotation {state.rotation_id} is in progress "
+                    f"(lease until {state.lease.until.isoformat()})"
+                )
             if state.phase is not Phase.IDLE:
-                if state.lease is not None and state.lease.active(now):
-                    raise RotationBusyError(
-                        f"secret {run.name}: rotation {state.rotation_id} is in progress "
-                        f"(lease until {state.lease.until.isoformat()})"
-                    )
                 # Resume what was started: its key or version may already exist.
                 return state.evolve(lease=lease)
             if (
@@ -540,22 +541,11 @@ class Rotator:
             client.close()
 
     def _store_key(self, run: _Run, admin: InstantlyApi, key: Secret | None) -> None:
-        key_id = run.state.pending_key_id
         if key is None:
             version = self._find_pending_version(run)
             if version is None:
                 # The add never happened (or its result is unknowable): the key's string is lost.
-                _log.warning(
-                    "tested key was never stored; deleting it and starting over",
-                    extra=run._fields(step="store", key_id=key_id),
-                )
-                if key_id:
-                    self._delete_key(admin, key_id)
-                run.commit(
-                    lambda s: s.evolve(
-                        phase=Phase.CREATING, pending_key_id=None, pending_fingerprint=None
-                    )
-                )
+                self._abandon_key(run, admin, "tested key was never stored; starting over")
                 return
         else:
             try:
@@ -563,21 +553,21 @@ class Rotator:
             except BackendError:
                 found = self._find_pending_version(run)  # the add may have happened anyway
                 if found is None:
-                    _log.warning(
-                        "storing the key failed; deleting it",
-                        extra=run._fields(step="store", key_id=key_id),
-                    )
-                    if key_id:
-                        self._delete_key(admin, key_id)
-                    run.commit(
-                        lambda s: s.evolve(
-                            phase=Phase.CREATING, pending_key_id=None, pending_fingerprint=None
-                        )
-                    )
+                    self._abandon_key(run, admin, "storing the key failed")
                     raise
                 version = found
         run.commit(lambda s: s.evolve(phase=Phase.STORED, aliases={**s.aliases, PENDING: version}))
         _log.info("key stored", extra=run._fields(step="store", version=version))
+
+    def _abandon_key(self, run: _Run, admin: InstantlyApi, why: str) -> None:
+        """Delete the tested key that no version holds and go back to CREATING."""
+        key_id = run.state.pending_key_id
+        _log.warning("%s; deleting the key", why, extra=run._fields(step="store", key_id=key_id))
+        if key_id:
+            self._delete_key(admin, key_id)
+        run.commit(
+            lambda s: s.evolve(phase=Phase.CREATING, pending_key_id=None, pending_fingerprint=None)
+        )
 
     def _find_pending_version(self, run: _Run) -> str | None:
         """The version holding the key recorded in TESTED, found by its fingerprint."""
@@ -759,7 +749,12 @@ class Rotator:
         return [item.version for item in due if item.version]
 
     def _settle_webhook_secret(self, run: _Run) -> None:
-        """After the grace: make `current` a version holding only the new webhook secret."""
+        """After the grace: make `current` a version holding only the new webhook secret.
+
+        The added version becomes `latest`, which the receiver follows: so it is added only under
+        the rotation lease, never while a rotation is rolling a newer secret out (that rotation
+        replaces the combined version anyway). A rotation meanwhile backs off and is retried.
+        """
         current = run.state.current
         if current is None:
             return
@@ -767,21 +762,33 @@ class Rotator:
         new = webhook_secret.current_of(payload)
         if payload.reveal() == new.reveal():
             return  # already a single-secret version
-        latest_version = self.store.list_versions(run.name)[-1]
-        if (
-            latest_version.state is VersionState.ENABLED
-            and self.store.access(run.name, latest_version.version).reveal() == new.reveal()
-        ):
-            version = latest_version.version  # an earlier attempt added it already
-        else:
-            version = self.store.add_version(run.name, webhook_secret.single(new))
+        now = self._clock()
+        run.holder = _random.token_hex(6)
 
-        def change(state: RotationState) -> RotationState | None:
-            if state.current != current or state.phase is not Phase.IDLE:
+        def take(state: RotationState) -> RotationState | None:
+            busy = state.lease is not None and state.lease.active(now)
+            if busy or state.current != current or state.phase is not Phase.IDLE:
                 return None
-            return state.evolve(aliases={**state.aliases, CURRENT: version})
+            return state.evolve(lease=Lease(run.holder or "", now + self._lease))
 
-        run.commit(change, need_lease=False)
+        if not run.commit(take, need_lease=False):
+            return
+        try:
+            latest_version = self.store.list_versions(run.name)[-1]
+            if (
+                latest_version.state is VersionState.ENABLED
+                and self.store.access(run.name, latest_version.version).reveal() == new.reveal()
+            ):
+                version = latest_version.version  # an earlier attempt added it already
+            else:
+                version = self.store.add_version(run.name, webhook_secret.single(new))
+            run.commit(lambda s: s.evolve(aliases={**s.aliases, CURRENT: version}, lease=None))
+        except Exception:
+            with suppress(Exception):
+                run.reload()
+                if run.holds_lease():
+                    run.commit(lambda s: s.evolve(lease=None))
+            raise
         _log.info(
             "webhook secret settled (old secret no longer accepted)",
             extra=run._fields(step="revoke", version=version),

@@ -8,8 +8,9 @@
   fix those, so they are logged at ERROR (`rotation_failed: true`, for the alert) and dropped;
 - retry (raise `RetryRotationError`): failures a later attempt can fix: Instantly 5xx/429/timeouts,
   a failed key test, a Secret Manager outage, a lost compare-and-swap, another delivery holding
-  the lease, and anything unexpected. The trigger uses RETRY_POLICY_RETRY with a dead-letter
-  topic, so a failure that never clears ends there instead of looping forever.
+  the lease, and anything unexpected. The push subscription (terraform/pubsub.tf) retries with
+  backoff and has a dead-letter topic, so a failure that never clears ends there instead of
+  looping forever.
 """
 
 from __future__ import annotations
