@@ -11,7 +11,16 @@ from instantly_guard import __version__
 from instantly_guard.errors import GuardError
 
 # Subcommand modules, imported lazily so `instantly-guard sandbox` does not pay for Google's clients.
-COMMANDS: tuple[str, ...] = ("sandbox",)
+COMMANDS: tuple[str, ...] = (
+    "sandbox",
+    "outbox",
+    "export",
+    "check",
+    "secrets",
+    "rotate",
+    "localstack",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,301 @@
+"""Webhook receiver: throughput under functions-framework's production server, handler CPU, and
+cold import time.
+
+- requests/s of `receive_webhook` (no-op publisher, then the durable outbox) against a bare
+  function that only returns 200, both under the same server (gunicorn, functions-framework's
+  default workers and threads), the same client (httpx, keep-alive, `CONCURRENCY` connections),
+  2 KB payloads, `REQUESTS` requests per run, loopback. Runs alternate bare / webhook and the best
+  of `ROUNDS` is kept for each, so a burst of load from elsewhere on the machine hurts neither side
+  more than the other;
+- CPU time of `handle()` per request in process (time.process_time_ns; logging to /dev/null);
+- import time of functions/webhook/main.py against `import functions_framework` alone
+  (fresh interpreters, median of `IMPORT_RUNS`).
+
+Run: `python -m benchmarks webhook` (or `make bench`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import Row, percentile
+from instantly_guard.logs import configure_logging
+from instantly_guard.webhook import build_receiver
+from instantly_guard.webhook.testing import delivery, sample_event
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = ROOT / "functions" / "webhook" / "main.py"
+SECRET = "bench-webhook-secret-0123456789abcdef"
+PAYLOAD_BYTES = 2048
+REQUESTS = 2000
+CONCURRENCY = 4
+ROUNDS = 3
+CPU_SAMPLES = 3000
+IMPORT_RUNS = 7
+
+BARE_FUNCTION = """
+import functions_framework
+
+
+@functions_framework.http
+def bare(request):
+    return "OK"
+"""
+
+
+def _payloads(count: int, offset: int = 0) -> list[bytes]:
+    """`count` distinct 2 KB deliveries (distinct so that none is answered as a duplicate)."""
+    bodies = []
+    for n in range(count):
+        event = sample_event("reply_received", step=offset + n, pad="")
+        filler = PAYLOAD_BYTES - len(json.dumps(event).encode())
+        event["pad"] = "x" * max(0, filler)
+        bodies.append(json.dumps(event).encode())
+    return bodies
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process and its children (gunicorn's workers), from /proc."""
+    try:
+        pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+        ticks = 0
+        for one in pids:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _server(target: str, source: Path, env: Mapping[str, str]) -> Iterator[tuple[str, int]]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "INSTANTLY_"))}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "functions_framework"),
+            *("--target", target, "--source", str(source)),
+            *("--host", "127.0.0.1", "--port", str(port)),
+        ],
+        env={**keep, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{target} server did not start")
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _load(url: str, bodies: list[bytes]) -> float:
+    """Send every body once over CONCURRENCY keep-alive connections; return requests/s."""
+    headers = {"Content-Type": "application/json", "x-webhook-secret": SECRET}
+    shares = [bodies[i::CONCURRENCY] for i in range(CONCURRENCY)]
+    failures: list[int] = []
+    start = threading.Barrier(CONCURRENCY + 1)
+
+    def worker(share: list[bytes]) -> None:
+        with httpx.Client(timeout=30) as client:
+            client.get(url)  # open the connection before the clock starts
+            start.wait()
+            for body in share:
+                status = client.post(url, content=body, headers=headers).status_code
+                if status != 200:
+                    failures.append(status)
+
+    threads = [threading.Thread(target=worker, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. status {failures[0]}")
+    return len(bodies) / elapsed
+
+
+def _throughput(
+    state_dir: Path, bare_source: Path
+) -> tuple[dict[str, float], dict[str, float | None]]:
+    """Best requests/s of each setup, and the server's CPU microseconds per request (median)."""
+    common = {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(state_dir),
+        "INSTANTLY_WEBHOOK_SECRET": SECRET,
+    }
+    setups = {
+        "bare": ("bare", bare_source, common),
+        "noop": ("receive_webhook", MAIN, {**common, "WEBHOOK_PUBLISHER": "noop"}),
+        "outbox": ("receive_webhook", MAIN, {**common, "WEBHOOK_PUBLISHER": "outbox"}),
+    }
+    best: dict[str, float] = dict.fromkeys(setups, 0.0)
+    cpu: dict[str, list[float]] = {name: [] for name in setups}
+    offset = 0
+    for _ in range(ROUNDS):
+        for name, (target, source, env) in setups.items():
+            bodies = _payloads(REQUESTS, offset)
+            offset += REQUESTS
+            with _server(target, source, env) as (url, pid):
+                _load(url, bodies[:200])  # warm-up (cold start, first connections)
+                before = _cpu_seconds(pid)
+                best[name] = max(best[name], _load(url, bodies[200:]))
+                after = _cpu_seconds(pid)
+                if before is not None and after is not None:
+                    cpu[name].append((after - before) / (len(bodies) - 200) * 1e6)
+    per_request = {name: statistics.median(v) if v else None for name, v in cpu.items()}
+    return best, per_request
+
+
+def _handler_cpu(state_dir: Path) -> tuple[float, float]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    with open(os.devnull, "w") as sink:
+        configure_logging("INFO", stream=sink)
+        try:
+            env = {
+                "GUARD_BACKEND": "local",
+                "GUARD_STATE_DIR": str(state_dir),
+                "INSTANTLY_WEBHOOK_SECRET": SECRET,
+                "WEBHOOK_PUBLISHER": "noop",
+            }
+            receiver = build_receiver(env)
+            requests = [delivery(body, SECRET) for body in _payloads(CPU_SAMPLES + 200, 10**6)]
+            samples = []
+            for n, request in enumerate(requests):
+                began = time.process_time_ns()
+                status = receiver.handle(request).status
+                spent = time.process_time_ns() - began
+                if status != 200:
+                    raise RuntimeError(f"handler answered {status}")
+                if n >= 200:
+                    samples.append(spent / 1000)
+        finally:
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+    return percentile(samples, 50), percentile(samples, 99)
+
+
+_IMPORT_FF = "import functions_framework"
+_IMPORT_MAIN = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location('main', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(module)\n"
+)
+_TIMER = "import time\nbegan = time.perf_counter()\n{code}\nprint(time.perf_counter() - began)\n"
+
+
+def _import_ms(code: str) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", _TIMER.format(code=code), str(MAIN)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    return float(done.stdout.strip().splitlines()[-1]) * 1000
+
+
+def _imports() -> tuple[float, float]:
+    ff, main = [], []
+    for _ in range(IMPORT_RUNS):  # interleaved, so a slow moment hurts both alike
+        ff.append(_import_ms(_IMPORT_FF))
+        main.append(_import_ms(_IMPORT_MAIN))
+    return statistics.median(main), statistics.median(ff)
+
+
+def run() -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
+        tmp_path = Path(tmp)
+        bare_source = tmp_path / "bare" / "main.py"
+        bare_source.parent.mkdir()
+        bare_source.write_text(BARE_FUNCTION)
+        rates, server_cpu = _throughput(tmp_path / "state", bare_source)
+        p50, p99 = _handler_cpu(tmp_path / "cpu-state")
+    main_ms, ff_ms = _imports()
+    server = (
+        f"gunicorn via functions-framework, {REQUESTS - 200} x 2 KB POSTs, "
+        f"{CONCURRENCY} keep-alive connections, best of {ROUNDS}"
+    )
+    rows = [
+        Row(
+            "receive_webhook req/s, no-op publisher",
+            rates["noop"],
+            "req/s",
+            rates["bare"],
+            f"baseline: bare function returning 200; {server}",
+        ),
+        Row(
+            "receive_webhook req/s, durable outbox",
+            rates["outbox"],
+            "req/s",
+            rates["bare"],
+            "GUARD_BACKEND=local: one fsync'd file + directory fsync per event",
+        ),
+    ]
+    if server_cpu["noop"] is not None:
+        rows.append(
+            Row(
+                "server CPU per request, no-op publisher",
+                server_cpu["noop"],
+                "us",
+                server_cpu["bare"],
+                "gunicorn master + workers (/proc), median of rounds; baseline: bare function",
+            )
+        )
+    rows += [
+        Row("handle() CPU per request, p50", p50, "us", None, "in process, 2 KB, no-op publisher"),
+        Row("handle() CPU per request, p99", p99, "us", None, "includes the JSON log line"),
+        Row(
+            "cold import of functions/webhook/main.py",
+            main_ms,
+            "ms",
+            ff_ms,
+            f"baseline: import functions_framework alone; median of {IMPORT_RUNS}",
+        ),
+    ]
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)

@@ -1,0 +1,319 @@
+"""One delivery, start to finish: `handle(request, deps) -> Response`.
+
+The order is part of the contract:
+
+1. no usable secret (configuration) ............................. 503, every request, fail closed
+2. method other than POST ......................................... 405 with `Allow: POST`
+3. credentials / source address (before any byte of the body) ..... 401, one body for every cause
+4. Content-Type not JSON .......................................... 415
+5. body over the limit (Content-Length, or reading at most limit+1)  413
+6. body unreadable, or not a valid event .......................... 400 naming the problem
+7. duplicate of an event accepted within the window ............... 200 `"duplicate": true`
+8. publish, waiting (bounded) for the acknowledgement ............. 503 on failure or timeout
+9. .................................................................. 200 `{"received": true, "id": ...}`
+
+Nothing is acknowledged before it is durably handed off (after the response, a function's CPU
+is throttled and leftover work may never run), and every request logs exactly one structured line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from instantly_guard.logs import bind_request_context
+from instantly_guard.publish.base import Publisher
+from instantly_guard.redaction import hash_email
+from instantly_guard.webhook.auth import AuthResult, Gate, HeaderLookup, Verdict
+from instantly_guard.webhook.dedupe import Claim, RecentIds
+from instantly_guard.webhook.payload import ParsedEvent, PayloadError, parse_event
+
+LOGGER: Final = logging.getLogger("instantly_guard.webhook")
+_MAX_ATTRIBUTE_BYTES: Final = 1024  # Pub/Sub's limit on an attribute value
+_JSON_HEADERS: Final = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+_READ_CHUNK: Final = 64 * 1024
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class RequestLike(Protocol):
+    """What the handler needs from a request; a Flask/Werkzeug request fits as is."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def headers(self) -> HeaderLookup: ...
+
+    @property
+    def remote_addr(self) -> str | None: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    @property
+    def stream(self) -> Readable: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _json_response(status: int, document: Mapping[str, Any], **extra: str) -> Response:
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return Response(status, body, {**_JSON_HEADERS, **extra})
+
+
+# Fixed bodies: a refused request learns nothing about which check failed.
+UNAUTHORIZED: Final = _json_response(401, {"error": "unauthorized"})
+UNAVAILABLE: Final = _json_response(503, {"error": "unavailable, retry later"})
+METHOD_NOT_ALLOWED: Final = _json_response(405, {"error": "method not allowed"}, Allow="POST")
+UNSUPPORTED: Final = _json_response(415, {"error": "unsupported media type: send application/json"})
+
+
+def _received(event_id: str, *, duplicate: bool = False) -> Response:
+    # The id is hex: formatting beats a json.dumps on the hot path.
+    tail = ',"duplicate":true}' if duplicate else "}"
+    return Response(200, f'{{"received":true,"id":"{event_id}"{tail}'.encode(), _JSON_HEADERS)
+
+
+def _too_large(limit: int) -> Response:
+    return _json_response(413, {"error": f"payload too large (limit {limit} bytes)"})
+
+
+class ProblemLog:
+    """Logs each distinct configuration problem once per instance (not once per request)."""
+
+    def __init__(self, logger: logging.Logger = LOGGER, limit: int = 100) -> None:
+        self._logger = logger
+        self._seen: set[str] = set()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def report(self, problem: str) -> None:
+        with self._lock:
+            if problem in self._seen or len(self._seen) >= self._limit:
+                return
+            self._seen.add(problem)
+        self._logger.error(
+            "webhook receiver is not configured: %s; answering 503 to every request until fixed",
+            problem,
+            extra={"fields": {"outcome": "configuration_error"}},
+        )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Everything `handle` uses, built once per instance (see `receiver.build_receiver`)."""
+
+    gate: Gate
+    publisher: Publisher
+    recent: RecentIds
+    max_body_bytes: int = 256 * 1024
+    publish_timeout: float = 10.0
+    project: str | None = None
+    clock: Callable[[], datetime] = _utc_now
+    logger: logging.Logger = LOGGER
+    problems: ProblemLog = field(default_factory=ProblemLog)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    name: str
+    response: Response
+    auth: AuthResult | None = None
+    event: ParsedEvent | None = None
+    detail: str | None = None
+    body_bytes: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return False
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in {
+            "utf-8",
+            "utf8",
+        }:
+            return False
+    return True
+
+
+def read_body(stream: Readable, limit: int) -> bytes | None:
+    """Read at most `limit + 1` bytes; None when the body is larger than `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        return None
+    return b"".join(chunks)
+
+
+def _clean(value: Any) -> Any:
+    """Text that can be encoded as UTF-8 (JSON lets a payload carry lone surrogates)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _attribute(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) <= _MAX_ATTRIBUTE_BYTES and text.isascii():
+        return text
+    encoded = text.encode("utf-8", "replace")
+    return encoded[:_MAX_ATTRIBUTE_BYTES].decode("utf-8", "ignore")
+
+
+def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, str]:
+    """Pub/Sub attributes: event type, workspace, campaign id, event id, received-at, custom."""
+    candidates = {
+        "event_type": parsed.event_type,
+        "workspace": parsed.event.workspace,
+        "campaign_id": parsed.event.campaign_id,
+        "event_id": parsed.event_id,
+        "received_at": received_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "custom": "true" if parsed.custom else "false",
+        "source": "instantly",
+    }
+    attributes = {}
+    for key, value in candidates.items():
+        text = _attribute(value)
+        if text:
+            attributes[key] = text
+    return attributes
+
+
+def _process(request: RequestLike, deps: Deps) -> _Outcome:
+    headers = request.headers
+    auth = deps.gate.check(headers, request.remote_addr)
+    if auth.verdict is Verdict.UNAVAILABLE:
+        deps.problems.report(auth.reason or "no usable webhook secret")
+        return _Outcome("unavailable", UNAVAILABLE, auth)
+    if request.method.upper() != "POST":
+        return _Outcome("method_not_allowed", METHOD_NOT_ALLOWED, auth)
+    if not auth.allowed:
+        return _Outcome("unauthorized", UNAUTHORIZED, auth)
+    if not _is_json(headers.get("content-type")):
+        return _Outcome("unsupported_media_type", UNSUPPORTED, auth)
+    limit = deps.max_body_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return _Outcome("too_large", _too_large(limit), auth, body_bytes=declared)
+    try:
+        body = read_body(request.stream, limit)
+    except Exception as exc:  # the client went away mid-body, or sent a broken chunked encoding
+        detail = f"{type(exc).__name__}: {exc}"
+        response = _json_response(400, {"error": "could not read the request body"})
+        return _Outcome("unreadable", response, auth, detail=detail)
+    if body is None:
+        return _Outcome("too_large", _too_large(limit), auth)
+    try:
+        parsed = parse_event(body)
+    except PayloadError as exc:
+        message = str(exc)
+        response = _json_response(400, {"error": "invalid payload", "detail": message})
+        return _Outcome("invalid", response, auth, detail=message, body_bytes=len(body))
+    return _hand_off(parsed, auth, deps, len(body))
+
+
+def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _Outcome:
+    claim = deps.recent.claim(parsed.event_id, wait=deps.publish_timeout)
+    if claim is Claim.DUPLICATE:
+        response = _received(parsed.event_id, duplicate=True)
+        return _Outcome("duplicate", response, auth, parsed, body_bytes=size)
+    ok = False
+    try:
+        attributes = message_attributes(parsed, deps.clock())
+        message_id = deps.publisher.publish(parsed.canonical, attributes, deps.publish_timeout)
+        ok = True
+    except Exception as exc:  # any failure of the hand-off means "not stored": Instantly retries
+        detail = f"{type(exc).__name__}: {exc}"
+        return _Outcome("publish_failed", UNAVAILABLE, auth, parsed, detail=detail, body_bytes=size)
+    finally:
+        if claim is Claim.OWNED:
+            deps.recent.finish(parsed.event_id, accepted=ok)
+        elif ok:
+            deps.recent.remember(parsed.event_id)
+    # The outbox's message id is the event id; Pub/Sub's is worth logging to follow a message.
+    fields = {"message_id": message_id} if message_id != parsed.event_id else {}
+    return _Outcome("accepted", _received(parsed.event_id), auth, parsed, None, size, fields)
+
+
+def _log(outcome: _Outcome, latency_ms: float, deps: Deps) -> None:
+    status = outcome.response.status
+    fields: dict[str, Any] = {
+        "outcome": outcome.name,
+        "status": status,
+        "latency_ms": round(latency_ms, 3),
+    }
+    if outcome.auth is not None:
+        if outcome.auth.method:
+            fields["auth"] = outcome.auth.method
+        if outcome.auth.client:
+            fields["client"] = outcome.auth.client
+        if outcome.name == "unauthorized" and outcome.auth.reason:
+            fields["reason"] = outcome.auth.reason
+    if outcome.body_bytes is not None:
+        fields["body_bytes"] = outcome.body_bytes
+    if outcome.detail:
+        fields["detail"] = outcome.detail
+    event = outcome.event
+    if event is not None:
+        fields["event_type"] = _clean(event.event_type)
+        fields["event_id"] = event.event_id
+        fields["custom"] = event.custom
+        fields["workspace"] = _clean(event.event.workspace)
+        fields["campaign_id"] = _clean(event.event.campaign_id)
+        if isinstance(event.event.lead_email, str):
+            fields["lead"] = hash_email(_clean(event.event.lead_email))
+    fields.update(outcome.fields)
+    if status >= 500:
+        level = logging.ERROR
+    elif status >= 400:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    deps.logger.log(level, "webhook %s (%d)", outcome.name, status, extra={"fields": fields})
+
+
+def handle(request: RequestLike, deps: Deps) -> Response:
+    """Answer one delivery (see the module docstring for the order of checks)."""
+    started = time.perf_counter()
+    # Headers are looked up one by one (never copied: Werkzeug builds them from the WSGI environ).
+    with bind_request_context(request.headers.get("x-cloud-trace-context"), deps.project):
+        outcome = _process(request, deps)
+        _log(outcome, (time.perf_counter() - started) * 1000, deps)
+    return outcome.response

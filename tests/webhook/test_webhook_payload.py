@@ -1,0 +1,115 @@
+"""Payload parsing, validation messages and the deterministic event id."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from instantly_guard.webhook.payload import (
+    KNOWN_EVENT_TYPES,
+    CustomEvent,
+    PayloadError,
+    ReplyEvent,
+    parse_event,
+)
+from instantly_guard.webhook.testing import sample_event
+
+
+def test_known_event_uses_its_model_and_keeps_extra_fields():
+    parsed = parse_event(json.dumps(sample_event("reply_received", firstName="Jo")).encode())
+
+    assert isinstance(parsed.event, ReplyEvent)
+    assert not parsed.custom
+    assert parsed.event.model_extra == {"firstName": "Jo"}
+
+
+def test_every_documented_delivery_name_is_known():
+    assert {
+        "link_clicked",
+        "auto_reply_received",
+        "email_sent",
+        "lead_interested",
+        "account_error",
+    } <= KNOWN_EVENT_TYPES
+    assert "email_link_clicked" not in KNOWN_EVENT_TYPES  # the subscription name, not delivered
+
+
+def test_unknown_type_is_custom():
+    parsed = parse_event(json.dumps(sample_event("VIP follow-up")).encode())
+
+    assert isinstance(parsed.event, CustomEvent)
+    assert parsed.custom
+
+
+def test_documented_fields_may_be_absent_or_null():
+    minimal = {
+        "event_type": "campaign_completed",
+        "timestamp": "2025-01-15T10:30:00Z",
+        "campaign_id": None,
+    }
+
+    assert parse_event(json.dumps(minimal).encode()).event_type == "campaign_completed"
+
+
+def test_id_is_independent_of_spacing_and_key_order():
+    payload = sample_event(nested={"b": 1, "a": [1, 2, {"y": "é", "x": None}]})
+    compact = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    shuffled = json.dumps(dict(reversed(list(payload.items()))), indent=4).encode()
+
+    assert parse_event(compact).event_id == parse_event(shuffled).event_id
+    assert (
+        parse_event(compact).event_id
+        != parse_event(json.dumps(sample_event(step=2)).encode()).event_id
+    )
+
+
+def test_canonical_bytes_hash_to_the_id():
+    import hashlib
+
+    parsed = parse_event(json.dumps(sample_event()).encode())
+
+    assert hashlib.sha256(parsed.canonical).hexdigest() == parsed.event_id
+    assert json.loads(parsed.canonical) == sample_event()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            b'{"event_type": "x", "timestamp": "2025-01-01T00:00:00Z", "n": NaN}',
+            "NaN and infinite numbers are not allowed",
+        ),
+        (
+            b'{"event_type": "x", "timestamp": "2025-01-01T00:00:00Z", "n": 1e999}',
+            "NaN and infinite numbers are not allowed",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (
+            b'{"event_type": "x", "timestamp": "2025-01-01T00:00:00Z", "n": ' + b"9" * 5000 + b"}",
+            "number too long",
+        ),
+        (b'{"event_type": "  ", "timestamp": "2025-01-01T00:00:00Z"}', "non-empty string"),
+        (
+            b'{"event_type": "email_sent", "timestamp": "2025-01-01T00:00:00Z", "is_first": "maybe"}',
+            "is_first",
+        ),
+        (
+            b'{"event_type": "email_sent", "timestamp": "2025-01-01T00:00:00Z", "lead_email": 5}',
+            "lead_email",
+        ),
+    ],
+)
+def test_rejections(body, message):
+    with pytest.raises(PayloadError, match=message):
+        parse_event(body)
+
+
+def test_validation_message_does_not_echo_the_value():
+    body = json.dumps(sample_event("email_sent", lead_email=["secret.person@example.com"])).encode()
+
+    with pytest.raises(PayloadError) as caught:
+        parse_event(body)
+
+    assert "secret.person" not in str(caught.value)
+    assert "lead_email" in str(caught.value)
