@@ -89,6 +89,15 @@ def test_sarif_to_a_file(
     assert "report written to" in capsys.readouterr().err
 
 
+def test_an_unwritable_output_is_a_usage_error_not_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "missing-dir" / "check.sarif"
+    code = main(["check", "--no-workspace", "--repo", str(tmp_path), "-o", str(out)])
+    assert code == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
 def test_missing_key_is_a_clear_configuration_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,6 +5,10 @@ from tests.check.check_fixtures import failed, run, snapshot, webhook
 from instantly_guard.check import Policy
 from instantly_guard.check.rules import webhooks
 
+BASIC_AUTH_URL = (
+    "http://user:pa55@legacy.example.com:8080/webhooks/instantly"  # pragma: allowlist secret
+)
+
 
 def test_plain_http_target_fails_without_showing_the_query_string() -> None:
     snap = snapshot(
@@ -57,3 +61,26 @@ def test_a_good_webhook_passes_every_rule() -> None:
     policy = Policy(webhook_allowed_hosts=("hooks.example.com",))
     for rule in webhooks.RULES:
         assert [f.status for f in run(rule, snapshot(webhooks=(webhook(),)), policy)] == ["pass"]
+
+
+def test_token_like_path_segments_are_masked_in_evidence() -> None:
+    hooks = (
+        webhook("z", "http://hooks.zapier.com/hooks/catch/4821337/b7xk2q9/"),
+        webhook("s", "http://hooks.slack.com/services/T0AB12CD/B0EF34GH/Xa9Lm2Qp7Rz4Tn8Vb3Kc"),
+        webhook("u", BASIC_AUTH_URL),
+    )
+    evidence = [f.evidence for f in failed(run(webhooks.plain_http, snapshot(webhooks=hooks)))]
+    assert evidence == [
+        "webhook 'hook z' (id z, event reply_received) delivers to "
+        "http://hooks.zapier.com/hooks/catch/***/***/",
+        "webhook 'hook s' (id s, event reply_received) delivers to "
+        "http://hooks.slack.com/services/***/***/***",
+        "webhook 'hook u' (id u, event reply_received) delivers to "
+        "http://legacy.example.com:8080/webhooks/instantly",
+    ]
+
+
+def test_a_target_with_an_invalid_port_is_reported_not_raised() -> None:
+    snap = snapshot(webhooks=(webhook("p", "http://hooks.example.com:99999/in"),))
+    [found] = failed(run(webhooks.plain_http, snap))
+    assert "<unparsable URL>" in found.evidence

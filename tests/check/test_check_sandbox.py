@@ -20,6 +20,7 @@ from instantly_sandbox import Sandbox
 from instantly_sandbox import seed as demo_seed
 
 POSTURE_SCOPES = scopes.PROFILES["posture_check"].scope_strings
+CLEAN_HOOK_SECRET = "clean-workspace-secret-0123456789abcdef"  # pragma: allowlist secret
 
 
 def client_for(sandbox: Sandbox, key: str) -> InstantlyClient:
@@ -102,7 +103,7 @@ def build_clean_workspace(sandbox: Sandbox) -> str:
             target_hook_url="https://hooks.acme.example/instantly/replies",
             event_type="reply_received",
             name="crm-replies",
-            headers={"x-webhook-secret": "clean-workspace-secret-0123456789abcdef"},
+            headers={"x-webhook-secret": CLEAN_HOOK_SECRET},
         )
         for domain in ("acme.example", "rival-one.example", "rival-two.example"):
             client.create_block_list_entry(domain)

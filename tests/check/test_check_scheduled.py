@@ -97,7 +97,7 @@ def test_key_from_the_local_secret_store_and_policy_file(
         "GUARD_STATE_DIR": str(tmp_path),
         "INSTANTLY_API_BASE": demo.base_url,
         "AUDIT_RUN_CHECK": "true",
-        "AUDIT_CHECK_KEY_SECRET": "posture-check",
+        "AUDIT_CHECK_KEY_SECRET": "posture-check",  # pragma: allowlist secret
         "AUDIT_CHECK_POLICY": str(policy),
     }
     assert run_scheduled_check(env)

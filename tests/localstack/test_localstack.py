@@ -145,6 +145,17 @@ def cleanup() -> Iterator[list[int]]:
             os.killpg(pgid, signal.SIGKILL)
 
 
+def guide_command(output: list[str], heading: str) -> str:
+    """The shell command the guide prints on the line(s) after `heading`."""
+    start = next(i for i, line in enumerate(output) if line.startswith(heading)) + 1
+    lines = []
+    for line in output[start:]:
+        lines.append(line.strip())
+        if not line.endswith("\\"):
+            break
+    return "\n".join(lines)
+
+
 def assert_stopped(pids: list[int], ports: list[int], state_dir: Path) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(group_alive(p) for p in pids):
@@ -190,6 +201,18 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                     check=True,
                 )
                 assert len(outbox.stdout.splitlines()) == 2
+                # The guide's check command, run as printed (key file, policy, this repository).
+                check = subprocess.run(
+                    ["bash", "-c", guide_command(stack.output, "Check the workspace")],
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
+                assert check.returncode == 1, check.stdout + check.stderr
+                assert "FAIL  critical  keys.full-access" in check.stdout
+                assert check.stdout.rstrip().endswith(", 0 skipped")
             assert stack.interrupt() == 0
         finally:
             if stack.process.poll() is None:

@@ -53,15 +53,11 @@ def collect_repository(path: Path) -> RepoSnapshot:
             )
         )
     root = Path(top.strip())
-    tracked = _split(_git(git, root, ["ls-files", "-z", "--cached"]))
-    untracked = _split(_git(git, root, ["ls-files", "-z", "--others", "--exclude-standard"]))
-    # Ignored files are listed only to count them in the report (directories collapsed).
-    ignored_listing = _split(
-        _git(
-            git,
-            root,
-            ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"],
-        )
+    tracked = _listing(git, root, ["--cached"])
+    untracked = _listing(git, root, ["--others", "--exclude-standard"])
+    # Ignored .env files are candidates too (directories collapsed: their contents are ignored).
+    ignored_listing = _listing(
+        git, root, ["--others", "--ignored", "--exclude-standard", "--directory"]
     )
     tracked_set = set(tracked)
     candidates = sorted({p for p in (*tracked, *untracked, *ignored_listing) if is_env_file(p)})
@@ -69,7 +65,8 @@ def collect_repository(path: Path) -> RepoSnapshot:
     env_files = tuple(
         EnvFile(path=p, tracked=p in tracked_set, ignored=p in ignored) for p in candidates
     )
-    secrets, scanned = scan_secrets(root, tracked)
+    # The baseline lists detect-secrets' hashes: scanned, it would report itself.
+    secrets, scanned = scan_secrets(root, [p for p in tracked if p != BASELINE])
     known = baseline_entries(root / BASELINE)
     secrets = tuple(s for s in secrets if (s.path, s.hashed) not in known)
     return RepoSnapshot(root=root, env_files=env_files, secrets=secrets, files_scanned=scanned)
@@ -170,6 +167,20 @@ def _git(git: str, cwd: Path, args: list[str]) -> str | None:
     if result.returncode != 0:
         return None
     return result.stdout.decode("utf-8", "surrogateescape")
+
+
+def _listing(git: str, root: Path, args: list[str]) -> list[str]:
+    """`git ls-files -z ARGS`. A failure raises: an empty listing would pass the rules silently."""
+    output = _git(git, root, ["ls-files", "-z", *args])
+    if output is None:
+        raise RepositoryUnreadableError(
+            SectionError(
+                f"git ls-files {' '.join(args)} failed in {root}",
+                "Run `git status` there to see why (a corrupt index, a lock, a timeout), "
+                "or pass --no-repo.",
+            )
+        )
+    return _split(output)
 
 
 def _split(output: str | None) -> list[str]:

@@ -9,7 +9,7 @@ field, with the field names below:
     key_max_age_days = 90
     max_key_creators = 1
     rotation_keys = []                  # ids or names of keys trusted to create/delete keys
-    webhook_allowed_hosts = ["hooks.example.com", "*.run.app"]
+    webhook_allowed_hosts = ["hooks.example.com", "*-123456789012.europe-west1.run.app"]
     max_admins = 3                      # owners + admins
     invitation_max_age_days = 14
     allowed_email_domains = ["example.com"]

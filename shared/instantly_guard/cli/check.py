@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("--allowed-domain", "allowed_email_domains", "member email domain"),
         ("--internal-domain", "internal_domains", "own domain that must be on the block list"),
         ("--competitor-domain", "competitor_domains", "competitor that must be on the block list"),
-        ("--webhook-host", "webhook_allowed_hosts", "allowed webhook host (patterns: *.run.app)"),
+        ("--webhook-host", "webhook_allowed_hosts", "allowed target host or *-N.REGION.run.app"),
         ("--rotation-key", "rotation_keys", "id or name of a key trusted to create/delete keys"),
         ("--disable", "disabled_rules", "rule id to leave out"),
     ):
@@ -137,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
 
     threshold = None if args.fail_on == "none" else Severity(args.fail_on)
     if args.output is not None:
-        args.output.write_text(render(report, args.format), encoding="utf-8")
+        try:
+            args.output.write_text(render(report, args.format), encoding="utf-8")
+        except OSError as exc:
+            # Exit 2, not a traceback's 1: CI reads 1 as "findings at --fail-on".
+            raise ConfigError(f"--output {args.output}: cannot write ({exc.strerror})") from exc
         counts = report.counts()
         print(
             f"instantly-guard check: {counts['failed']} failed, {counts['passed']} passed, "

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from instantly_guard.localstack.provision import STORE_EXPORTER, WEBHOOK_HEADER
+from instantly_guard.localstack.provision import (
+    STORE_CHECK,
+    STORE_EXPORTER,
+    WEBHOOK_HEADER,
+    current_version_file,
+)
 from instantly_guard.localstack.state import StackInfo
 
 READY_LINE = "instantly-guard local stack is ready"
@@ -37,6 +42,7 @@ def render(info: StackInfo, notes: list[str] | None = None) -> str:
         f"  curl -s -X POST {export} -H 'X-CloudScheduler-JobName: local' \\",
         '       -H "X-CloudScheduler-ScheduleTime: $(date -u +%FT%TZ)"',
         f"  -> entries: {here}/audit/instantly-audit.jsonl   checkpoint: {here}/audit/checkpoint.json",
+        f"     check findings: WARNING lines in {here}/logs/audit_export.log",
         "",
         "Rotate the audit export key (grace 0s here: the old key is revoked at once):",
         f"  {env} \\",
@@ -50,9 +56,12 @@ def render(info: StackInfo, notes: list[str] | None = None) -> str:
         f"  -> secrets: {env} .venv/bin/instantly-guard secrets list",
         f"     (webhook header {WEBHOOK_HEADER}; secret values live in {here}/secrets/, mode 0600)",
         "",
-        "Check the workspace (read-only key from the local store):",
-        f"  make demo   (or: INSTANTLY_API_BASE={info.api_base} INSTANTLY_API_KEY=<key> "
-        f".venv/bin/instantly-guard check --policy {_shown(Path(info.check_policy))})",
+        "Check the workspace and this repository (read-only key from the local store):",
+        f"  INSTANTLY_API_BASE={info.api_base} "
+        f"INSTANTLY_API_KEY_FILE={_shown(current_version_file(state, STORE_CHECK))} \\",
+        f"    .venv/bin/instantly-guard check --policy {_shown(Path(info.check_policy))}",
+        "  -> exit 1: the demo workspace is seeded with a problem for every rule",
+        "Or the whole walkthrough: make demo",
         "",
         "Ctrl-C stops everything.",
     ]

@@ -33,7 +33,7 @@ from instantly_guard.errors import GuardError
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
 from instantly_guard.rotation.builder import build_rotator
 from instantly_guard.rotation.engine import Trigger, set_current
-from instantly_guard.rotation.model import Kind, ManagedConfig
+from instantly_guard.rotation.model import CURRENT, Kind, ManagedConfig
 from instantly_guard.scopes import PROFILES
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import LATEST, SecretStore
@@ -62,6 +62,13 @@ class Provisioned:
 
 def store_for(state_dir: Path) -> LocalSecretStore:
     return LocalSecretStore(state_dir / "secrets")
+
+
+def current_version_file(state_dir: Path, name: str) -> Path:
+    """The file holding the `current` version of secret `name` in the local store (its layout:
+    `<name>/versions/<n>`), for a command that takes `..._FILE`. Never prints the value."""
+    version = store_for(state_dir).get(name).aliases.get(CURRENT, "1")
+    return state_dir / "secrets" / name / "versions" / version
 
 
 def backend_env(state_dir: Path, api_base: str) -> dict[str, str]:

@@ -205,19 +205,16 @@ def outside_rotation(event: AuditEvent, names: Mapping[str, str], policy: Policy
 
 
 def _affected_name(metadata: Mapping[str, Any]) -> str | None:
-    for field in _NAME_FIELDS:
-        value = metadata.get(field)
-        if isinstance(value, str) and value:
-            return value
-    return None
+    return _first_text(metadata, _NAME_FIELDS)
 
 
 def _affected_id(metadata: Mapping[str, Any]) -> str | None:
-    for field in _ID_FIELDS:
-        value = metadata.get(field)
-        if isinstance(value, str) and value:
-            return value
-    return None
+    return _first_text(metadata, _ID_FIELDS)
+
+
+def _first_text(metadata: Mapping[str, Any], fields: tuple[str, ...]) -> str | None:
+    """The first of `fields` holding a non-empty string (the metadata has no schema)."""
+    return next((v for f in fields if isinstance(v := metadata.get(f), str) and v), None)
 
 
 RULES = (mfa_failures, totp_disabled, key_change_outside_rotation)

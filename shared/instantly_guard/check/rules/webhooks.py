@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from urllib.parse import urlsplit
 
 from instantly_guard.check.model import Section, Severity, Snapshot, WebhookInfo
@@ -29,14 +30,20 @@ def target_host(hook: WebhookInfo) -> str:
         return ""
 
 
+_WORD = re.compile(r"[A-Za-z][A-Za-z._-]{0,15}")
+
+
 def _target(hook: WebhookInfo) -> str:
-    """The target without its query string or user info, which may carry a token."""
+    """The target without user info, query string or token-like path segments: many receivers
+    (Zapier's /hooks/catch/<id>/<token>/, Slack's /services/...) take their secret in the URL.
+    Segments that read as words are kept; any other becomes `***`."""
     try:
         parts = urlsplit(hook.target_url)
+        port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "<unparsable URL>"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+    path = "/".join(s if not s or _WORD.fullmatch(s) else "***" for s in parts.path.split("/"))
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{path}"
 
 
 def _hooks(snapshot: Snapshot) -> tuple[WebhookInfo, ...]:
@@ -127,7 +134,8 @@ def disabled(snapshot: Snapshot, policy: Policy) -> Outcome:
     help=(
         "Anyone holding webhooks:create or webhooks:update can send the event stream, lead data "
         "included, to a host of their choosing. The allow list names the receivers you run "
-        "(exact host names, or patterns such as *.run.app)."
+        "(exact host names, or patterns such as *-123456789012.europe-west1.run.app: a bare "
+        "*.run.app would admit anyone's Cloud Run service)."
     ),
 )
 def host_not_allowed(snapshot: Snapshot, policy: Policy) -> Outcome:
