@@ -335,10 +335,7 @@ class InstantlyClient:
 
     def _model(self, model: type[ModelT], call: Call) -> ModelT:
         response = self._session.send(call)
-        data = responses.json_body(response, method=call.method, path=call.path)
-        return responses.validate(
-            model, data, method=call.method, path=call.path, response=response
-        )
+        return responses.validate_body(model, response, method=call.method, path=call.path)
 
     def _pages(
         self, model: type[ModelT], path: str, params: Mapping[str, str | int]

@@ -149,14 +149,44 @@ def validate(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '<body>'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)[:5]
-        )
-        raise UnexpectedResponseError(
-            f"answer does not match {model.__name__}: {problems}",
-            method=method,
-            path=path,
-            status=response.status_code,
-            request_id=request_id(response),
-        ) from None  # not `from exc`: the ValidationError holds the input, a created key included
+        raise _mismatch(model, exc, method=method, path=path, response=response) from None
+
+
+def validate_body(
+    model: type[ModelT], response: httpx.Response, *, method: str, path: str
+) -> ModelT:
+    """`json_body` then `validate` in one step: pydantic parses the raw bytes of the answer
+    straight into `model` (no intermediate dicts: about half the cost for a 1,000-entry page).
+    Same errors as the two-step path: "not JSON" for an undecodable body, the bad fields else."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        if not any(error["type"] == "json_invalid" for error in exc.errors(include_input=False)):
+            raise _mismatch(model, exc, method=method, path=path, response=response) from None
+    # Not JSON to pydantic: the two-step path decides and words it (outside the `except`, so the
+    # ValidationError and the input it holds are not chained to what is raised).
+    data = json_body(response, method=method, path=path)
+    return validate(model, data, method=method, path=path, response=response)
+
+
+def _mismatch(
+    model: type[BaseModel],
+    exc: ValidationError,
+    *,
+    method: str,
+    path: str,
+    response: httpx.Response,
+) -> UnexpectedResponseError:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '<body>'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)[:5]
+    )
+    # Raised `from None` by the callers: the ValidationError holds the input, a created key
+    # included.
+    return UnexpectedResponseError(
+        f"answer does not match {model.__name__}: {problems}",
+        method=method,
+        path=path,
+        status=response.status_code,
+        request_id=request_id(response),
+    )

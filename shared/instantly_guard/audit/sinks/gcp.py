@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -82,10 +83,19 @@ class CloudLoggingSink:
         for entry, payload in zip(entries, payloads, strict=True):
             pb = request.entries.add()
             pb.insert_id = entry.insert_id
-            pb.timestamp.FromDatetime(entry.timestamp)
-            pb.severity = log_severity_pb2.LogSeverity.Value(entry.severity)
+            timestamp = entry.timestamp
+            if timestamp.tzinfo is None:
+                pb.timestamp.FromDatetime(timestamp)  # naive: taken as UTC
+            else:
+                delta = timestamp - _EPOCH  # exact, unlike a float timestamp()
+                pb.timestamp.seconds = delta.days * 86_400 + delta.seconds
+                pb.timestamp.nanos = delta.microseconds * 1000
+            pb.severity = _severity_number(entry.severity)
             pb.labels.update(entry.labels)
             pb.json_payload.update(payload)
+            if pb.ByteSize() <= MAX_ENTRY_BYTES:
+                continue
+            # Oversized (rare): only now is the payload's JSON size worth computing.
             budget = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
             while pb.ByteSize() > MAX_ENTRY_BYTES and budget > 1024:
                 budget //= 2
@@ -117,7 +127,10 @@ class CloudLoggingSink:
     def write(self, entries: Sequence[ExportEntry]) -> None:
         if not entries:
             return
-        payloads = [e.payload for e in entries]
+        # `e.payload` for each entry, parsed in one call (one C parse instead of one per entry).
+        payloads: list[dict[str, Any]] = json.loads(
+            "[" + ",".join([e.payload_json for e in entries]) + "]"
+        )
         rejected = self._send(entries, payloads)
         if not rejected:
             return
@@ -149,6 +162,17 @@ class CloudLoggingSink:
 
     def close(self) -> None:
         self._client.transport.close()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SEVERITIES: dict[str, int] = {}
+
+
+def _severity_number(name: str) -> int:
+    number = _SEVERITIES.get(name)
+    if number is None:
+        number = _SEVERITIES[name] = log_severity_pb2.LogSeverity.Value(name)
+    return number
 
 
 def _partial_errors(exc: gexc.GoogleAPICallError) -> dict[int, str]:

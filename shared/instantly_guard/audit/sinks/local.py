@@ -28,16 +28,38 @@ def entry_json(entry: ExportEntry, log_name: str) -> dict[str, Any]:
 
 
 def entry_line(entry: ExportEntry, log_name: str) -> str:
-    """One JSONL line (without the newline). Assembled from JSON-encoded strings rather than
-    through `json.dumps` of a dict: the payload's JSON text is used as is, and this is the hot
-    loop of a large export."""
-    labels = ",".join(f"{_str(k)}:{_str(v)}" for k, v in entry.labels.items())
-    timestamp = entry.timestamp.isoformat().replace("+00:00", "Z")
-    return (
-        f'{{"logName":{_str(log_name)},"insertId":{_str(entry.insert_id)},'
-        f'"timestamp":"{timestamp}","severity":{_str(entry.severity)},'
-        f'"labels":{{{labels}}},"jsonPayload":{entry.payload_json}}}'
-    )
+    """One JSONL line (without the newline)."""
+    return _LineEncoder(log_name).line(entry)
+
+
+class _LineEncoder:
+    """Builds JSONL lines for one log name. Assembled from JSON-encoded strings rather than
+    through `json.dumps` of a dict: the payload's JSON text is used as is, the constant head is
+    encoded once and the labels' JSON once per distinct label set (an export has a handful: one
+    organization, a few dozen activities). This is the hot loop of a large export."""
+
+    _MAX_CACHED = 4096
+
+    def __init__(self, log_name: str) -> None:
+        self._head = f'{{"logName":{_str(log_name)},"insertId":'
+        self._labels: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def _labels_json(self, labels: tuple[tuple[str, str], ...]) -> str:
+        text = self._labels.get(labels)
+        if text is None:
+            text = ",".join(f"{_str(k)}:{_str(v)}" for k, v in labels)
+            if len(self._labels) < self._MAX_CACHED:
+                self._labels[labels] = text
+        return text
+
+    def line(self, entry: ExportEntry) -> str:
+        labels = self._labels_json(tuple(entry.labels.items()))
+        timestamp = entry.timestamp.isoformat().replace("+00:00", "Z")
+        return (
+            f'{self._head}{_str(entry.insert_id)},"timestamp":"{timestamp}",'
+            f'"severity":{_str(entry.severity)},"labels":{{{labels}}},'
+            f'"jsonPayload":{entry.payload_json}}}'
+        )
 
 
 class JsonlSink:
@@ -46,11 +68,13 @@ class JsonlSink:
     def __init__(self, path: Path, *, log_name: str = "instantly-audit") -> None:
         self._path = Path(path)
         self._log_name = log_name
+        self._lines = _LineEncoder(log_name)
 
     def write(self, entries: Sequence[ExportEntry]) -> None:
         if not entries:
             return
-        data = "".join(entry_line(e, self._log_name) + "\n" for e in entries).encode()
+        line = self._lines.line
+        data = "".join([f"{line(e)}\n" for e in entries]).encode()
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
