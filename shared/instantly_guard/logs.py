@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
-from instantly_guard.redaction import redact
+from instantly_guard.redaction import json_is_clean, redact
 
 _TRACE_KEY: Final = "logging.googleapis.com/trace"
 _SPAN_KEY: Final = "logging.googleapis.com/spanId"
@@ -50,6 +50,18 @@ def _scrub(value: Any) -> Any:
     return redact(str(value))
 
 
+def _plain(value: Any) -> Any:
+    """json.dumps' fallback for what it cannot encode, converting as `_scrub` does."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
+
+
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, default=_plain)
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one redacted JSON line for Cloud Logging."""
 
@@ -76,6 +88,14 @@ class JsonFormatter(logging.Formatter):
             entry[_LABELS_KEY] = labels
         if record.exc_info and record.exc_info[0] is not None:
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
+        # Most lines hold nothing to mask: check the encoded line once, and only when it may hold
+        # something scrub every string (keys included) and encode again.
+        try:
+            line = _ENCODER.encode(entry)
+        except (TypeError, ValueError):  # keys json cannot encode, circular references
+            line = None
+        if line is not None and json_is_clean(line):
+            return line
         return json.dumps(_scrub(entry), ensure_ascii=False, default=str)
 
 

@@ -10,6 +10,7 @@ Three rules, applied in order:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from typing import Final
@@ -21,11 +22,13 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+# The same values as they appear inside JSON text (escaped, with and without ensure_ascii).
+_json_pattern: re.Pattern[str] | None = None
 
 
 def register(value: str) -> None:
     """Add `value` to the set that is always masked. Short values are ignored (see _MIN_LENGTH)."""
-    global _pattern
+    global _pattern, _json_pattern
     if len(value) < _MIN_LENGTH:
         return
     with _lock:
@@ -35,6 +38,8 @@ def register(value: str) -> None:
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(_values, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        encoded = {json.dumps(v, ensure_ascii=a)[1:-1] for v in ordered for a in (True, False)}
+        _json_pattern = re.compile("|".join(re.escape(v) for v in encoded))
 
 
 def hash_email(address: str) -> str:
@@ -50,9 +55,31 @@ def redact(text: str) -> str:
         text = pattern.sub("***", text)
     # Cheap substring tests first: this runs on every log line, and the email pattern backtracks
     # badly over long runs of id-like characters (UUIDs, hex digests) that hold no "@".
-    lowered = text.lower()
-    if "bearer" in lowered or "basic" in lowered:
+    if _may_hold_scheme(text):
         text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
     if "@" in text:
         text = _EMAIL.sub(lambda m: hash_email(m.group(0)), text)
     return text
+
+
+def _may_hold_scheme(text: str) -> bool:
+    # Case-insensitive matching also folds a few non-ASCII letters (long s, U+017F, matches "s"), which
+    # str.lower() does not: non-ASCII text always goes through the regex.
+    lowered = text.lower()
+    return "bearer" in lowered or "basic" in lowered or not text.isascii()
+
+
+def json_is_clean(document: str) -> bool:
+    """Whether `redact` would leave every string (key or value) in the JSON text unchanged.
+
+    Conservative: it may answer False for a clean document, never True for one holding something
+    to mask. Each rule needs a marker that JSON keeps visible: an "@", the word bearer or basic
+    (any non-ASCII text counts as a possible one), or a registered value, searched for in its
+    JSON-escaped form (escaping works character by character, so a string that contains a value
+    encodes to text that contains the value's encoding). Lets a log formatter scan a whole line
+    once instead of every string in it.
+    """
+    pattern = _json_pattern
+    if pattern is not None and pattern.search(document):
+        return False
+    return "@" not in document and not _may_hold_scheme(document)

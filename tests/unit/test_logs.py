@@ -86,3 +86,13 @@ def test_configure_twice_keeps_one_handler(log_stream: io.StringIO) -> None:
     configure_logging("INFO", stream=log_stream)
     logging.getLogger("t").info("once")
     assert len(_records(log_stream)) == 1
+
+
+def test_a_secret_that_json_escapes_is_still_masked(log_stream: io.StringIO) -> None:
+    value = Secret('tab\there"quoted-0123456789').reveal()
+    logging.getLogger("t").info("got %s", value, extra={"fields": {"v": value, "k": {value: 1}}})
+    text = log_stream.getvalue()
+    assert json.dumps(value)[1:-1] not in text
+    (record,) = _records(log_stream)
+    assert record["v"] == "***"
+    assert record["k"] == {"***": 1}

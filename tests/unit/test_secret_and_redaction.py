@@ -1,8 +1,9 @@
+import json
 import pickle
 
 import pytest
 
-from instantly_guard.redaction import hash_email, redact
+from instantly_guard.redaction import hash_email, json_is_clean, redact
 from instantly_guard.secret import Secret
 
 
@@ -46,3 +47,21 @@ def test_emails_are_hashed_stably() -> None:
     assert "Jane.Doe" not in text
     assert hash_email("jane.doe@example.com") in text
     assert hash_email("JANE.DOE@example.com ") == hash_email("jane.doe@example.com")
+
+
+def test_scheme_words_with_non_ascii_case_folds_are_masked() -> None:
+    # The regex is case-insensitive, so it folds long s (U+017F) into "s": the pre-check must not
+    # skip it.
+    scheme = "Ba\u017fic"
+    assert redact(f"{scheme} dXNlcjpwYXNz") == f"{scheme} ***"
+
+
+def test_json_is_clean_finds_registered_values_in_their_escaped_form() -> None:
+    value = 'quote"and\\slash-0123456789'
+    Secret(value)
+    line = json.dumps({"field": f"x {value} y"}, ensure_ascii=False)
+    assert value not in line  # JSON escaped it
+    assert not json_is_clean(line)
+    assert not json_is_clean(json.dumps({"to": "a@b.io"}))
+    assert not json_is_clean(json.dumps({"h": "Bearer abc"}))
+    assert json_is_clean(json.dumps({"outcome": "accepted", "status": 200}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -121,3 +122,30 @@ def test_refused_method_is_logged_without_reading_the_body(tmp_path, lines):
     assert response.status == 405
     [record] = lines()
     assert record["outcome"] == "method_not_allowed"
+
+
+def test_unexpected_error_answers_503_and_logs_one_redacted_line(tmp_path, lines):
+    from instantly_guard.webhook.dedupe import RecentIds
+
+    class BrokenIds(RecentIds):
+        def claim(self, event_id, wait):
+            raise RuntimeError(f"bug while holding {SECRET}")
+
+    publisher = RecordingPublisher()
+    receiver = build_receiver(local_env(tmp_path), publisher=publisher)
+    receiver.deps = dataclasses.replace(receiver.deps, recent=BrokenIds(60))
+
+    response = receiver.handle(delivery(sample_event(), SECRET))
+
+    assert response.status == 503
+    assert response.json() == {"error": "unavailable, retry later"}
+    assert publisher.messages == []
+    [record] = lines()
+    assert (record["outcome"], record["status"], record["severity"]) == (
+        "internal_error",
+        503,
+        "ERROR",
+    )
+    assert record["detail"] == "RuntimeError"
+    assert "bug while holding ***" in record["stack_trace"]
+    assert SECRET not in json.dumps(record)

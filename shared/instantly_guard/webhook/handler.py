@@ -12,6 +12,9 @@ The order is part of the contract:
 8. publish, waiting (bounded) for the acknowledgement ............. 503 on failure or timeout
 9. .................................................................. 200 `{"received": true, "id": ...}`
 
+Any unexpected error answers 503 (never a 500 with a framework error page): it may have struck
+before the hand-off, so Instantly must retry.
+
 Nothing is acknowledged before it is durably handed off (after the response, a function's CPU
 is throttled and leftover work may never run), and every request logs exactly one structured line.
 """
@@ -144,6 +147,7 @@ class _Outcome:
     detail: str | None = None
     body_bytes: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None  # an unexpected one, logged with its (redacted) traceback
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -306,7 +310,14 @@ def _log(outcome: _Outcome, latency_ms: float, deps: Deps) -> None:
         level = logging.WARNING
     else:
         level = logging.INFO
-    deps.logger.log(level, "webhook %s (%d)", outcome.name, status, extra={"fields": fields})
+    deps.logger.log(
+        level,
+        "webhook %s (%d)",
+        outcome.name,
+        status,
+        exc_info=outcome.error,
+        extra={"fields": fields},
+    )
 
 
 def handle(request: RequestLike, deps: Deps) -> Response:
@@ -314,6 +325,9 @@ def handle(request: RequestLike, deps: Deps) -> Response:
     started = time.perf_counter()
     # Headers are looked up one by one (never copied: Werkzeug builds them from the WSGI environ).
     with bind_request_context(request.headers.get("x-cloud-trace-context"), deps.project):
-        outcome = _process(request, deps)
+        try:
+            outcome = _process(request, deps)
+        except Exception as exc:
+            outcome = _Outcome("internal_error", UNAVAILABLE, detail=type(exc).__name__, error=exc)
         _log(outcome, (time.perf_counter() - started) * 1000, deps)
     return outcome.response
