@@ -16,9 +16,10 @@ from instantly_guard.errors import AuthenticationError, BackendError, InstantlyE
 from instantly_guard.instantly import InstantlyClient, StaticKey
 from instantly_guard.instantly.keys import KeyProvider
 from instantly_guard.instantly.ratelimit import RateLimiter
-from instantly_guard.rotation.engine import Rotator, Trigger, set_current
+from instantly_guard.rotation.engine import Rotator, set_current
 from instantly_guard.rotation.events import RotateRequest
 from instantly_guard.rotation.model import Kind, ManagedConfig
+from instantly_guard.rotation.run import Trigger
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import SecretMetadata, SecretStore, VersionInfo
 

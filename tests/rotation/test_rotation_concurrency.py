@@ -10,7 +10,8 @@ from typing import Any
 from rotation_helpers import GRACE, MANAGED, World
 
 from instantly_guard.errors import InstantlyError
-from instantly_guard.rotation.engine import Outcome, RotationBusyError
+from instantly_guard.rotation.errors import RotationBusyError
+from instantly_guard.rotation.results import Outcome
 from instantly_guard.secrets.provider import secret_key_provider
 
 

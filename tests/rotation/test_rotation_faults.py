@@ -17,9 +17,10 @@ import pytest
 from rotation_helpers import GRACE, LEASE, MANAGED, PREFIX, Crash, World
 
 from instantly_guard.errors import BackendError, InstantlyError
-from instantly_guard.rotation.engine import Outcome, RotationBusyError, RotationError
+from instantly_guard.rotation.errors import RotationBusyError, RotationError
 from instantly_guard.rotation.events import RotateRequest
 from instantly_guard.rotation.model import Phase, RotationState
+from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 
 

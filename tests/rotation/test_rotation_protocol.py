@@ -8,8 +8,9 @@ import pytest
 from rotation_helpers import ADMIN, GRACE, MANAGED, PREFIX, World
 
 from instantly_guard.errors import ConfigError
-from instantly_guard.rotation.engine import Outcome, RotationError
+from instantly_guard.rotation.errors import RotationError
 from instantly_guard.rotation.model import A, Kind, ManagedConfig, RotationState
+from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import VersionState, VersionUnavailableError
 

@@ -19,8 +19,8 @@ from rotation_helpers import GRACE, LEASE, Crash, World
 
 from instantly_guard.errors import InstantlyError
 from instantly_guard.instantly import StaticKey
-from instantly_guard.rotation.engine import Outcome
 from instantly_guard.rotation.model import Kind
+from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import VersionState
 from instantly_guard.webhook.secrets import parse_secret_payload

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def rotate_secret(args: argparse.Namespace) -> int:
     from instantly_guard.rotation.builder import build_rotator
-    from instantly_guard.rotation.engine import Trigger
+    from instantly_guard.rotation.run import Trigger
 
     rotator = build_rotator(os.environ)
     trigger = Trigger.manual(rotator.now(), revoke_now=args.revoke_now)
@@ -66,7 +66,7 @@ def rotate_secret(args: argparse.Namespace) -> int:
 
 def sweep_secrets(args: argparse.Namespace) -> int:
     from instantly_guard.rotation.builder import build_rotator
-    from instantly_guard.rotation.engine import describe_results
+    from instantly_guard.rotation.results import describe_results
 
     rotator = build_rotator(os.environ)
     results = rotator.sweep()

@@ -32,8 +32,9 @@ from typing import Any, Final
 from instantly_guard.errors import GuardError
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
 from instantly_guard.rotation.builder import build_rotator
-from instantly_guard.rotation.engine import Trigger, set_current
+from instantly_guard.rotation.engine import set_current
 from instantly_guard.rotation.model import CURRENT, Kind, ManagedConfig
+from instantly_guard.rotation.run import Trigger
 from instantly_guard.scopes import PROFILES
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import LATEST, SecretStore

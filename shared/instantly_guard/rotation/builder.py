@@ -19,7 +19,9 @@ from datetime import timedelta
 from typing import Any
 
 from instantly_guard.instantly.keys import KeyProvider
-from instantly_guard.rotation.engine import DEFAULT_LEASE, ClientFactory, InstantlyApi, Rotator
+from instantly_guard.rotation.admin import ClientFactory, InstantlyApi
+from instantly_guard.rotation.engine import Rotator
+from instantly_guard.rotation.lease import DEFAULT_LEASE
 from instantly_guard.secrets.base import SecretStore
 from instantly_guard.settings import Backend, CommonSettings, Reader
 

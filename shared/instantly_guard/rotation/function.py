@@ -23,13 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from instantly_guard.errors import GuardError
-from instantly_guard.rotation.engine import (
-    Outcome,
-    RotationError,
-    Rotator,
-    describe_results,
-)
+from instantly_guard.rotation.engine import Rotator
+from instantly_guard.rotation.errors import RotationError
 from instantly_guard.rotation.events import Ignored, RotateRequest, decode_cloud_event
+from instantly_guard.rotation.results import Outcome, describe_results
 
 _log = logging.getLogger("instantly_guard.rotation.function")
 

@@ -1,0 +1,229 @@
+"""The rotation's forward steps, each run under the lease and each recorded on the secret:
+
+    CREATING --create_and_test--> TESTED --store_key--> STORED --finish--> IDLE     (API key)
+    CREATING --store_webhook_secret--> STORED --update_webhooks, finish--> IDLE     (webhook secret)
+
+A step starts from the state its phase says and records its result with one guarded update
+(`Run.commit`), so a step interrupted anywhere is redone or skipped safely by the next delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from datetime import datetime
+
+from instantly_guard.errors import BackendError, ConfigError, NotFoundError
+from instantly_guard.rotation import webhook_secret
+from instantly_guard.rotation.admin import InstantlyApi, delete_key
+from instantly_guard.rotation.errors import RotationError
+from instantly_guard.rotation.model import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    Kind,
+    ManagedConfig,
+    Phase,
+    Revocation,
+    RotationState,
+    fingerprint,
+)
+from instantly_guard.rotation.run import Run, Trigger
+from instantly_guard.secret import Secret
+from instantly_guard.secrets.base import SecretNotFoundError, VersionState, VersionUnavailableError
+
+_log = logging.getLogger("instantly_guard.rotation")
+
+KeyTest = Callable[[Secret, Sequence[str]], None]
+"""Raises unless a new key works with the scopes given (`keytest.KeyTester`)."""
+
+
+def create_and_test(run: Run, config: ManagedConfig, admin: InstantlyApi, test: KeyTest) -> Secret:
+    """CREATING -> TESTED: mint the rotation's key, test it, record its id and fingerprint.
+
+    Leftovers of earlier attempts (keys under this rotation's name) are deleted first; a key
+    that fails its test is deleted again. Returns the new key, which only this call has seen.
+    """
+    key_name = config.key_name(run.state.rotation_id or "")
+    # A key under this rotation's name is a leftover whose string was never stored (lost
+    # create answer, crash): unusable, so delete it before minting the one we keep.
+    for key in admin.list_api_keys():
+        if key.name == key_name:
+            _log.warning(
+                "deleting a key an earlier attempt created but never stored",
+                extra=run.log_fields(step="create", key_id=key.id),
+            )
+            delete_key(admin, key.id)
+    created = admin.create_api_key(key_name, list(config.scopes))
+    _log.info("key created", extra=run.log_fields(step="create", key_id=created.id))
+    try:
+        test(created.key, config.scopes)
+        pending = fingerprint(created.key.reveal())
+        run.commit(
+            lambda s: s.evolve(
+                phase=Phase.TESTED,
+                pending_key_id=created.id,
+                pending_fingerprint=pending,
+            )
+        )
+    except Exception:
+        # Not on a crash (BaseException): then the next attempt finds the key by its name.
+        with suppress(Exception):
+            delete_key(admin, created.id)
+        raise
+    _log.info("key tested", extra=run.log_fields(step="test", key_id=created.id))
+    return created.key
+
+
+def store_key(run: Run, admin: InstantlyApi, key: Secret | None) -> None:
+    """TESTED -> STORED: add the tested key as a version and point `pending` at it.
+
+    `key` is None when resuming: the version is then looked up by the recorded fingerprint.
+    When no version holds the key (the add failed or never happened), the key is deleted and
+    the rotation goes back to CREATING.
+    """
+    if key is None:
+        version = _find_pending_version(run)
+        if version is None:
+            # The add never happened (or its result is unknowable): the key's string is lost.
+            _abandon_key(run, admin, "tested key was never stored; starting over")
+            return
+    else:
+        try:
+            version = run.store.add_version(run.name, key)
+        except BackendError:
+            found = _find_pending_version(run)  # the add may have happened anyway
+            if found is None:
+                _abandon_key(run, admin, "storing the key failed")
+                raise
+            version = found
+    run.commit(lambda s: s.evolve(phase=Phase.STORED, aliases={**s.aliases, PENDING: version}))
+    _log.info("key stored", extra=run.log_fields(step="store", version=version))
+
+
+def _abandon_key(run: Run, admin: InstantlyApi, why: str) -> None:
+    """Delete the tested key that no version holds and go back to CREATING."""
+    key_id = run.state.pending_key_id
+    _log.warning("%s; deleting the key", why, extra=run.log_fields(step="store", key_id=key_id))
+    if key_id:
+        delete_key(admin, key_id)
+    run.commit(
+        lambda s: s.evolve(phase=Phase.CREATING, pending_key_id=None, pending_fingerprint=None)
+    )
+
+
+def _find_pending_version(run: Run) -> str | None:
+    """The version holding the key recorded in TESTED, found by its fingerprint."""
+    wanted = run.state.pending_fingerprint
+    if not wanted:
+        return None
+    aliased = set(run.state.aliases.values())
+    floor = int(run.state.current or 0)
+    candidates = [
+        v
+        for v in run.store.list_versions(run.name)
+        if v.state is VersionState.ENABLED and v.version not in aliased and int(v.version) > floor
+    ]
+    for info in reversed(candidates):
+        with suppress(VersionUnavailableError, SecretNotFoundError):
+            value = run.store.access(run.name, info.version)
+            if fingerprint(value.reveal()) == wanted:
+                return info.version
+    return None
+
+
+def store_webhook_secret(
+    run: Run,
+    config: ManagedConfig,
+    *,
+    generate: Callable[[], Secret],
+    clock: Callable[[], datetime],
+) -> None:
+    """CREATING -> STORED: store a version that accepts the new secret and the old one until
+    the grace ends."""
+    new = generate()
+    if len(new.reveal().encode()) < webhook_secret.MIN_BYTES:
+        raise ConfigError("generated webhook secret is shorter than 32 bytes")
+    old: Secret | None = None
+    if run.state.current:
+        old = webhook_secret.current_of(run.store.access(run.name, CURRENT))
+    expires = clock() + config.grace
+    payload = webhook_secret.combined(new, old, expires) if old else webhook_secret.single(new)
+    version = run.store.add_version(run.name, payload)
+    run.commit(lambda s: s.evolve(phase=Phase.STORED, aliases={**s.aliases, PENDING: version}))
+    _log.info(
+        "webhook secret stored (old and new accepted)",
+        extra=run.log_fields(step="store", version=version),
+    )
+
+
+def update_webhooks(run: Run, config: ManagedConfig, admin: InstantlyApi) -> None:
+    """Point the webhooks' header at the new secret: only now that `latest` accepts it."""
+    new = webhook_secret.current_of(run.store.access(run.name, run.state.pending or PENDING))
+    for webhook_id in config.webhook_ids:
+        try:
+            hook = admin.get_webhook(webhook_id)
+        except NotFoundError:
+            _log.warning(
+                "webhook not found; skipping it",
+                extra=run.log_fields(step="update-webhooks", webhook_id=webhook_id),
+            )
+            continue
+        headers: dict[str, str | Secret] = dict(hook.headers or {})
+        if headers.get(config.webhook_header) == new.reveal():
+            continue
+        headers[config.webhook_header] = new
+        updated = admin.update_webhook(webhook_id, headers=headers)
+        if (updated.headers or {}).get(config.webhook_header) != new.reveal():
+            raise RotationError(f"webhook {webhook_id} did not take the new header", retryable=True)
+        _log.info(
+            "webhook header updated",
+            extra=run.log_fields(step="update-webhooks", webhook_id=webhook_id),
+        )
+
+
+def finish(run: Run, config: ManagedConfig, trigger: Trigger, *, now: datetime) -> None:
+    """STORED -> IDLE in one guarded update: `current` -> the new version, `previous` -> the
+    old one, `pending` dropped, the old key queued for revocation at now + grace (at once with
+    `trigger.revoke_now`), the lease released."""
+    after = now if trigger.revoke_now else now + config.grace
+
+    def change(state: RotationState) -> RotationState | None:
+        if state.phase is not Phase.STORED or state.pending is None:
+            return None
+        aliases = {k: v for k, v in state.aliases.items() if k not in (PENDING, PREVIOUS)}
+        aliases[CURRENT] = state.pending
+        revocations = list(state.revocations)
+        if state.current and state.current != state.pending:
+            aliases[PREVIOUS] = state.current
+            revocations.append(
+                Revocation(
+                    version=state.current,
+                    key_id=state.current_key_id,
+                    combined=state.pending if config.kind is Kind.WEBHOOK_SECRET else None,
+                    after=after,
+                )
+            )
+        return state.evolve(
+            phase=Phase.IDLE,
+            aliases=aliases,
+            current_key_id=state.pending_key_id,
+            pending_key_id=None,
+            pending_fingerprint=None,
+            revocations=tuple(revocations),
+            lease=None,
+            last_rotated=now,
+            last_error=None,
+        )
+
+    run.commit(change)
+    _log.info(
+        "rotation finished",
+        extra=run.log_fields(
+            step="finish",
+            version=run.state.current,
+            key_id=run.state.current_key_id,
+            revoke_after=after.isoformat(timespec="seconds"),
+        ),
+    )
