@@ -271,8 +271,10 @@ variable "webhook" {
   }
 
   validation {
-    condition     = var.webhook.max_body_bytes >= 1024 && var.webhook.max_body_bytes <= 10485760
-    error_message = "webhook.max_body_bytes must be between 1 KiB and 10 MiB."
+    # The receiver's own maximum: a larger body could exceed Pub/Sub's 10 MB message limit once
+    # canonicalised, so the receiver refuses the setting (and would answer 503 to everything).
+    condition     = var.webhook.max_body_bytes >= 1024 && var.webhook.max_body_bytes <= 1048576
+    error_message = "webhook.max_body_bytes must be between 1 KiB and 1 MiB."
   }
 
   validation {

@@ -620,3 +620,11 @@ def test_every_checkov_skip_is_inline_and_justified() -> None:
             assert len(match.group(2).split()) >= 8, f"{path.name}:{number}: say why"
             skips.append(match.group(1))
     assert skips
+
+
+def test_webhook_body_limit_validation_matches_the_receiver_maximum() -> None:
+    from instantly_guard.webhook.settings import MAX_BODY_LIMIT
+
+    text = (TF_DIR / "variables.tf").read_text()
+    bounds = re.findall(r"var\.webhook\.max_body_bytes <= (\d+)", text)
+    assert bounds == [str(MAX_BODY_LIMIT)]

@@ -14,7 +14,7 @@ import json, sys
 import functions_framework
 app = functions_framework.create_app(target="receive_webhook", source=sys.argv[1])
 main = sys.modules["main"]
-at_import = {"built": main._receiver is not None,
+at_import = {"built": main._receiver.built,
              "pubsub": "google.cloud.pubsub_v1" in sys.modules}
 client = app.test_client()
 response = client.post("/", data=b"{}", headers={"Content-Type": "application/json"})

@@ -96,3 +96,34 @@ def test_cli_on_an_empty_state_dir_prints_nothing(tmp_path, capsys):
 
     assert args.handler(args) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_outbox_directory_removed_after_first_write_is_created_again(tmp_path):
+    import shutil
+
+    publisher = OutboxPublisher(tmp_path / "state")
+    publisher.publish(b'{"n": 1}', {"event_id": "first"}, 1)
+    shutil.rmtree(tmp_path / "state")  # someone cleared GUARD_STATE_DIR while the server ran
+
+    assert publisher.publish(b'{"n": 2}', {"event_id": "second"}, 1) == "second"
+
+    assert [m.id for m in read_outbox(tmp_path / "state")] == ["second"]
+
+
+def test_outbox_write_retries_a_missing_directory_once_only(tmp_path, monkeypatch):
+    import pytest
+
+    from instantly_guard.publish.base import PublishError
+
+    publisher = OutboxPublisher(tmp_path)
+    calls = []
+
+    def missing(final, record):
+        calls.append(final)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(publisher, "_write_new", missing)
+
+    with pytest.raises(PublishError, match="No such file or directory"):
+        publisher.publish(b"{}", {"event_id": "abc"}, 1)
+    assert len(calls) == 2

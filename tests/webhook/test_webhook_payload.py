@@ -113,3 +113,31 @@ def test_validation_message_does_not_echo_the_value():
 
     assert "secret.person" not in str(caught.value)
     assert "lead_email" in str(caught.value)
+
+
+@pytest.mark.parametrize("event_type", ["email_sent", "VIP follow-up <script>alert(1)</script>"])
+def test_validation_message_does_not_echo_the_event_type(event_type):
+    body = json.dumps(sample_event(event_type, step="two")).encode()
+
+    with pytest.raises(PayloadError) as caught:
+        parse_event(body)
+
+    message = str(caught.value)
+    assert event_type not in message
+    assert "<script>" not in message
+    assert message.startswith("invalid event fields: step: ")
+
+
+def test_canonical_json_grows_a_body_at_most_six_times():
+    # The arithmetic behind settings.MAX_BODY_LIMIT: the worst cases of re-encoding.
+    for text in ["\x7f", "é", "中", "\U0001f600", '"', "\\", "a"]:
+        body = json.dumps(sample_event(note=text * 1000), ensure_ascii=False).encode()
+        assert len(parse_event(body).canonical) <= 6 * len(body)
+    worst = b'{"event_type":"x","timestamp":"2025-01-01T00:00:00Z","d":"' + b"\x7f" * 10_000 + b'"}'
+    assert 5.9 * len(worst) < len(parse_event(worst).canonical) <= 6 * len(worst)
+    numbers = (
+        b'{"event_type":"x","timestamp":"2025-01-01T00:00:00Z","n":['
+        + b",".join([b"1e15"] * 1000)
+        + b"]}"
+    )
+    assert len(parse_event(numbers).canonical) <= 6 * len(numbers)

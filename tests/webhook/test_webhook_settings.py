@@ -8,7 +8,8 @@ import pytest
 from webhook_support import SECRET
 
 from instantly_guard.errors import ConfigError
-from instantly_guard.webhook.settings import PublisherKind, WebhookSettings
+from instantly_guard.webhook.handler import MAX_MESSAGE_BYTES
+from instantly_guard.webhook.settings import MAX_BODY_LIMIT, PublisherKind, WebhookSettings
 
 
 def test_defaults_for_local():
@@ -89,3 +90,14 @@ def test_file_secrets_are_checked_when_loaded_not_at_startup(tmp_path: Path):
 
     assert settings.secret.path == tmp_path / "not-yet"
     assert settings.secret.value is None
+
+
+def test_body_limit_is_capped_so_the_canonical_message_fits_pubsub():
+    base = {"GUARD_BACKEND": "local", "INSTANTLY_WEBHOOK_SECRET": SECRET}
+
+    at_cap = WebhookSettings.from_env({**base, "WEBHOOK_MAX_BODY_BYTES": str(MAX_BODY_LIMIT)})
+    assert at_cap.max_body_bytes == MAX_BODY_LIMIT == 1024 * 1024
+    # Every body within the cap, re-encoded at worst 6x, fits the handler's bound on a message.
+    assert 6 * MAX_BODY_LIMIT + 8 * 1024 < MAX_MESSAGE_BYTES < 10_000_000
+    with pytest.raises(ConfigError, match="WEBHOOK_MAX_BODY_BYTES=2097152 is above the maximum"):
+        WebhookSettings.from_env({**base, "WEBHOOK_MAX_BODY_BYTES": str(2 * 1024 * 1024)})

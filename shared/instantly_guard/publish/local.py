@@ -66,11 +66,12 @@ class OutboxPublisher:
     def directory(self) -> Path:
         return self._dir
 
-    def _ensure_dir(self) -> None:
-        if self._ready:
+    def _ensure_dir(self, *, again: bool = False) -> None:
+        """Create the outbox directory once; `again` re-creates it after it was removed."""
+        if self._ready and not again:
             return
         with self._lock:
-            if not self._ready:
+            if again or not self._ready:
                 self._dir.mkdir(parents=True, exist_ok=True)
                 _fsync_dir(self._dir.parent)
                 self._ready = True
@@ -84,14 +85,23 @@ class OutboxPublisher:
         record = _record(key, data, attributes)
         try:
             self._ensure_dir()
-            if not final.exists():
-                self._write_new(final, record)
-            # Also when the file already existed: another writer may not have synced the
-            # directory yet, and we must not acknowledge a name that is not on disk.
-            _fsync_dir(self._dir)
+            try:
+                self._store(final, record)
+            except FileNotFoundError:
+                # The directory was removed after we created it (someone cleared the state
+                # dir): create it again, once, rather than fail every publish until a restart.
+                self._ensure_dir(again=True)
+                self._store(final, record)
         except OSError as exc:
             raise PublishError(f"outbox write failed: {exc.strerror or exc}") from exc
         return key
+
+    def _store(self, final: Path, record: bytes) -> None:
+        if not final.exists():
+            self._write_new(final, record)
+        # Also when the file already existed: another writer may not have synced the
+        # directory yet, and we must not acknowledge a name that is not on disk.
+        _fsync_dir(self._dir)
 
     def _write_new(self, final: Path, record: bytes) -> None:
         tmp = self._dir / f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex}"

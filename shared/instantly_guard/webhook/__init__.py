@@ -6,7 +6,8 @@
 - `payload`: pydantic models of Instantly's events, the deterministic event id;
 - `dedupe`: the recent-id memory that answers immediate duplicates;
 - `handler`: `handle(request, deps) -> Response`, the order of checks and the durable hand-off;
-- `settings`: `WebhookSettings` from the environment; `receiver`: `build_receiver(env)`.
+- `settings`: `WebhookSettings` from the environment; `receiver`: `build_receiver(env)`, and
+  `LazyReceiver`, which builds it on first use and retries a failed build.
 
 The names below are imported on first use, so that `instantly_guard.webhook.secrets` (which the
 rotation function uses to write secret versions) does not load pydantic and the receiver.
@@ -19,15 +20,24 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from instantly_guard.webhook.handler import Deps, RequestLike, Response, handle
-    from instantly_guard.webhook.receiver import Receiver, build_receiver
+    from instantly_guard.webhook.receiver import LazyReceiver, Receiver, build_receiver
 
-__all__ = ["Deps", "Receiver", "RequestLike", "Response", "build_receiver", "handle"]
+__all__ = [
+    "Deps",
+    "LazyReceiver",
+    "Receiver",
+    "RequestLike",
+    "Response",
+    "build_receiver",
+    "handle",
+]
 
 _HOMES = {
     "Deps": "handler",
     "RequestLike": "handler",
     "Response": "handler",
     "handle": "handler",
+    "LazyReceiver": "receiver",
     "Receiver": "receiver",
     "build_receiver": "receiver",
 }

@@ -8,9 +8,10 @@ The order is part of the contract:
 4. Content-Type not JSON .......................................... 415
 5. body over the limit (Content-Length, or reading at most limit+1)  413
 6. body unreadable, or not a valid event .......................... 400 naming the problem
-7. duplicate of an event accepted within the window ............... 200 `"duplicate": true`
-8. publish, waiting (bounded) for the acknowledgement ............. 503 on failure or timeout
-9. .................................................................. 200 `{"received": true, "id": ...}`
+7. message (canonical data + attributes) over `MAX_MESSAGE_BYTES` . 413 (Pub/Sub would refuse it)
+8. duplicate of an event accepted within the window ............... 200 `"duplicate": true`
+9. publish, waiting (bounded) for the acknowledgement ............. 503 on failure or timeout
+10. ................................................................. 200 `{"received": true, "id": ...}`
 
 Any unexpected error answers 503 (never a 500 with a framework error page): it may have struck
 before the hand-off, so Instantly must retry.
@@ -39,6 +40,11 @@ from instantly_guard.webhook.payload import ParsedEvent, PayloadError, parse_eve
 
 LOGGER: Final = logging.getLogger("instantly_guard.webhook")
 _MAX_ATTRIBUTE_BYTES: Final = 1024  # Pub/Sub's limit on an attribute value
+# Pub/Sub refuses a message (data + attribute keys and values) above 10 MB, and a publish request
+# above 10 MB; 0.5 MB is left for the request's own framing. A larger message could never be
+# published: 503 would make Instantly retry it forever, so it is refused with a final 413.
+# `settings.MAX_BODY_LIMIT` keeps every body within this bound; this check is the backstop.
+MAX_MESSAGE_BYTES: Final = 9_500_000
 _JSON_HEADERS: Final = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 _READ_CHUNK: Final = 64 * 1024
 
@@ -98,6 +104,11 @@ def _too_large(limit: int) -> Response:
     return _json_response(413, {"error": f"payload too large (limit {limit} bytes)"})
 
 
+def _message_too_large(limit: int) -> Response:
+    error = f"payload too large once encoded for publishing (limit {limit} bytes)"
+    return _json_response(413, {"error": error})
+
+
 class ProblemLog:
     """Logs each distinct configuration problem once per instance (not once per request)."""
 
@@ -131,6 +142,7 @@ class Deps:
     publisher: Publisher
     recent: RecentIds
     max_body_bytes: int = 256 * 1024
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     publish_timeout: float = 10.0
     project: str | None = None
     clock: Callable[[], datetime] = _utc_now
@@ -253,14 +265,27 @@ def _process(request: RequestLike, deps: Deps) -> _Outcome:
     return _hand_off(parsed, auth, deps, len(body))
 
 
+def message_size(data: bytes, attributes: Mapping[str, str]) -> int:
+    """The size Pub/Sub counts against its limit: data plus every attribute's key and value."""
+    return len(data) + sum(
+        len(k.encode("utf-8", "replace")) + len(v.encode("utf-8", "replace"))
+        for k, v in attributes.items()
+    )
+
+
 def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _Outcome:
+    attributes = message_attributes(parsed, deps.clock())
+    encoded = message_size(parsed.canonical, attributes)
+    if encoded > deps.max_message_bytes:
+        response = _message_too_large(deps.max_message_bytes)
+        extra: dict[str, Any] = {"message_bytes": encoded}
+        return _Outcome("too_large", response, auth, parsed, None, size, extra)
     claim = deps.recent.claim(parsed.event_id, wait=deps.publish_timeout)
     if claim is Claim.DUPLICATE:
         response = _received(parsed.event_id, duplicate=True)
         return _Outcome("duplicate", response, auth, parsed, body_bytes=size)
     ok = False
     try:
-        attributes = message_attributes(parsed, deps.clock())
         message_id = deps.publisher.publish(parsed.canonical, attributes, deps.publish_timeout)
         ok = True
     except Exception as exc:  # any failure of the hand-off means "not stored": Instantly retries

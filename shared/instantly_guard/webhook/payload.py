@@ -217,7 +217,8 @@ def parse_event(body: bytes) -> ParsedEvent:
     try:
         event = model.model_validate(document)
     except ValidationError as exc:
-        raise PayloadError(f"invalid {event_type} event: {_describe(exc)}") from exc
+        # Name the fields and the problems, never the sender's values (event_type included).
+        raise PayloadError(f"invalid event fields: {_describe(exc)}") from exc
     try:
         canonical = canonical_json(document)
     except ValueError as exc:  # NaN, Infinity, or a number too large for a float (1e999)

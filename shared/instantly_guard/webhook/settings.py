@@ -9,7 +9,7 @@
 | `WEBHOOK_BASIC_USER`, `WEBHOOK_BASIC_PASSWORD` / `_FILE` | unset | also accept HTTP Basic with these credentials (both or neither; the password follows the secret's rules and format) |
 | `WEBHOOK_ALLOWED_CIDRS` | unset (any) | comma-separated networks the client address must be in |
 | `WEBHOOK_PROXY_HOPS` | `1` | proxies appending to X-Forwarded-For (1: Google's front end; 2: plus a load balancer; 0: use the peer address) |
-| `WEBHOOK_MAX_BODY_BYTES` | `262144` | larger bodies get 413 |
+| `WEBHOOK_MAX_BODY_BYTES` | `262144` | larger bodies get 413; 1024 to 1048576 (1 MiB: the published canonical JSON, up to 6x the body, must fit Pub/Sub's 10 MB) |
 | `WEBHOOK_PUBLISHER` | `auto` | `auto` (Pub/Sub when GUARD_BACKEND=gcp, the outbox when local), `pubsub`, `outbox`, `noop` (benchmarks; local only) |
 | `WEBHOOK_PUBSUB_TOPIC` | required for Pub/Sub | `projects/P/topics/T`, or `T` with GOOGLE_CLOUD_PROJECT |
 | `WEBHOOK_PUBLISH_TIMEOUT` | `10s` | how long to wait for the publish acknowledgement before answering 503 |
@@ -33,8 +33,17 @@ from instantly_guard.webhook.secrets import SecretFormatError, parse_secret_payl
 
 DEFAULT_HEADER: Final = "x-webhook-secret"
 DEFAULT_MAX_BODY: Final = 256 * 1024
-# Cloud Run refuses HTTP/1 requests above 32 MiB before they reach the function.
-MAX_BODY_LIMIT: Final = 32 * 1024 * 1024
+# The body is published as its canonical JSON (`webhook.payload.canonical_json`: ASCII only),
+# and Pub/Sub refuses a message above 10 MB (10,000,000 bytes of data plus attributes). Re-encoding
+# grows a body by at most 6x: one byte becomes at most six (DEL, 0x7f, is valid raw inside a JSON
+# string and comes out as `\u007f`; a 2-byte UTF-8 character becomes 6 bytes (3x), a 4-byte one
+# a 12-byte surrogate pair (3x); a number at most 4.5x (`1e15` -> `1000000000000000.0`); escapes
+# and literals keep their length; whitespace and duplicate keys only shrink). So a 1 MiB body
+# gives at most 6 * 1,048,576 = 6,291,456 bytes of data, plus under 8 KB of attributes (seven
+# values of at most 1,024 bytes): well inside the handler's 9.5 MB bound on a message
+# (`handler.MAX_MESSAGE_BYTES`), which therefore never refuses an event within this limit.
+# (Cloud Run itself refuses HTTP/1 requests above 32 MiB before they reach the function.)
+MAX_BODY_LIMIT: Final = 1024 * 1024
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "x-forwarded-for"})
 
