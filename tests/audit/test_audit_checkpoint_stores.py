@@ -194,3 +194,43 @@ def test_gcs_transient_error_is_retried_by_the_client(gcs, monkeypatch) -> None:
     generation = store.write(STATE, 0)
     gcs.fail_next(503)
     assert store.write(STATE.with_run(RunRecord("x", started_at=T0), T0), generation) > generation
+
+
+@pytest.mark.gcp
+def test_an_exporter_that_loses_the_gcs_compare_and_swap_stops_without_writing_more(
+    gcs, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The exporter on the real Cloud Storage client: a rival run writes the checkpoint object
+    after our first batch; our next checkpoint write gets 412, the run ends `lost_race` (no
+    error, so 200), writes no further batch, and leaves the rival's checkpoint as it was."""
+    from instantly_guard.audit.exporter import Exporter, ExportOptions, StopReason
+
+    from .audit_support import Clock, ListSource, MemorySink, spread
+
+    store = _gcs_store(gcs, monkeypatch)
+    now = T0 + timedelta(days=1)
+    records = spread(3000, now - timedelta(hours=3), timedelta(seconds=1))
+    rival = Checkpoint.starting_at(T0).with_run(RunRecord("rival@t", started_at=now), now)
+
+    class RivalWritesAfterOurFirstBatch(MemorySink):
+        def write(self, entries):  # type: ignore[no-untyped-def]
+            super().write(entries)
+            if len(self.batches) == 1:
+                gcs.put("audit-bucket", "instantly-audit/checkpoint.json", rival.to_bytes())
+
+    sink = RivalWritesAfterOurFirstBatch()
+    exporter = Exporter(
+        ListSource(records, page_size=1000),
+        sink,
+        store,
+        ExportOptions(checkpoint_interval=timedelta(0)),
+        clock=Clock(now),
+    )
+
+    summary = exporter.run()
+
+    assert summary.stopped_reason is StopReason.LOST_RACE
+    assert summary.error is None
+    assert sink.batches == [1000]
+    assert gcs.precondition_failures == 1
+    assert store.read()[0] == rival

@@ -14,6 +14,8 @@ import pytest
 from instantly_guard.audit.sinks.local import read_entries
 from instantly_guard.cli import main
 
+from .audit_support import assert_exact
+
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
@@ -73,8 +75,8 @@ def test_a_backfill_exports_its_window_and_leaves_the_checkpoint_alone(
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["exported"] == 5 * 24
-    exported = {e["insertId"] for e in read_entries(_sink(tmp_path))}
-    assert exported == set(ids[5 * 24 : 10 * 24])
+    # Every occurrence, not a set: a duplicate written by the backfill must fail the test.
+    assert_exact([e["insertId"] for e in read_entries(_sink(tmp_path))], ids[5 * 24 : 10 * 24])
     assert not (tmp_path / "audit" / "checkpoint.json").exists()
 
 

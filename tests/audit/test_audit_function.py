@@ -19,6 +19,8 @@ from tests.standins.logging_api import LoggingStandIn
 
 from instantly_guard.audit.checkpoint import Checkpoint
 
+from .audit_support import assert_exact
+
 MAIN = Path(__file__).resolve().parents[2] / "functions" / "audit_export" / "main.py"
 SCHEDULER = {
     "X-CloudScheduler-JobName": "instantly-audit-export",
@@ -82,7 +84,8 @@ def test_local_stack_exports_and_answers_the_summary(sb, tmp_path, function) -> 
     assert response.get_json()["exported"] == 2500
     assert again.get_json()["stopped_reason"] == "duplicate_delivery"
     lines = (tmp_path / "audit" / "instantly-audit.jsonl").read_text().splitlines()
-    assert {json.loads(line)["insertId"] for line in lines} == set(sb.state.audit_logs.ids())
+    # Every line counts: a duplicate delivery that exported again must fail here.
+    assert_exact([json.loads(line)["insertId"] for line in lines], sb.state.audit_logs.ids())
     assert client.get("/").status_code == 405
 
 
@@ -128,8 +131,9 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_checkpoint(sb, function) 
         assert {call.log_name for call in logging_api.calls} == {
             "projects/demo-project/logs/instantly-audit"
         }
-        exported = {key[0] for key in logging_api.unique_entries()}
-        assert exported == set(sb.state.audit_logs.ids())
+        # Counted by insertId occurrences in what the stand-in stored, not after collapsing:
+        # neither run may write an entry twice.
+        assert_exact([e.insert_id for e in logging_api.stored], sb.state.audit_logs.ids())
         data, _ = gcs.objects["demo-audit/instantly-audit/checkpoint.json"]
         state = Checkpoint.from_bytes(data)
         assert state.exported_total == 2501

@@ -19,7 +19,7 @@ from instantly_guard.audit.sinks.local import read_entries
 from instantly_guard.errors import BackendError, ConfigError
 from instantly_guard.secret import Secret
 
-from .audit_support import MemorySink
+from .audit_support import MemorySink, assert_exact
 
 SCHEDULER = {
     "X-CloudScheduler-JobName": "instantly-audit-export",
@@ -151,8 +151,8 @@ def test_a_run_answers_200_with_the_summary(sb, tmp_path, services) -> None:  # 
     assert body["checkpoint"]["watermark"]
     assert body["checkpoint"]["location"].endswith("audit/checkpoint.json")
     assert body["duration_ms"] >= 0
-    written = list(read_entries(tmp_path / "audit" / "instantly-audit.jsonl"))
-    assert {e["insertId"] for e in written} == set(sb.state.audit_logs.ids())
+    written = [e["insertId"] for e in read_entries(tmp_path / "audit" / "instantly-audit.jsonl")]
+    assert_exact(written, sb.state.audit_logs.ids())  # every occurrence: no duplicate hides
 
 
 def test_a_second_delivery_of_the_same_scheduler_run_exports_nothing(
@@ -309,3 +309,126 @@ def test_a_key_file_is_read_again_after_the_key_is_rejected(sb, tmp_path, servic
 
     assert response.status == 200
     assert response.body["exported"] >= 1
+
+
+# -- the deployed key path: AUDIT_API_KEY_SECRET in Secret Manager (GUARD_BACKEND=gcp) ------------
+
+KEY_SECRET_NAME = "instantly-audit-key"  # pragma: allowlist secret (a secret id, no value)
+
+
+def _point_current_at(store, value: str) -> None:  # type: ignore[no-untyped-def]
+    version = store.add_version(KEY_SECRET_NAME, Secret(value))
+    store.update(
+        KEY_SECRET_NAME,
+        aliases={"current": version},
+        annotations={},
+        etag=store.get(KEY_SECRET_NAME).etag,
+    )
+
+
+@pytest.mark.gcp
+def test_the_deployed_key_is_read_from_secret_manager_and_follows_its_current_alias(
+    sb, services, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """GUARD_BACKEND=gcp end to end: the key through the real Secret Manager client (alias
+    `current`), entries through the real Cloud Logging client, the checkpoint through the real
+    Cloud Storage client, each against its in-process stand-in."""
+    from tests.standins.gcs import GcsStandIn
+    from tests.standins.logging_api import LoggingStandIn
+    from tests.standins.secret_manager import SecretManagerStandIn
+
+    from instantly_guard.secrets.gcp import GcpSecretStore
+
+    old = sb.add_key("audit-old", ["audit_logs:read"])
+    new = sb.add_key("audit-new", ["audit_logs:read"])
+    with (
+        SecretManagerStandIn() as secret_manager,
+        LoggingStandIn() as logging_api,
+        GcsStandIn() as gcs,
+    ):
+        client = secret_manager.client()
+        store = GcpSecretStore("demo-project", client=client)
+        store.create_secret(KEY_SECRET_NAME, labels={}, annotations={})
+        _point_current_at(store, old.key)
+        env = {
+            "GUARD_BACKEND": "gcp",
+            "GOOGLE_CLOUD_PROJECT": "demo-project",
+            "AUDIT_CHECKPOINT_BUCKET": "demo-audit",
+            "AUDIT_API_KEY_SECRET": f"projects/demo-project/secrets/{KEY_SECRET_NAME}",
+            "INSTANTLY_API_BASE": sb.base_url,
+            "LOGGING_EMULATOR_HOST": logging_api.target,
+            "STORAGE_EMULATOR_HOST": gcs.url,
+        }
+        service = services(env, secret_store=store)
+        try:
+            first = service.handle("POST", SCHEDULER)
+            assert first.status == 200, first.body
+            assert first.body["exported"] == 1500
+            assert secret_manager.calls["AccessSecretVersion"] >= 1
+
+            # Rotated: `current` names a new key and the old one is revoked. The next run gets a
+            # 401 with the cached key, reads `current` again and carries on.
+            _point_current_at(store, new.key)
+            sb.state.delete_key(old.id)
+            sb.add_audit_log(37)
+            second = service.handle(
+                "POST", {**SCHEDULER, "X-CloudScheduler-ScheduleTime": "2026-03-04T12:10:00Z"}
+            )
+            assert (second.status, second.body["exported"]) == (200, 1), second.body
+
+            # Revoked with nothing to replace it: permanent, and the message names the secret.
+            sb.state.delete_key(new.id)
+            with caplog.at_level(logging.DEBUG):
+                third = service.handle(
+                    "POST", {**SCHEDULER, "X-CloudScheduler-ScheduleTime": "2026-03-04T12:15:00Z"}
+                )
+            assert third.status == 500
+            assert third.body["error"]["kind"] == "invalid_key"
+            assert (
+                f"secret projects/demo-project/secrets/{KEY_SECRET_NAME} (alias current"
+                in third.body["error"]["message"]
+            )
+            for key in (old.key, new.key):
+                assert key not in repr(third.body)
+                assert key not in caplog.text
+            # Exactly the sandbox's entries, each written once (counted, not collapsed).
+            assert_exact([e.insert_id for e in logging_api.stored], sb.state.audit_logs.ids())
+        finally:
+            client.transport.close()
+
+
+@pytest.mark.gcp
+@pytest.mark.parametrize("prepare", ["no_secret", "no_alias", "denied"])
+def test_an_unreadable_key_secret_is_a_permanent_failure_naming_the_secret(
+    sb, tmp_path, services, prepare
+) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+    from tests.standins.secret_manager import SecretManagerStandIn
+
+    from instantly_guard.secrets.gcp import GcpSecretStore
+
+    with SecretManagerStandIn() as secret_manager:
+        client = secret_manager.client()
+        store = GcpSecretStore("demo-project", client=client)
+        if prepare != "no_secret":
+            store.create_secret(KEY_SECRET_NAME, labels={}, annotations={})
+        if prepare == "denied":
+            _point_current_at(store, sb.keys["admin"].key)
+            secret_manager.fail_next("AccessSecretVersion", grpc.StatusCode.PERMISSION_DENIED)
+        env = local_env(
+            sb, tmp_path, AUDIT_API_KEY_SECRET=f"projects/demo-project/secrets/{KEY_SECRET_NAME}"
+        )
+        del env["INSTANTLY_API_KEY"]
+        try:
+            response = services(env, secret_store=store).handle("POST", SCHEDULER)
+        finally:
+            client.transport.close()
+
+    assert response.status == 500, response.body
+    error = response.body["error"]
+    assert error["kind"] == "key_unavailable"
+    assert f"projects/demo-project/secrets/{KEY_SECRET_NAME}" in error["message"]
+    assert "AUDIT_API_KEY_SECRET" in error["message"]
+    if prepare == "denied":
+        assert "roles/secretmanager.secretAccessor" in error["message"]
+    assert sb.keys["admin"].key not in repr(response.body)

@@ -126,6 +126,38 @@ def test_an_entry_small_as_json_but_large_as_protobuf_is_truncated_too(standin, 
     assert TRUNCATION_MARKER in _payload(stored)
 
 
+def test_a_batch_within_9_mb_as_json_but_over_10_mb_encoded_is_split_not_refused(
+    standin, sink
+) -> None:  # type: ignore[no-untyped-def]
+    # ~6 KB of JSON each, ~22 KB each as a protobuf Struct (11 bytes per number): the JSON
+    # budget lets ~1,000 into one batch, ~22 MB encoded, which Cloud Logging refuses whole.
+    dense = {"ids": [i % 1000 for i in range(2000)]}
+    records = [
+        record(T0 - timedelta(minutes=30) + timedelta(seconds=i), 1, audit_metadata=dense)
+        for i in range(1000)
+    ]
+    exporter = Exporter(
+        ListSource(records, page_size=1000),
+        sink,
+        MemoryCheckpointStore(),
+        ExportOptions(checkpoint_interval=timedelta(0)),
+        clock=Clock(T0),
+    )
+
+    summary = exporter.run()
+
+    assert summary.error is None, summary.error
+    assert summary.batches == 1  # one batch by the JSON estimate, sent as several requests
+    assert len(standin.calls) >= 3
+    assert all(call.status == grpc.StatusCode.OK for call in standin.calls)
+    assert all(
+        sum(e.ByteSize() for e in call.entries) <= 10 * 1000 * 1000 for call in standin.calls
+    )
+    written = [e.insert_id for e in standin.stored]
+    assert written == [r.id for r in records]  # in order, each exactly once
+    assert _payload(standin.stored[0])["audit_metadata"]["ids"][:3] == [0, 1, 2]  # not cut
+
+
 def test_a_rejected_entry_is_replaced_by_a_stub_and_the_others_are_written(standin, sink) -> None:  # type: ignore[no-untyped-def]
     entries = [to_export_entry(record(T0 + timedelta(seconds=i), 1)) for i in range(5)]
     poison = entries[2].insert_id

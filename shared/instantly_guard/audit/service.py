@@ -82,6 +82,19 @@ def scheduler_run_key(headers: Mapping[str, str]) -> str | None:
     return f"{job}@{when}"[:512]
 
 
+class KeyUnavailableError(BackendError):
+    """The exporter's Instantly key could not be read from its secret (missing secret, alias or
+    version, access denied, Secret Manager unavailable). Names the secret, never a value."""
+
+    def __init__(self, key_source: str, cause: BackendError) -> None:
+        super().__init__(
+            f"the Instantly key cannot be read from {key_source}: {cause}",
+            retryable=cause.retryable,
+        )
+        # The Google API error the store chained: PermissionDenied carries HTTP code 403.
+        self.denied = getattr(cause.__cause__, "code", None) == 403
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     kind: str
@@ -131,6 +144,20 @@ def describe_failure(error: GuardError, key_source: str) -> Failure:
         return Failure(kind, not error.retryable, f"Instantly call failed: {error}", {})
     if isinstance(error, ConfigError):
         return Failure("config", True, str(error), {"problems": list(error.problems)})
+    if isinstance(error, KeyUnavailableError):
+        what = (
+            "grant the function's service account roles/secretmanager.secretAccessor on it"
+            if error.denied
+            else "create it and point its alias current at an enabled version holding a key "
+            f"with {REQUIRED_SCOPE} (or rotate the managed secret)"
+        )
+        return Failure(
+            "key_unavailable",
+            not error.retryable,
+            f"{error}. "
+            + (f"Retry later, or {what}." if error.retryable else f"{what[0].upper()}{what[1:]}."),
+            {},
+        )
     if isinstance(error, BackendError):
         kind = "backend_unavailable" if error.retryable else "backend_rejected"
         return Failure(kind, not error.retryable, str(error), {})
@@ -255,7 +282,16 @@ def _key_provider(settings: AuditSettings, secret_store: Any | None) -> KeyProvi
         from instantly_guard.secrets.provider import secret_key_provider
 
         store = secret_store if secret_store is not None else _secret_store(settings)
-        return secret_key_provider(store, key.secret_name)
+        inner = secret_key_provider(store, key.secret_name)
+        source = key.describe()
+
+        def provider(*, refresh: bool = False) -> Secret:
+            try:
+                return inner(refresh=refresh)
+            except BackendError as exc:
+                raise KeyUnavailableError(source, exc) from exc
+
+        return provider
     if key.file is not None:
         path = Path(key.file)
 

@@ -1,6 +1,7 @@
 """Cloud Logging sink: `WriteLogEntries` through google-cloud-logging's generated client.
 
-One call per batch, `partial_success=True`: valid entries are written even when another entry of
+One call per batch (more if its encoding exceeds `MAX_REQUEST_BYTES`: see there),
+`partial_success=True`: valid entries are written even when another entry of
 the batch is rejected. Cloud Logging then answers with an error whose details
 (`WriteLogEntriesPartialErrors`) map each rejected entry's index to its reason. Each rejected entry
 is written again as a stub (same `insertId` and timestamp, the identifying fields and
@@ -36,6 +37,13 @@ MAX_ENTRY_BYTES = 250 * 1024
 """Encoded size above which an entry is re-truncated here: Cloud Logging's limit is 256 KiB, and
 a Struct can be several times larger than its JSON (every number costs 9 bytes plus tags), so the
 JSON-based cut in `entries.py` is checked against the real encoding."""
+MAX_REQUEST_BYTES = 9 * 1000 * 1000
+"""Encoded size above which a batch is sent as several requests. Cloud Logging refuses a request
+over 10 MB whole (not per entry, so `partial_success` does not help), and `batching` cuts batches
+on JSON estimates, which a Struct can exceed several times: without this, a batch of dense
+entries would fail on every run and wedge the export."""
+_REQUEST_OVERHEAD = 1024  # log name, resource, flags
+_ENTRY_FRAMING = 6  # the `entries` field tag and the length prefix of one entry
 _STUB_FIELDS = ("id", "timestamp", "organization_id", "activity_type", "activity", "from_api")
 _TRANSIENT = (
     gexc.ServiceUnavailable,
@@ -77,39 +85,38 @@ class CloudLoggingSink:
     def log_name(self) -> str:
         return self._log_name
 
-    def _request(self, entries: Sequence[ExportEntry], payloads: Sequence[dict[str, Any]]) -> Any:
+    def _new_request(self) -> Any:
         request = _REQUEST(log_name=self._log_name, partial_success=True)
         request.resource.CopyFrom(self._resource)
-        for entry, payload in zip(entries, payloads, strict=True):
-            pb = request.entries.add()
-            pb.insert_id = entry.insert_id
-            timestamp = entry.timestamp
-            if timestamp.tzinfo is None:
-                pb.timestamp.FromDatetime(timestamp)  # naive: taken as UTC
-            else:
-                delta = timestamp - _EPOCH  # exact, unlike a float timestamp()
-                pb.timestamp.seconds = delta.days * 86_400 + delta.seconds
-                pb.timestamp.nanos = delta.microseconds * 1000
-            pb.severity = _severity_number(entry.severity)
-            pb.labels.update(entry.labels)
-            pb.json_payload.update(payload)
-            if pb.ByteSize() <= MAX_ENTRY_BYTES:
-                continue
-            # Oversized (rare): only now is the payload's JSON size worth computing.
-            budget = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
-            while pb.ByteSize() > MAX_ENTRY_BYTES and budget > 1024:
-                budget //= 2
-                pb.ClearField("json_payload")
-                pb.json_payload.update(fit_payload(payload, budget)[0])
-        return WriteLogEntriesRequest.wrap(request)
+        return request
 
-    def _send(
+    def _requests(
         self, entries: Sequence[ExportEntry], payloads: Sequence[dict[str, Any]]
-    ) -> dict[int, str]:
-        """Write; return {index: reason} for entries rejected under partial success."""
+    ) -> list[tuple[int, int, Any]]:
+        """Raw requests for `entries` in order, as (start, end, request): one unless the encoded
+        entries exceed `MAX_REQUEST_BYTES`, then cut there."""
+        chunks: list[tuple[int, int, Any]] = []
+        request = self._new_request()
+        first, size = 0, _REQUEST_OVERHEAD
+        for index, (entry, payload) in enumerate(zip(entries, payloads, strict=True)):
+            pb = request.entries.add()
+            encoded = _fill(pb, entry, payload) + _ENTRY_FRAMING
+            if index > first and size + encoded > MAX_REQUEST_BYTES:
+                following = self._new_request()
+                following.entries.add().CopyFrom(pb)
+                del request.entries[-1]
+                chunks.append((first, index, request))
+                request, first, size = following, index, _REQUEST_OVERHEAD
+            size += encoded
+        chunks.append((first, len(entries), request))
+        return chunks
+
+    def _send(self, request: Any) -> dict[int, str]:
+        """Write one raw request; return {index: reason} for entries rejected under partial
+        success."""
         try:
             self._client.write_log_entries(
-                request=self._request(entries, payloads), timeout=self._timeout
+                request=WriteLogEntriesRequest.wrap(request), timeout=self._timeout
             )
         except gexc.GoogleAPICallError as exc:
             rejected = _partial_errors(exc)
@@ -131,7 +138,13 @@ class CloudLoggingSink:
         payloads: list[dict[str, Any]] = json.loads(
             "[" + ",".join([e.payload_json for e in entries]) + "]"
         )
-        rejected = self._send(entries, payloads)
+        for first, end, request in self._requests(entries, payloads):
+            self._write_chunk(entries[first:end], payloads[first:end], request)
+
+    def _write_chunk(
+        self, entries: Sequence[ExportEntry], payloads: Sequence[dict[str, Any]], request: Any
+    ) -> None:
+        rejected = self._send(request)
         if not rejected:
             return
         failed = [entries[i] for i in sorted(rejected)]
@@ -149,7 +162,9 @@ class CloudLoggingSink:
             }
             for i in sorted(rejected)
         ]
-        still = self._send(failed, stubs)
+        still: dict[int, str] = {}
+        for _, _, stub_request in self._requests(failed, stubs):
+            still.update(self._send(stub_request))
         if still:
             raise BackendError(
                 f"Cloud Logging rejected {len(still)} audit entries even as stubs: "
@@ -165,6 +180,34 @@ class CloudLoggingSink:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _fill(pb: Any, entry: ExportEntry, payload: dict[str, Any]) -> int:
+    """Set a raw `LogEntry` from `entry`, re-cutting a payload whose encoding is too large;
+    return its encoded size."""
+    pb.insert_id = entry.insert_id
+    timestamp = entry.timestamp
+    if timestamp.tzinfo is None:
+        pb.timestamp.FromDatetime(timestamp)  # naive: taken as UTC
+    else:
+        delta = timestamp - _EPOCH  # exact, unlike a float timestamp()
+        pb.timestamp.seconds = delta.days * 86_400 + delta.seconds
+        pb.timestamp.nanos = delta.microseconds * 1000
+    pb.severity = _severity_number(entry.severity)
+    pb.labels.update(entry.labels)
+    pb.json_payload.update(payload)
+    size: int = pb.ByteSize()
+    if size <= MAX_ENTRY_BYTES:
+        return size
+    # Oversized (rare): only now is the payload's JSON size worth computing.
+    budget = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    while pb.ByteSize() > MAX_ENTRY_BYTES and budget > 1024:
+        budget //= 2
+        pb.ClearField("json_payload")
+        pb.json_payload.update(fit_payload(payload, budget)[0])
+    return int(pb.ByteSize())
+
+
 _SEVERITIES: dict[str, int] = {}
 
 
