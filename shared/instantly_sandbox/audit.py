@@ -184,6 +184,9 @@ class AuditLogStore:
         self._shuffle_key = shuffle_key or random.randbytes(16)
         self.order: ListingOrder = order
         self.set_order(order)
+        # How `GET /audit-logs` reads `start_date`/`end_date` (see routes/audit_logs.py).
+        self.date_filter_utc_offset = timedelta(0)
+        self.date_filter_end_exclusive = False
 
     # --- writing -----------------------------------------------------------------------------
 

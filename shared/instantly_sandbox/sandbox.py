@@ -59,6 +59,11 @@ class Sandbox:
         webhook_failure_limit: consecutive failed deliveries after which a webhook is disabled
             (status -1, audit entry 20), as Instantly does; None never disables.
         shuffle_key: key of the "random" permutation (default: random per sandbox).
+        date_filter_utc_offset: the UTC offset of the timezone in which `GET /audit-logs` reads
+            its `start_date`/`end_date` days (default 0: UTC days). Instantly does not document
+            it; e.g. `timedelta(hours=-5)` serves day D as D 05:00 UTC to D+1 05:00 UTC.
+        date_filter_end_exclusive: `end_date` ends before its day starts instead of after it ends
+            (default False: inclusive, as documented nowhere either).
     """
 
     def __init__(
@@ -76,14 +81,18 @@ class Sandbox:
         webhook_failure_limit: int | None = None,
         delivery_user_agent: str = DELIVERY_USER_AGENT,
         shuffle_key: bytes | None = None,
+        date_filter_utc_offset: timedelta = timedelta(0),
+        date_filter_end_exclusive: bool = False,
     ) -> None:
         self._clock = clock or _utc_now
+        self._date_filter = (date_filter_utc_offset, date_filter_end_exclusive)
         self._seed_name: SeedName = seed
         self._listing_order: ListingOrder = listing_order
         self._shuffle_key = shuffle_key
         self._ws, self._keys = new_workspace(
             seed, clock=self._clock, listing_order=listing_order, shuffle_key=shuffle_key
         )
+        self.set_date_filter(date_filter_utc_offset, end_exclusive=date_filter_end_exclusive)
         self.faults = Faults()
         self.responses = ResponseLog(enabled=record_responses, max_entries=max_recorded_responses)
         self._limit_values = (rate_limit_per_s, rate_limit_per_min)
@@ -198,6 +207,7 @@ class Sandbox:
             listing_order=self._listing_order,
             shuffle_key=self._shuffle_key,
         )
+        self.set_date_filter(self._date_filter[0], end_exclusive=self._date_filter[1])
         self.faults.clear()
         self._limiter.configure(*self._limit_values)
         return self._keys
@@ -226,6 +236,15 @@ class Sandbox:
     ) -> str:
         """Add one entry (at `at`, default now) and return its id. `fields`: `AuditLog` fields."""
         return self._ws.audit_logs.add(activity_type, at=at, **fields).id
+
+    def set_date_filter(self, utc_offset: timedelta, *, end_exclusive: bool = False) -> None:
+        """How `GET /audit-logs` reads `start_date`/`end_date` from now on: days at `utc_offset`
+        (within +-24h), `end_date` exclusive or inclusive. Survives `reset`."""
+        if abs(utc_offset) >= timedelta(days=1):
+            raise ValueError("utc_offset must be within +-24 hours")
+        self._date_filter = (utc_offset, end_exclusive)
+        self._ws.audit_logs.date_filter_utc_offset = utc_offset
+        self._ws.audit_logs.date_filter_end_exclusive = end_exclusive
 
     def set_listing_order(self, order: ListingOrder) -> None:
         """Order of `GET /audit-logs` from now on (see `instantly_sandbox.audit`)."""

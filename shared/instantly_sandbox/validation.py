@@ -97,9 +97,18 @@ def query_bool(query: Mapping[str, str], name: str) -> bool | None:
     return _TRUE_FALSE[raw]
 
 
-def query_day_bound(query: Mapping[str, str], name: str, *, end: bool) -> int | None:
-    """A date filter as Unix ms. A bare day is inclusive: `start_date` from its first
-    millisecond, `end_date` to its last. A full ISO date-time is taken as the exact instant."""
+def query_day_bound(
+    query: Mapping[str, str],
+    name: str,
+    *,
+    end: bool,
+    utc_offset: timedelta = timedelta(0),
+    end_exclusive: bool = False,
+) -> int | None:
+    """A date filter as Unix ms (an inclusive bound). A bare day is a day at `utc_offset` (the
+    timezone the API reads dates in; default UTC): `start_date` from its first millisecond,
+    `end_date` to its last, or, with `end_exclusive`, to the last millisecond before it. A full
+    ISO date-time is taken as the exact instant."""
     raw = query.get(name)
     if raw is None or raw == "":
         return None
@@ -108,8 +117,10 @@ def query_day_bound(query: Mapping[str, str], name: str, *, end: bool) -> int | 
     except ValueError:
         day = None
     if day is not None:
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return to_ms(start + timedelta(days=1)) - 1 if end else to_ms(start)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC) - utc_offset
+        if not end:
+            return to_ms(start)
+        return to_ms(start if end_exclusive else start + timedelta(days=1)) - 1
     try:
         instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

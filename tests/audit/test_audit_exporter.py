@@ -4,6 +4,7 @@ checkpoint, time budget, Scheduler deduplication, leases and failures."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -102,17 +103,22 @@ def test_first_run_starts_at_the_lookback() -> None:
 
     exporter.run()
 
-    assert sink.ids == [recent.id]
-    assert source.listings[0][0] == (NOW - timedelta(days=7)).date()
+    assert sink.ids == [recent.id]  # the first window's margin lists `old` too; it is not kept
+    assert source.listings[0][0] == (NOW - timedelta(days=7 + OPTIONS.day_margin)).date()
 
 
-def test_windows_are_single_days_and_the_last_one_is_open_ended() -> None:
-    exporter, source, _, _ = make(spread(10, NOW - timedelta(days=2), timedelta(hours=5)))
+@pytest.mark.parametrize("margin", [0, 1, 2])
+def test_windows_are_single_days_and_the_last_one_is_open_ended(margin: int) -> None:
+    options = replace(OPTIONS, day_margin=margin)
+    records = spread(10, NOW - timedelta(days=2), timedelta(hours=5))
+    exporter, source, sink, _ = make(records, options=options)
 
     exporter.run()
 
     days = [(NOW - timedelta(days=7) + timedelta(days=i)).date() for i in range(8)]
-    assert source.listings == [(d, d) for d in days[:-1]] + [(days[-1], None)]
+    m = timedelta(days=margin)
+    assert source.listings == [(d - m, d + m) for d in days[:-1]] + [(days[-1] - m, None)]
+    assert_exact(sink.ids, [r.id for r in records])
 
 
 def test_a_day_bigger_than_the_buffer_is_exported_in_several_passes_in_order() -> None:
@@ -159,7 +165,13 @@ def test_checkpoint_advances_after_each_batch() -> None:
 def test_time_budget_stops_with_a_consistent_checkpoint_and_the_next_run_resumes() -> None:
     records = spread(3000, NOW - timedelta(hours=3), timedelta(seconds=1))
     clock = Clock(NOW)
-    options = ExportOptions(time_budget=timedelta(seconds=50), checkpoint_interval=timedelta(0))
+    # The look-back stays within today: yesterday's window would list today's entries again
+    # (its day margin) and spend the budget on pages before any write.
+    options = ExportOptions(
+        lookback=timedelta(hours=4),
+        time_budget=timedelta(seconds=50),
+        checkpoint_interval=timedelta(0),
+    )
 
     class SlowSink(MemorySink):
         def write(self, entries):  # type: ignore[no-untyped-def]

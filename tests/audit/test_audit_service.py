@@ -12,6 +12,7 @@ import pytest
 from instantly_guard.audit.service import (
     LazyService,
     build_service,
+    export_options,
     scheduler_run_key,
 )
 from instantly_guard.audit.settings import AuditSettings
@@ -91,6 +92,14 @@ def test_rate_share_sets_the_exporters_budget() -> None:
         }
     )
     assert (settings.rate_per_second, settings.rate_per_minute) == (10, 600)
+
+
+def test_day_margin_defaults_to_one_day_and_reaches_the_exporter() -> None:
+    env = {"GUARD_BACKEND": "local", "INSTANTLY_API_KEY": "k" * 20}
+    assert export_options(AuditSettings.from_env(env)).day_margin == 1
+    assert export_options(AuditSettings.from_env({**env, "AUDIT_DAY_MARGIN": "2"})).day_margin == 2
+    with pytest.raises(ConfigError, match="AUDIT_DAY_MARGIN"):
+        AuditSettings.from_env({**env, "AUDIT_DAY_MARGIN": "-1"})
 
 
 def test_gcp_settings_report_every_problem_at_once() -> None:

@@ -2,10 +2,14 @@
 
 The listing order of `GET /audit-logs` is undocumented and a listing is not a snapshot, so the
 run never relies on order. It walks UTC days from the checkpoint's `floor` to today, one window
-per day (`start_date = end_date = day`; the last window is open-ended, `start_date = today`, so
-entries written after midnight during the run are included). For each window it pages to the
-end, keeps what the checkpoint does not already hold, sorts by (timestamp, id), writes batches
-and advances the checkpoint after each written batch (compare-and-swap).
+per day. The API's day filters are in an undocumented timezone with an undocumented end, so each
+UTC day `d` is queried with a margin (`start_date = d - margin`, `end_date = d + margin`; the last
+window is open-ended, `start_date = today - margin`, so entries written after midnight during the
+run are included) and only the entries whose UTC day is `d` (`>= today` for the last window) are
+kept: every UTC day is covered by its own query whatever the API's offset, and no entry is kept
+by two windows. For each window it pages to the end, keeps what the checkpoint does not already
+hold, sorts by (timestamp, id), writes batches and advances the checkpoint after each written
+batch (compare-and-swap).
 
 Memory is bounded by one day's new entries, and by `max_buffered` even for a day larger than
 that: once the window holds `2 * max_buffered` entries it keeps only the oldest `max_buffered`
@@ -52,7 +56,7 @@ class StopReason(StrEnum):
 
 
 class PageSource(Protocol):
-    """Pages of audit entries for a window of UTC days (`end_date=None`: open-ended)."""
+    """Pages of audit entries for a window of API days (`end_date=None`: open-ended)."""
 
     def pages(self, *, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]: ...
 
@@ -82,6 +86,9 @@ class ExportOptions:
     lease: timedelta | None = None  # default: time_budget + 2 minutes
     max_batch_entries: int = MAX_BATCH_ENTRIES
     max_batch_bytes: int = MAX_BATCH_BYTES
+    # Days added on each side of a UTC day's query (the API's date filters are in an unknown
+    # timezone): 1 covers any UTC offset if `end_date` is inclusive, 2 an exclusive one too.
+    day_margin: int = 1
 
     @property
     def effective_lease(self) -> timedelta:
@@ -171,6 +178,8 @@ class Exporter:
         self._clock = clock
         if self._options.max_buffered < 1:
             raise ValueError("max_buffered must be >= 1")
+        if self._options.day_margin < 0:
+            raise ValueError("day_margin must be >= 0")
 
     @property
     def options(self) -> ExportOptions:
@@ -299,12 +308,19 @@ class Exporter:
             if more and callable(prefetch):
                 # Let the source fetch the next window while this one is being written.
                 last = until is None and following >= today
-                prefetch(start_date=following, end_date=None if last else following)
+                start, end = self._query(following, open_ended=last)
+                prefetch(start_date=start, end_date=end)
             self._write_window(run, buffer)
             if complete:
                 if open_ended:
                     return
                 day = following
+
+    def _query(self, day: date, *, open_ended: bool) -> tuple[date, date | None]:
+        """The API window (`start_date`, `end_date`) that holds every entry of UTC `day` (and
+        after, when open-ended) as long as the API's day boundaries are within the margin."""
+        margin = timedelta(days=self._options.day_margin)
+        return day - margin, None if open_ended else day + margin
 
     def _list_window(
         self, run: _Run, day: date, *, open_ended: bool
@@ -324,7 +340,8 @@ class Exporter:
             del buffer[limit:]
             cutoff = buffer[-1][0]
 
-        pages = self._source.pages(start_date=day, end_date=None if open_ended else day)
+        start, end = self._query(day, open_ended=open_ended)
+        pages = self._source.pages(start_date=start, end_date=end)
         for page in pages:
             summary.pages += 1
             self._check_deadline(run)
@@ -332,7 +349,7 @@ class Exporter:
                 timestamp = as_utc(record.timestamp)
                 when = timestamp.date()
                 if when < day or (when > day and not open_ended):
-                    continue  # another window's entry (its own window handles it)
+                    continue  # the margin's: another UTC day's window keeps it
                 if not checkpoint.is_new(timestamp, record.id):
                     summary.duplicates_skipped += 1
                     continue

@@ -374,6 +374,7 @@ def export_options(settings: AuditSettings) -> ExportOptions:
         time_budget=settings.time_budget,
         overlap=settings.overlap,
         max_buffered=settings.max_buffered,
+        day_margin=settings.day_margin,
         # Cloud Storage takes about one write per second to one object. Writing less often only
         # widens what a crash makes the next run write again (collapsed by insertId).
         checkpoint_interval=timedelta(seconds=1),

@@ -12,6 +12,10 @@ LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
                              caught (default 5m)
     AUDIT_MAX_BUFFERED       new entries kept per pass over one day (default 20000; up to twice
                              that is held briefly before a cut)
+    AUDIT_DAY_MARGIN         whole days added on each side of every UTC day's query, because
+                             Instantly's start_date/end_date timezone and end inclusivity are
+                             undocumented (default 1: any UTC offset if end_date is inclusive;
+                             2: an exclusive end_date too; 0: only if the API's days are UTC)
     AUDIT_RATE_SHARE         share of Instantly's workspace limit (100/s, 6,000/min) this export
                              may use (default 0.25; INSTANTLY_RATE_* still cap it)
     AUDIT_API_KEY_SECRET     secret holding the exporter's Instantly key (read at alias
@@ -71,6 +75,7 @@ class AuditSettings:
     time_budget: timedelta
     overlap: timedelta
     max_buffered: int
+    day_margin: int
     rate_share: float
     key: KeySource
     logging_emulator_host: str | None
@@ -124,6 +129,7 @@ class AuditSettings:
             time_budget=budget,
             overlap=reader.duration("AUDIT_OVERLAP", timedelta(minutes=5)),
             max_buffered=reader.integer("AUDIT_MAX_BUFFERED", 20_000, minimum=1000),
+            day_margin=reader.integer("AUDIT_DAY_MARGIN", 1, minimum=0, maximum=7),
             rate_share=reader.number("AUDIT_RATE_SHARE", 0.25, minimum=0.01, maximum=1.0),
             key=_key_source(reader, common),
             logging_emulator_host=emulator,
