@@ -71,10 +71,10 @@ bench: $(STAMP) ## Run every benchmark and print one table
 	$(PY) -m benchmarks
 
 run: $(STAMP) ## Start the local stack (sandbox + functions); Ctrl-C stops it
-	$(PY) -m instantly_guard.cli localstack
+	$(PY) -m instantly_guard.cli localstack $(ARGS)
 
 demo: $(STAMP) ## Scripted walkthrough against the local stack
-	$(PY) -m instantly_guard.cli demo
+	$(PY) -m instantly_guard.cli demo $(ARGS)
 
 clean: ## Remove the virtual environments, build output and local state
 	rm -rf $(VENV) $(TOOLS) dist .guard .pytest_cache .mypy_cache .ruff_cache
