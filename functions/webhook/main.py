@@ -28,6 +28,10 @@ _receiver = LazyReceiver(lambda: os.environ, on_build=_configure)
 @functions_framework.http
 def receive_webhook(request: flask.Request) -> flask.Response:
     response = _receiver.get().handle(request)
+    if response.status == 200:
+        # A 200 means the whole body was read (to its end, within the limit): a plain body is
+        # cheaper, and the after-request hook below has nothing left to read.
+        return flask.Response(response.body, status=200, headers=response.headers)
     # An iterable body marks the response as streamed, which stops functions-framework's
     # after-request hook from reading whatever is left of the request body into memory (a
     # refused or oversized body is never read past the limit; the server discards the rest).

@@ -335,14 +335,25 @@ def _log(outcome: _Outcome, latency_ms: float, deps: Deps) -> None:
         level = logging.WARNING
     else:
         level = logging.INFO
-    deps.logger.log(
+    logger = deps.logger
+    if not logger.isEnabledFor(level):
+        return
+    # Logger.log would also walk the stack for the caller's file and line (which our JSON lines
+    # do not carry); the record goes through the logger's filters and handlers all the same.
+    error = outcome.error
+    exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    record = logger.makeRecord(
+        logger.name,
         level,
+        __file__,
+        0,
         "webhook %s (%d)",
-        outcome.name,
-        status,
-        exc_info=outcome.error,
-        extra={"fields": fields},
+        (outcome.name, status),
+        exc_info,
+        "_log",
+        {"fields": fields},
     )
+    logger.handle(record)
 
 
 def handle(request: RequestLike, deps: Deps) -> Response:
