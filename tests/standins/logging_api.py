@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from google.cloud.logging_v2.types import (
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
+from tests.standins.grpc_server import GrpcStandIn
 
 MAX_ENTRY_BYTES = 256 * 1024
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -56,22 +56,19 @@ class WriteCall:
     status: grpc.StatusCode = grpc.StatusCode.OK
 
 
-class LoggingStandIn:
+class LoggingStandIn(GrpcStandIn):
     """A WriteLogEntries server with Cloud Logging's size rules and injectable failures."""
 
+    # Cloud Logging accepts requests up to 10 MB; take more so oversized ones reach our checks.
+    server_options = (("grpc.max_receive_message_length", 32 * 1024 * 1024),)
+
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self._host = host
+        super().__init__(host)
         self._lock = threading.Lock()
         self._faults: deque[grpc.StatusCode] = deque()
         self._reject: Callable[[Any], bool] | None = None
         self.calls: list[WriteCall] = []
         self.stored: list[Any] = []  # every accepted entry, in arrival order (duplicates kept)
-        self._server: grpc.Server | None = None
-        self.port = 0
-
-    @property
-    def target(self) -> str:
-        return f"{self._host}:{self.port}"
 
     def fail_next(self, code: grpc.StatusCode, times: int = 1) -> None:
         """The next `times` calls fail whole with `code` (nothing is written)."""
@@ -139,12 +136,8 @@ class LoggingStandIn:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> LoggingStandIn:
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8),
-            options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)],
-        )
-        handler = grpc.method_handlers_generic_handler(
+    def _handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
             _SERVICE,
             {
                 "WriteLogEntries": grpc.unary_unary_rpc_method_handler(
@@ -154,22 +147,6 @@ class LoggingStandIn:
                 )
             },
         )
-        server.add_generic_rpc_handlers((handler,))
-        self.port = server.add_insecure_port(f"{self._host}:0")
-        server.start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None)
-            self._server = None
-
-    def __enter__(self) -> LoggingStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def client(self) -> Any:
         """A real `LoggingServiceV2Client` on an insecure channel to this stand-in."""

@@ -17,12 +17,11 @@ import itertools
 import threading
 import time
 from collections import deque
-from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from google.pubsub_v1.types import PublishRequest, PublishResponse
+from tests.standins.grpc_server import GrpcStandIn
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,11 @@ class StoredMessage:
     attributes: dict[str, str]
 
 
-class PubSubStandIn:
+class PubSubStandIn(GrpcStandIn):
     """Serves Publish; stores messages; injects failures and delays on demand."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self._host = host
+        super().__init__(host)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._faults: deque[grpc.StatusCode] = deque()
@@ -45,12 +44,6 @@ class PubSubStandIn:
         self._delay = 0.0
         self.messages: list[StoredMessage] = []
         self.calls = 0
-        self._server: grpc.Server | None = None
-        self.port = 0
-
-    @property
-    def target(self) -> str:
-        return f"{self._host}:{self.port}"
 
     def fail_next(self, code: grpc.StatusCode, times: int = 1) -> None:
         """The next `times` Publish calls fail with `code` (and store nothing)."""
@@ -89,9 +82,8 @@ class PubSubStandIn:
                 )
         return PublishResponse(message_ids=ids)
 
-    def start(self) -> PubSubStandIn:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        handler = grpc.method_handlers_generic_handler(
+    def _handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
             "google.pubsub.v1.Publisher",
             {
                 "Publish": grpc.unary_unary_rpc_method_handler(
@@ -101,19 +93,3 @@ class PubSubStandIn:
                 )
             },
         )
-        server.add_generic_rpc_handlers((handler,))
-        self.port = server.add_insecure_port(f"{self._host}:0")
-        server.start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None).wait()
-            self._server = None
-
-    def __enter__(self) -> PubSubStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()

@@ -20,7 +20,6 @@ import secrets as _random
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcTransport,
 )
 from google.protobuf import empty_pb2
+from tests.standins.grpc_server import GrpcStandIn
 
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 State = sm.SecretVersion.State
@@ -75,42 +75,18 @@ def _etag() -> str:
     return f'"{_random.token_hex(8)}"'
 
 
-class SecretManagerStandIn:
+class SecretManagerStandIn(GrpcStandIn):
     """Start with `start()` (or as a context manager); `client()` gives a real client on it."""
 
+    max_workers = 16
+
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
         self._faults: list[_Fault] = []
         self.calls: Counter[str] = Counter()
         self.call_log: list[str] = []
-        self._server: grpc.Server | None = None
-        self.port = 0
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> SecretManagerStandIn:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-        server.add_generic_rpc_handlers((self._handler(),))
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None)
-            self._server = None
-
-    def __enter__(self) -> SecretManagerStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def client(self) -> sm.SecretManagerServiceClient:
         channel = grpc.insecure_channel(self.target)
