@@ -279,9 +279,14 @@ class AuditExportService:
 def _key_provider(settings: AuditSettings, secret_store: Any | None) -> KeyProvider:
     key: KeySource = settings.key
     if key.secret_name is not None:
+        from instantly_guard.secrets.factory import open_store
         from instantly_guard.secrets.provider import secret_key_provider
 
-        store = secret_store if secret_store is not None else _secret_store(settings)
+        store = (
+            secret_store
+            if secret_store is not None
+            else open_store(settings.common, project=key.secret_project)
+        )
         inner = secret_key_provider(store, key.secret_name)
         source = key.describe()
 
@@ -306,17 +311,6 @@ def _key_provider(settings: AuditSettings, secret_store: Any | None) -> KeyProvi
     if key.value is None:  # settings validation makes this unreachable
         raise ConfigError("no Instantly key configured")
     return StaticKey(key.value)
-
-
-def _secret_store(settings: AuditSettings) -> Any:
-    common = settings.common
-    if common.backend is Backend.GCP:
-        from instantly_guard.secrets.gcp import GcpSecretStore
-
-        return GcpSecretStore(settings.key.secret_project or common.project or "")
-    from instantly_guard.secrets.local import LocalSecretStore
-
-    return LocalSecretStore(common.state_dir / "secrets")
 
 
 def _local_sink(settings: AuditSettings) -> LogSink:

@@ -36,15 +36,12 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from instantly_guard.secret import Secret
+from instantly_guard.secrets.factory import parse_secret_reference
 from instantly_guard.settings import Backend, CommonSettings, Reader
 
 WORKSPACE_PER_SECOND: Final = 100.0
 WORKSPACE_PER_MINUTE: Final = 6000.0
 _LOG_ID = re.compile(r"^[A-Za-z0-9_.\-/]{1,512}$")
-_SECRET_RESOURCE = re.compile(
-    r"^(?:projects/(?P<project>[^/]+)/secrets/)?(?P<name>[A-Za-z0-9_-]{1,255})"
-    r"(?:/versions/[^/]+)?$"
-)
 _LOOPBACK = ("127.", "localhost", "[::1]", "::1")
 
 
@@ -150,15 +147,15 @@ def _key_source(reader: Reader, common: CommonSettings) -> KeySource:
     if resource and value is not None:
         reader.problems.append("set AUDIT_API_KEY_SECRET or INSTANTLY_API_KEY(_FILE), not both")
     if resource:
-        match = _SECRET_RESOURCE.fullmatch(resource)
-        if match is None:
+        reference = parse_secret_reference(resource)
+        if reference is None:
             reader.problems.append(
                 "AUDIT_API_KEY_SECRET must be projects/PROJECT/secrets/NAME or NAME"
             )
             return KeySource(origin="AUDIT_API_KEY_SECRET")
         return KeySource(
-            secret_name=match.group("name"),
-            secret_project=match.group("project") or common.project,
+            secret_name=reference[0],
+            secret_project=reference[1] or common.project,
         )
     if value is None:
         reader.problems.append(

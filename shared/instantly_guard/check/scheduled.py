@@ -19,7 +19,6 @@ is logged and never changes the export's answer.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,13 +31,13 @@ from instantly_guard.check.engine import log_findings, run_check
 from instantly_guard.check.policy import Policy
 from instantly_guard.errors import ConfigError, GuardError
 from instantly_guard.instantly import InstantlyClient, KeyProvider, RateLimiter, StaticKey
-from instantly_guard.settings import Backend, CommonSettings, Reader
+from instantly_guard.secrets.factory import open_store, parse_secret_reference
+from instantly_guard.settings import CommonSettings, Reader
 
 if TYPE_CHECKING:
-    from instantly_guard.secrets.base import SecretStore
+    pass
 
 _log = logging.getLogger("instantly_guard.check")
-_SECRET = re.compile(r"^(?:projects/(?P<project>[^/]+)/secrets/)?(?P<name>[A-Za-z0-9_-]{1,255})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +57,13 @@ class ScheduledCheckSettings:
         resource = reader.text("AUDIT_CHECK_KEY_SECRET")
         name = project = None
         if resource:
-            match = _SECRET.fullmatch(resource)
-            if match is None:
+            reference = parse_secret_reference(resource)
+            if reference is None:
                 reader.problems.append(
                     "AUDIT_CHECK_KEY_SECRET must be projects/PROJECT/secrets/NAME or NAME"
                 )
             else:
-                name, project = match.group("name"), match.group("project") or common.project
+                name, project = reference[0], reference[1] or common.project
         policy = reader.text("AUDIT_CHECK_POLICY")
         interval = reader.duration("AUDIT_CHECK_INTERVAL", timedelta(hours=1))
         reader.finish()
@@ -134,15 +133,7 @@ def build_scheduled_check(env: Mapping[str, str]) -> ScheduledCheck | None:
     if settings.key_secret is not None:
         from instantly_guard.secrets.provider import secret_key_provider
 
-        store: SecretStore
-        if common.backend is Backend.GCP:
-            from instantly_guard.secrets.gcp import GcpSecretStore
-
-            store = GcpSecretStore(settings.key_project or common.project or "")
-        else:
-            from instantly_guard.secrets.local import LocalSecretStore
-
-            store = LocalSecretStore(common.state_dir / "secrets")
+        store = open_store(common, project=settings.key_project)
         provider = secret_key_provider(store, settings.key_secret)
     else:
         reader = Reader(env)

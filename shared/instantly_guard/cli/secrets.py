@@ -78,14 +78,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def open_store(env: Mapping[str, str] | None = None) -> SecretStore:
     # Imported here: the builder loads the rotation engine (the Instantly client, pydantic),
     # which `instantly-guard --help` must not pay for.
-    from instantly_guard.rotation.builder import build_store
+    from instantly_guard.secrets.factory import open_store
 
     reader = Reader(os.environ if env is None else env)
     common = CommonSettings.read(reader)
     if common.backend.value == "gcp" and not common.project:
         reader.problems.append("GOOGLE_CLOUD_PROJECT is required with GUARD_BACKEND=gcp")
     reader.finish()
-    return build_store(common)
+    return open_store(common)
 
 
 def _print(data: Any) -> None:

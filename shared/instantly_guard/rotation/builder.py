@@ -23,6 +23,7 @@ from instantly_guard.rotation.admin import ClientFactory, InstantlyApi
 from instantly_guard.rotation.engine import Rotator
 from instantly_guard.rotation.lease import DEFAULT_LEASE
 from instantly_guard.secrets.base import SecretStore
+from instantly_guard.secrets.factory import open_store
 from instantly_guard.settings import Backend, CommonSettings, Reader
 
 MAX_FUNCTION_TIMEOUT = timedelta(seconds=540)  # an event-driven function's limit (Terraform's)
@@ -54,17 +55,6 @@ class RotationSettings:
             )
         reader.finish()
         return settings
-
-
-def build_store(common: CommonSettings, **gcp_options: Any) -> SecretStore:
-    """The secret store the settings name. Google's client library is imported only for gcp."""
-    if common.backend is Backend.GCP:
-        from instantly_guard.secrets.gcp import GcpSecretStore
-
-        return GcpSecretStore(common.project or "", **gcp_options)
-    from instantly_guard.secrets.local import LocalSecretStore
-
-    return LocalSecretStore(common.state_dir / "secrets")
 
 
 def client_factory(common: CommonSettings) -> ClientFactory:
@@ -105,7 +95,7 @@ def build_rotator(
     """A `Rotator` from an environment mapping; `store` and `clients` may be injected (tests)."""
     settings = RotationSettings.from_env(env)
     return Rotator(
-        store if store is not None else build_store(settings.common),
+        store if store is not None else open_store(settings.common),
         clients if clients is not None else client_factory(settings.common),
         lease=settings.lease,
         test_attempts=settings.test_attempts,
