@@ -24,7 +24,8 @@ from instantly_guard.instantly import (
 from instantly_guard.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
-OPENAPI = REPO.parent / "shared" / "instantly" / "openapi-v2.json"
+# The vendored copy: a clone stands alone (tests/unit/test_scopes.py checks it against upstream).
+OPENAPI = REPO / "spec" / "instantly-openapi-v2.json"
 
 # model -> (schema, whether the model declares every documented field or only the required ones)
 MODELS: dict[type[BaseModel], tuple[str, bool]] = {
@@ -42,7 +43,7 @@ MODELS: dict[type[BaseModel], tuple[str, bool]] = {
 
 @pytest.fixture(scope="module")
 def schemas() -> dict[str, Any]:
-    # CI checks out ../shared beside the clone, so a missing document is a broken setup: fail.
+    # The document ships with the repository, so a missing one is a broken checkout: fail.
     if not OPENAPI.is_file():
         pytest.fail(f"the OpenAPI document is missing: expected it at {OPENAPI}")
     document = json.loads(OPENAPI.read_text(encoding="utf-8"))
