@@ -9,8 +9,8 @@
 resource "google_secret_manager_secret" "managed" {
   for_each = local.secrets
 
-  secret_id   = each.value.secret_id
-  labels      = merge(local.labels, local.managed_label, { (local.kind_label) = each.value.kind })
+  secret_id = each.value.secret_id
+  labels    = merge(local.labels, local.managed_label, { (local.kind_label) = each.value.kind })
   # Non-authoritative in the google provider (>= 5): Terraform manages only the keys it declares
   # (effective_annotations holds the rest), so the rotation function's own state annotations
   # (phase, lease, revocations, ...) survive every apply. The two key sets are disjoint by test.
