@@ -56,11 +56,27 @@ resource "google_secret_manager_secret" "managed" {
 # "webhook-secret" so that the receiver has a secret to mount at its first deployment). Once the
 # rotation function has taken a secret over, drop its entry: with deletion_policy ABANDON the
 # version is left exactly as the rotation function left it.
+#
+# The version is keyed by bootstrap_secret_versions, which holds no value; the value is read only
+# when a version is created (an entry added, or its number bumped: secret_data_wo_version). For
+# the weeks between the seeding apply and the first rotation, TF_VAR_bootstrap_secret_values is
+# unset (README) while the entries stay, and the provider still requires exactly one of
+# secret_data / secret_data_wo on every plan: an absent value reads as local.bootstrap_value_absent,
+# which the provider ignores while the version number stands, and which Secret Manager refuses
+# should it ever be sent (larger than a version's 64 KiB payload), so a forgotten value fails the
+# apply instead of seeding a known string. Values supplied at all must cover every entry (the
+# variable's validation).
+locals {
+  # Secret Manager's limit on one version's payload (quotas: 64 KiB).
+  secret_payload_limit   = 65536
+  bootstrap_value_absent = format("%-${local.secret_payload_limit + 1}s", "instantly-guard: no bootstrap value supplied for this secret (TF_VAR_bootstrap_secret_values); Secret Manager refuses this oversized stand-in.")
+}
+
 resource "google_secret_manager_secret_version" "bootstrap" {
   for_each = var.bootstrap_secret_versions
 
   secret                 = google_secret_manager_secret.managed[each.key].id
-  secret_data_wo         = var.bootstrap_secret_values[each.key]
+  secret_data_wo         = lookup(var.bootstrap_secret_values, each.key, local.bootstrap_value_absent)
   secret_data_wo_version = each.value
   deletion_policy        = "ABANDON"
 

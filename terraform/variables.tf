@@ -218,11 +218,22 @@ variable "bootstrap_secret_versions" {
 }
 
 variable "bootstrap_secret_values" {
-  description = "The values for bootstrap_secret_versions, same keys. Ephemeral and write-only: never in plan or state. Pass them through the environment (TF_VAR_bootstrap_secret_values='{\"admin\":\"...\"}'), never in a tfvars file."
+  description = "The values for bootstrap_secret_versions, same keys, for the apply that seeds or replaces them; unset afterwards (the entries in bootstrap_secret_versions stay until the first rotation, and plans stay clean). Ephemeral and write-only: never in plan or state. Pass them through the environment (TF_VAR_bootstrap_secret_values='{\"admin\":\"...\"}'), never in a tfvars file."
   type        = map(string)
   default     = {}
   sensitive   = true
   ephemeral   = true
+
+  validation {
+    # All or nothing: a seeding apply with one value forgotten would try to add the stand-in.
+    condition     = length(var.bootstrap_secret_values) == 0 || length(setsubtract(keys(var.bootstrap_secret_versions), keys(var.bootstrap_secret_values))) + length(setsubtract(keys(var.bootstrap_secret_values), keys(var.bootstrap_secret_versions))) == 0
+    error_message = "bootstrap_secret_values must be unset, or hold a value for exactly the names in bootstrap_secret_versions."
+  }
+
+  validation {
+    condition     = alltrue([for v in values(var.bootstrap_secret_values) : length(v) > 0 && length(v) <= 65536])
+    error_message = "Each bootstrap secret value must be 1 to 65536 characters (Secret Manager stores at most 64 KiB per version)."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

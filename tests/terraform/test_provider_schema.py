@@ -20,11 +20,10 @@ from typing import Any
 
 import hcl2
 import pytest
+from tests.terraform.offline import ROOT, TF_DIR, label, load
 
 pytestmark = pytest.mark.terraform
 
-ROOT = Path(__file__).resolve().parents[2]
-TF_DIR = ROOT / "terraform"
 SCHEMA_PATH = ROOT / "spec" / "google-provider-schema.json"
 # Where the schema comes from on the machines that produced it; absent in a user's clone.
 SHARED_SCHEMA = ROOT.parent / "shared" / "terraform" / "google-provider-schema.json"
@@ -53,11 +52,6 @@ def _schema() -> dict[str, Any]:
     return parsed
 
 
-def _name(label: str) -> str:
-    """python-hcl2 keeps the quotes of labels and the ${} of bare references; drop them."""
-    return label.strip('"').removeprefix("${").removesuffix("}")
-
-
 def _is_block(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(item, dict) and item.get("__is_block__") for item in value
@@ -82,7 +76,7 @@ class TfBlock:
         """The provider configuration the block uses: `provider = ...` or the type's prefix."""
         explicit = self.body.get("provider")
         if isinstance(explicit, str):
-            return _name(explicit).split(".")[0]
+            return label(explicit).split(".")[0]
         return self.type.split("_")[0]
 
 
@@ -91,7 +85,7 @@ def blocks_of(parsed: dict[str, Any], file: str) -> Iterator[TfBlock]:
         for item in parsed.get(kind, []):
             for type_, named in item.items():
                 for name, body in named.items():
-                    yield TfBlock(kind, _name(type_), _name(name), body, file)
+                    yield TfBlock(kind, label(type_), label(name), body, file)
 
 
 def schema_for(schema: dict[str, Any], block: TfBlock) -> dict[str, Any] | str:
@@ -131,13 +125,15 @@ def check_body(
                 for quoted, spec in dict(item).items():
                     if quoted.startswith("__"):
                         continue
-                    label = _name(quoted)
-                    dynamic.add(label)
-                    if label not in nested:
-                        errors.append(f"{where}: unknown nested block {label!r} (dynamic)")
+                    block_name = label(quoted)
+                    dynamic.add(block_name)
+                    if block_name not in nested:
+                        errors.append(f"{where}: unknown nested block {block_name!r} (dynamic)")
                         continue
                     for content in spec.get("content", []):
-                        errors += check_body(nested[label]["block"], content, f"{where}.{label}")
+                        errors += check_body(
+                            nested[block_name]["block"], content, f"{where}.{block_name}"
+                        )
             continue
         if key in attributes:
             if _is_block(value):
@@ -183,19 +179,13 @@ def check_config(schema: dict[str, Any], parsed: dict[str, Any], file: str) -> l
         errors += check_body(node, block.body, block.address, meta=frozenset(meta))
     for item in parsed.get("provider", []):
         for name, body in item.items():
-            provider = _name(name)
+            provider = label(name)
             if provider in schema["providers"]:
                 where = f"{file}: provider {provider}"
                 errors += check_body(
                     schema["providers"][provider], body, where, meta=frozenset({"alias"})
                 )
     return errors
-
-
-def _load(path: Path) -> dict[str, Any]:
-    with path.open() as handle:
-        parsed: dict[str, Any] = hcl2.load(handle)
-    return parsed
 
 
 # --- The vendored schema ---------------------------------------------------------------------------
@@ -222,11 +212,11 @@ def test_the_vendored_schema_matches_the_shared_copy_when_there_is_one() -> None
 
 @pytest.mark.parametrize("path", sorted(TF_DIR.glob("*.tf")), ids=lambda p: p.name)
 def test_every_block_uses_only_arguments_the_provider_has(path: Path) -> None:
-    assert check_config(_schema(), _load(path), path.name) == []
+    assert check_config(_schema(), load(path), path.name) == []
 
 
 def test_the_check_covers_every_resource_and_data_source_of_the_module() -> None:
-    blocks = [b for p in sorted(TF_DIR.glob("*.tf")) for b in blocks_of(_load(p), p.name)]
+    blocks = [b for p in sorted(TF_DIR.glob("*.tf")) for b in blocks_of(load(p), p.name)]
     schema = _schema()
     assert len(blocks) > 40
     assert {b.kind for b in blocks} == {"resource", "data"}

@@ -6,36 +6,12 @@ the reason) where it does not, as on a clone without Terraform.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from tests.terraform.offline import ROOT, terraform
 
 pytestmark = pytest.mark.terraform
-
-ROOT = Path(__file__).resolve().parents[2]
-TERRAFORM = shutil.which("terraform")
-# As in the Makefile: an empty CLI configuration (a TF_CLI_CONFIG_FILE naming a missing file only
-# adds a warning) and no checkpoint call to HashiCorp.
-TERRAFORM_ENV = {"TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"}
-
-
-def terraform(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run the Terraform binary on the PATH offline (skips the test when there is none)."""
-    if TERRAFORM is None:
-        pytest.skip("terraform is not on the PATH")
-    return subprocess.run(
-        [TERRAFORM, *args],
-        cwd=cwd,
-        env={**os.environ, **TERRAFORM_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 def test_terraform_files_are_formatted() -> None:
