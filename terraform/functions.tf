@@ -3,6 +3,30 @@
 # the environment variables documented in the README. A new bundle (new content hash, new object
 # name) is what triggers a redeployment.
 
+# Cloud Build runs as the build account right after its grants are made, and fails while a fresh
+# grant has not propagated (Google: usually under two minutes, sometimes seven): every function
+# waits for it.
+resource "time_sleep" "build_grants" {
+  create_duration = var.apply_waits.iam
+
+  triggers = {
+    log_writer    = google_project_iam_member.build_log_writer.id
+    source_reader = google_project_iam_member.build_source_reader.id
+    image_writer  = google_artifact_registry_repository_iam_member.build_writer.id
+  }
+}
+
+# Cloud Run checks at deployment that the webhook's account may read the secret it mounts. A wait
+# of its own: the rotation function must not wait for a secret (the secrets wait for the rotation
+# push subscription, which needs that function's URL).
+resource "time_sleep" "webhook_secret_grant" {
+  create_duration = var.apply_waits.iam
+
+  triggers = {
+    webhook_secret = google_secret_manager_secret_iam_member.webhook_reader.id
+  }
+}
+
 # --- Webhook receiver: the one public endpoint ------------------------------------------------
 
 resource "google_cloudfunctions2_function" "webhook" {
@@ -70,11 +94,13 @@ resource "google_cloudfunctions2_function" "webhook" {
   }
 
   depends_on = [
-    # The build account's grants must exist before Cloud Build runs as it.
+    # The build account's grants must exist (and have propagated) before Cloud Build runs as it.
+    time_sleep.build_grants,
     google_project_iam_member.build_log_writer,
     google_project_iam_member.build_source_reader,
     google_artifact_registry_repository_iam_member.build_writer,
     google_secret_manager_secret_iam_member.webhook_reader,
+    time_sleep.webhook_secret_grant,
     google_pubsub_topic_iam_member.webhook_events_publisher,
     # The volume needs a version to mount at the first deployment (bootstrap "webhook-secret").
     google_secret_manager_secret_version.bootstrap,
@@ -137,7 +163,8 @@ resource "google_cloudfunctions2_function" "audit_export" {
   }
 
   depends_on = [
-    # The build account's grants must exist before Cloud Build runs as it.
+    # The build account's grants must exist (and have propagated) before Cloud Build runs as it.
+    time_sleep.build_grants,
     google_project_iam_member.build_log_writer,
     google_project_iam_member.build_source_reader,
     google_artifact_registry_repository_iam_member.build_writer,
@@ -197,7 +224,8 @@ resource "google_cloudfunctions2_function" "key_rotation" {
   }
 
   depends_on = [
-    # The build account's grants must exist before Cloud Build runs as it.
+    # The build account's grants must exist (and have propagated) before Cloud Build runs as it.
+    time_sleep.build_grants,
     google_project_iam_member.build_log_writer,
     google_project_iam_member.build_source_reader,
     google_artifact_registry_repository_iam_member.build_writer,

@@ -6,42 +6,42 @@ resource "google_service_account" "webhook" {
   account_id   = "${var.name_prefix}-webhook"
   display_name = "instantly-guard webhook receiver"
   description  = "Runs ${local.function_names.webhook}: reads the webhook secret, publishes to the webhook events topic."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 resource "google_service_account" "audit_export" {
   account_id   = "${var.name_prefix}-audit"
   display_name = "instantly-guard audit exporter"
   description  = "Runs ${local.function_names.audit_export}: reads the audit-exporter key, writes the checkpoint object and the audit log."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 resource "google_service_account" "key_rotation" {
   account_id   = "${var.name_prefix}-rotation"
   display_name = "instantly-guard key rotation"
   description  = "Runs ${local.function_names.key_rotation}: rotates the managed secrets, and only those."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 resource "google_service_account" "scheduler" {
   account_id   = "${var.name_prefix}-sched"
   display_name = "instantly-guard scheduler invoker"
   description  = "Identity in the OIDC token Cloud Scheduler presents to ${local.function_names.audit_export}. Can invoke that function and nothing else."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 resource "google_service_account" "rotation_push" {
   account_id   = "${var.name_prefix}-push"
   display_name = "instantly-guard rotation push invoker"
   description  = "Identity in the OIDC token Pub/Sub presents when it pushes rotation events to ${local.function_names.key_rotation}. Can invoke that function and nothing else."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 resource "google_service_account" "build" {
   account_id   = "${var.name_prefix}-build"
   display_name = "instantly-guard function builds"
   description  = "Cloud Build identity for the three functions: reads their sources, pushes their images, writes build logs."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 # Rotating a secret means reading it, adding a version, moving aliases and annotations (an update of
@@ -65,6 +65,9 @@ resource "google_project_iam_custom_role" "secret_rotator" {
     "secretmanager.versions.get",
     "secretmanager.versions.list",
   ]
+
+  # Custom roles are created through the IAM API, which this apply may have just enabled.
+  depends_on = [time_sleep.services_enabled]
 }
 
 # --- The project-level grants, and why none of them can be narrower (the secret lister below too) -
@@ -115,6 +118,8 @@ resource "google_project_iam_custom_role" "secret_lister" {
   title       = "instantly-guard secret lister"
   description = "List Secret Manager secrets (metadata only, no values) to find the managed ones."
   permissions = ["secretmanager.secrets.list"]
+
+  depends_on = [time_sleep.services_enabled]
 }
 
 resource "google_project_iam_member" "key_rotation_secret_lister" {

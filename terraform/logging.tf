@@ -9,7 +9,7 @@ resource "google_logging_project_bucket_config" "audit" {
   retention_days = var.audit_log_retention_days
   locked         = var.audit_log_bucket_locked
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 # Routes the audit log into that bucket. The destination is a log bucket in the sink's own project,

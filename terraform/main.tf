@@ -160,3 +160,15 @@ resource "google_project_service" "enabled" {
   service            = each.value
   disable_on_destroy = false
 }
+
+# Enabling an API returns before every part of Google knows it is on: the first calls (a custom
+# role on the IAM API, a topic, a bucket) can still fail with "API not enabled" for a while.
+# Everything that calls one of these APIs depends on this wait, not on the enablement alone. It
+# runs again only when the list of APIs changes.
+resource "time_sleep" "services_enabled" {
+  create_duration = var.apply_waits.services
+
+  triggers = {
+    services = join(",", sort(keys(google_project_service.enabled)))
+  }
+}

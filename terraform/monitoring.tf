@@ -22,7 +22,7 @@ resource "google_logging_metric" "audit_high_severity" {
     unit        = "1"
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 # Rotation errors: anything the rotation function logs at ERROR or above (a failed step, a key
@@ -38,7 +38,20 @@ resource "google_logging_metric" "rotation_failures" {
     unit        = "1"
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
+}
+
+# Cloud Monitoring may not find a log-based metric created moments ago: an alert policy filtering
+# on it fails with "Cannot find metric(s) that match type" for up to about ten minutes (the google
+# provider's known issue). The alert policies wait this long after the metrics are created; the
+# wait overlaps the function builds, and runs again only when a metric is re-created.
+resource "time_sleep" "log_metrics" {
+  create_duration = var.apply_waits.log_metrics
+
+  triggers = {
+    audit_high_severity = google_logging_metric.audit_high_severity.id
+    rotation_failures   = google_logging_metric.rotation_failures.id
+  }
 }
 
 resource "google_monitoring_alert_policy" "audit_high_severity" {
@@ -76,6 +89,8 @@ resource "google_monitoring_alert_policy" "audit_high_severity" {
     subject   = "Instantly: high-severity audit activity"
     content   = "Instantly's audit log shows activity at or above ${var.alert_min_severity} (API keys created or deleted, a webhook disabled, TOTP disabled, repeated MFA failures, lead exports). Query log `${var.audit_export.log_name}` in bucket `${google_logging_project_bucket_config.audit.bucket_id}`. Runbook: README, Operations."
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "rotation_failures" {
@@ -134,4 +149,6 @@ resource "google_monitoring_alert_policy" "rotation_failures" {
     subject   = "instantly-guard: a key rotation is failing"
     content   = "The rotation function logs errors or has dead-lettered events (subscription `${google_pubsub_subscription.rotation_dead_letter.name}`). Current keys keep working; rotation is stalled. Runbook: README, Operations, \"a rotation failed\"."
   }
+
+  depends_on = [time_sleep.log_metrics]
 }

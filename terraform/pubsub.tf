@@ -19,7 +19,7 @@ resource "google_project_service_identity" "secretmanager" {
   project  = var.project_id
   service  = "secretmanager.googleapis.com"
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 # Pub/Sub forwards undeliverable messages to the dead-letter topic as its service agent.
@@ -28,7 +28,18 @@ resource "google_project_service_identity" "pubsub" {
   project  = var.project_id
   service  = "pubsub.googleapis.com"
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
+}
+
+# A service agent requested a moment ago may not be known to IAM yet ("service account does not
+# exist" on the first grant): grants to the two agents wait for this.
+resource "time_sleep" "service_agents" {
+  create_duration = var.apply_waits.services
+
+  triggers = {
+    secretmanager = google_project_service_identity.secretmanager.email
+    pubsub        = google_project_service_identity.pubsub.email
+  }
 }
 
 # --- Webhook events ----------------------------------------------------------------------------
@@ -38,7 +49,7 @@ resource "google_pubsub_topic" "webhook_events" {
   name                       = "${var.name_prefix}-webhook-events"
   message_retention_duration = var.webhook.events_retention
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 resource "google_pubsub_topic_iam_member" "webhook_events_publisher" {
@@ -68,13 +79,15 @@ resource "google_pubsub_topic" "rotation" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption at rest. Secret Manager notifications carry secret names and event types, never values; the sweep message carries nothing secret.
   name = "${var.name_prefix}-rotation-events"
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 resource "google_pubsub_topic_iam_member" "rotation_secretmanager_publisher" {
   topic  = google_pubsub_topic.rotation.id
   role   = "roles/pubsub.publisher"
   member = "serviceAccount:${google_project_service_identity.secretmanager.email}"
+
+  depends_on = [time_sleep.service_agents]
 }
 
 resource "google_pubsub_topic" "rotation_dead_letter" {
@@ -82,7 +95,7 @@ resource "google_pubsub_topic" "rotation_dead_letter" {
   name                       = "${var.name_prefix}-rotation-dead-letter"
   message_retention_duration = "604800s"
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 resource "google_pubsub_subscription" "rotation_push" {
@@ -135,12 +148,16 @@ resource "google_pubsub_topic_iam_member" "rotation_dead_letter_publisher" {
   topic  = google_pubsub_topic.rotation_dead_letter.id
   role   = "roles/pubsub.publisher"
   member = "serviceAccount:${google_project_service_identity.pubsub.email}"
+
+  depends_on = [time_sleep.service_agents]
 }
 
 resource "google_pubsub_subscription_iam_member" "rotation_push_dead_letter_subscriber" {
   subscription = google_pubsub_subscription.rotation_push.id
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${google_project_service_identity.pubsub.email}"
+
+  depends_on = [time_sleep.service_agents]
 }
 
 # Projects created before April 2021 need the Pub/Sub service agent to mint the push OIDC token
@@ -149,6 +166,8 @@ resource "google_service_account_iam_member" "rotation_push_token_creator" {
   service_account_id = google_service_account.rotation_push.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = "serviceAccount:${google_project_service_identity.pubsub.email}"
+
+  depends_on = [time_sleep.service_agents]
 }
 
 # Dead-lettered rotations stay here for a week, for an operator to inspect and replay

@@ -6,6 +6,18 @@
 # the annotations are the rotation function's instructions (kind, scopes, key-name prefix, grace,
 # admin secret, webhook IDs).
 
+# IAM is eventually consistent: Google documents that a grant usually takes effect within two
+# minutes and can take seven or more. Secret Manager checks the publisher grant when a secret with
+# a topic is created, so the first secret waits this long after the grant.
+resource "time_sleep" "secret_publisher_grant" {
+  create_duration = var.apply_waits.iam
+
+  triggers = {
+    topic  = google_pubsub_topic_iam_member.rotation_secretmanager_publisher.topic
+    member = google_pubsub_topic_iam_member.rotation_secretmanager_publisher.member
+  }
+}
+
 resource "google_secret_manager_secret" "managed" {
   for_each = local.secrets
 
@@ -43,8 +55,9 @@ resource "google_secret_manager_secret" "managed" {
 
   depends_on = [
     # Secret Manager checks that its service agent may publish to the topic when the secret is
-    # created: the grant has to exist first.
+    # created: the grant has to exist first, and to have propagated (the wait below).
     google_pubsub_topic_iam_member.rotation_secretmanager_publisher,
+    time_sleep.secret_publisher_grant,
     # The first SECRET_ROTATE must find a subscriber: a message published to a topic without
     # subscriptions is dropped.
     google_pubsub_subscription.rotation_push,

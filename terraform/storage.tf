@@ -29,7 +29,7 @@ resource "google_storage_bucket" "sources" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 # Named by content hash: the object (and so the function) changes exactly when the bundle's bytes
@@ -71,7 +71,7 @@ resource "google_artifact_registry_repository" "functions" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 resource "google_artifact_registry_repository_iam_member" "build_writer" {
@@ -107,7 +107,7 @@ resource "google_storage_bucket" "checkpoints" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 # Read and replace objects, nothing else: roles/storage.objectUser covers get/create/delete/list

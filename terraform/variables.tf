@@ -47,6 +47,21 @@ variable "labels" {
   }
 }
 
+variable "apply_waits" {
+  description = "Pauses for Google's eventual consistency, in seconds with an s suffix: after enabling APIs or requesting service agents (services), after IAM grants that the first secret and the function deployments are checked against (iam; Google: usually under two minutes, up to seven), and between creating a log-based metric and the alert policies on it (log_metrics; Cloud Monitoring may not find a new metric for up to ten minutes). Each runs once, when what it follows is created or re-created, so they cost only the first apply; the log_metrics wait overlaps the function builds."
+  type = object({
+    services    = optional(string, "60s")
+    iam         = optional(string, "120s")
+    log_metrics = optional(string, "600s")
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for d in values(var.apply_waits) : can(regex("^[0-9]+s$", d)) && try(tonumber(trimsuffix(d, "s")) <= 1800, false)])
+    error_message = "apply_waits values must be seconds with an s suffix (e.g. 120s), at most 1800s."
+  }
+}
+
 variable "deletion_protection" {
   description = "Protect the secrets and buckets from `terraform destroy`. Turn off only to tear down a test deployment."
   type        = bool

@@ -21,6 +21,12 @@ terraform {
       source  = "hashicorp/archive"
       version = "~> 2.7"
     }
+    # time_sleep: the first apply's waits for Google's eventual consistency (docs/deploy.md,
+    # "First apply: ordering and waits").
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.13"
+    }
   }
 }
 

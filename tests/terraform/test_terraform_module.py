@@ -171,7 +171,7 @@ def test_terraform_and_providers_are_pinned(tf: Module) -> None:
     required = terraform["required_version"]
     assert re.search(r">=\s*1\.(1[1-9]|[2-9][0-9])", required), required
     providers = terraform["required_providers"][0]
-    assert set(providers) >= {"google", "google-beta", "archive"}
+    assert set(providers) >= {"google", "google-beta", "archive", "time"}
     for name, spec in providers.items():
         assert spec["source"] == f"hashicorp/{name}"
         version = spec["version"]
