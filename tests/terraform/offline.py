@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,39 @@ def expression(value: Any) -> str:
         return value[2:-1]
     assert value.startswith('"'), value
     return value
+
+
+@dataclass(frozen=True)
+class HclBlock:
+    """One resource or data block as python-hcl2 gives it (labels unquoted, body as parsed)."""
+
+    kind: str  # resource | data
+    type: str
+    name: str
+    body: dict[str, Any]
+    file: str
+
+    @property
+    def address(self) -> str:
+        return f"{'data.' if self.kind == 'data' else ''}{self.type}.{self.name}"
+
+
+def hcl_blocks(parsed: dict[str, Any], file: str) -> Iterator[HclBlock]:
+    """The resource and data blocks of one parsed .tf file."""
+    for kind in ("resource", "data"):
+        for item in parsed.get(kind, []):
+            for type_, named in item.items():
+                for name, body in named.items():
+                    yield HclBlock(kind, label(type_), label(name), body, file)
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string in a parsed value: the expressions and literals a reference can hide in."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)

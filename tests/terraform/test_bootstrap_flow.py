@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +90,18 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return directory, console
 
 
-def _evaluate(
-    harness: tuple[Path, str], versions: dict[str, int], values: dict[str, str] | None
-) -> dict[str, str]:
+def _run(
+    harness: tuple[Path, str],
+    command: str,
+    versions: dict[str, int],
+    values: dict[str, str] | None,
+) -> subprocess.CompletedProcess[str]:
+    """`terraform console` (with the harness expression) or `plan`, as a user would run them."""
     directory, console = harness
     env = {"TF_VAR_bootstrap_secret_values": json.dumps(values)} if values is not None else {}
-    result = terraform(
-        "console",
+    return terraform(
+        command,
+        "-input=false",
         "-no-color",
         "-var",
         "project_id=my-project-id",
@@ -103,8 +109,14 @@ def _evaluate(
         f"bootstrap_secret_versions={json.dumps(versions)}",
         cwd=directory,
         env=env,
-        input_=console,
+        input_=console if command == "console" else None,
     )
+
+
+def _evaluate(
+    harness: tuple[Path, str], versions: dict[str, int], values: dict[str, str] | None
+) -> dict[str, str]:
+    result = _run(harness, "console", versions, values)
     assert result.returncode == 0, result.stderr
     assert "Error" not in result.stderr, result.stderr
     evaluated: dict[str, str] = json.loads(json.loads(result.stdout.strip().splitlines()[-1]))
@@ -114,18 +126,7 @@ def _evaluate(
 def _plan(
     harness: tuple[Path, str], versions: dict[str, int], values: dict[str, str]
 ) -> tuple[int, str]:
-    directory, _ = harness
-    result = terraform(
-        "plan",
-        "-input=false",
-        "-no-color",
-        "-var",
-        "project_id=my-project-id",
-        "-var",
-        f"bootstrap_secret_versions={json.dumps(versions)}",
-        cwd=directory,
-        env={"TF_VAR_bootstrap_secret_values": json.dumps(values)},
-    )
+    result = _run(harness, "plan", versions, values)
     return result.returncode, result.stdout + result.stderr
 
 

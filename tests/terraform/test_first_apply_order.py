@@ -11,12 +11,11 @@ needs (docs/deploy.md, "First apply: ordering and waits").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tests.terraform.offline import TF_DIR, label, load
+from tests.terraform.offline import TF_DIR, hcl_blocks, label, load, strings
 
 pytestmark = pytest.mark.terraform
 
@@ -37,18 +36,6 @@ API_OF_PREFIX = {
     "google_monitoring_": "monitoring.googleapis.com",
     "google_project_service_identity": "serviceusage.googleapis.com",
 }
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not str(key).startswith("__"):
-                yield from _strings(item)
 
 
 @dataclass(frozen=True)
@@ -101,7 +88,7 @@ def build_graph() -> Graph:
 
     def references(value: Any, seen_locals: frozenset[str] = frozenset()) -> set[str]:
         found: set[str] = set()
-        for text in _strings(value):
+        for text in strings(value):
             for data, type_, name in REFERENCE.findall(text):
                 found.add(f"{data}{type_}.{name}")
             for name in LOCAL.findall(text):
@@ -112,14 +99,9 @@ def build_graph() -> Graph:
     edges: dict[str, set[str]] = {}
     bodies: dict[str, dict[str, Any]] = {}
     for content in parsed:
-        for kind in ("resource", "data"):
-            for item in content.get(kind, []):
-                for type_, named in item.items():
-                    for name, body in named.items():
-                        prefix = "data." if kind == "data" else ""
-                        address = f"{prefix}{label(type_)}.{label(name)}"
-                        bodies[address] = body
-                        edges[address] = references(body) - {address}
+        for block in hcl_blocks(content, ""):
+            bodies[block.address] = block.body
+            edges[block.address] = references(block.body) - {block.address}
     return Graph(edges, bodies)
 
 

@@ -13,14 +13,12 @@ files added later are checked too. Types and expression values are not checked (
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hcl2
 import pytest
-from tests.terraform.offline import ROOT, TF_DIR, label, load
+from tests.terraform.offline import ROOT, TF_DIR, HclBlock, hcl_blocks, label, load
 
 pytestmark = pytest.mark.terraform
 
@@ -58,52 +56,31 @@ def _is_block(value: Any) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class TfBlock:
-    kind: str  # resource | data
-    type: str
-    name: str
-    body: dict[str, Any]
-    file: str
-
-    @property
-    def address(self) -> str:
-        prefix = "data." if self.kind == "data" else ""
-        return f"{self.file}: {prefix}{self.type}.{self.name}"
-
-    @property
-    def provider(self) -> str:
-        """The provider configuration the block uses: `provider = ...` or the type's prefix."""
-        explicit = self.body.get("provider")
-        if isinstance(explicit, str):
-            return label(explicit).split(".")[0]
-        return self.type.split("_")[0]
+def provider_of(block: HclBlock) -> str:
+    """The provider configuration a block uses: `provider = ...`, or its type's prefix."""
+    explicit = block.body.get("provider")
+    if isinstance(explicit, str):
+        return label(explicit).split(".")[0]
+    return block.type.split("_")[0]
 
 
-def blocks_of(parsed: dict[str, Any], file: str) -> Iterator[TfBlock]:
-    for kind in ("resource", "data"):
-        for item in parsed.get(kind, []):
-            for type_, named in item.items():
-                for name, body in named.items():
-                    yield TfBlock(kind, label(type_), label(name), body, file)
-
-
-def schema_for(schema: dict[str, Any], block: TfBlock) -> dict[str, Any] | str:
+def schema_for(schema: dict[str, Any], block: HclBlock) -> dict[str, Any] | str:
     """The block's schema, or why there is none (an error message)."""
-    provider = block.provider
+    provider = provider_of(block)
+    where = f"{block.file}: {block.address}"
     if provider in ("google", "google-beta"):
         section = schema["resources" if block.kind == "resource" else "data_sources"][provider]
         if block.type not in section:
             if block.type in schema["meta"]["not_in_google"] and provider == "google":
-                return f"{block.address}: {block.type} exists only in google-beta: set provider = google-beta"
-            return f"{block.address}: {block.type} is not in the vendored {provider} schema (spec/): extend it from the provider's source"
+                return (
+                    f"{where}: {block.type} exists only in google-beta: set provider = google-beta"
+                )
+            return f"{where}: {block.type} is not in the vendored {provider} schema (spec/): extend it from the provider's source"
         found: dict[str, Any] = section[block.type]
         return found
     if block.kind == "resource" and block.type in EXTRA_RESOURCES:
         return EXTRA_RESOURCES[block.type]
-    return (
-        f"{block.address}: no schema for provider {provider!r}: add one to EXTRA_RESOURCES or spec/"
-    )
+    return f"{where}: no schema for provider {provider!r}: add one to EXTRA_RESOURCES or spec/"
 
 
 def check_body(
@@ -170,13 +147,13 @@ def check_body(
 def check_config(schema: dict[str, Any], parsed: dict[str, Any], file: str) -> list[str]:
     """Every schema problem in one parsed .tf file (resources, data sources, provider blocks)."""
     errors: list[str] = []
-    for block in blocks_of(parsed, file):
+    for block in hcl_blocks(parsed, file):
         node = schema_for(schema, block)
         if isinstance(node, str):
             errors.append(node)
             continue
         meta = META_ARGUMENTS | (RESOURCE_ONLY_META if block.kind == "resource" else set())
-        errors += check_body(node, block.body, block.address, meta=frozenset(meta))
+        errors += check_body(node, block.body, f"{file}: {block.address}", meta=frozenset(meta))
     for item in parsed.get("provider", []):
         for name, body in item.items():
             provider = label(name)
@@ -216,7 +193,7 @@ def test_every_block_uses_only_arguments_the_provider_has(path: Path) -> None:
 
 
 def test_the_check_covers_every_resource_and_data_source_of_the_module() -> None:
-    blocks = [b for p in sorted(TF_DIR.glob("*.tf")) for b in blocks_of(load(p), p.name)]
+    blocks = [b for p in sorted(TF_DIR.glob("*.tf")) for b in hcl_blocks(load(p), p.name)]
     schema = _schema()
     assert len(blocks) > 40
     assert {b.kind for b in blocks} == {"resource", "data"}

@@ -17,6 +17,8 @@ from typing import Any
 
 import hcl2
 import pytest
+from tests.terraform.offline import HclBlock
+from tests.terraform.offline import strings as _strings
 
 from instantly_guard.rotation import events, model
 from instantly_guard.scopes import KEY_SCOPES, PROFILES
@@ -43,16 +45,8 @@ def _unquote(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Block:
-    kind: str  # resource | data
-    type: str
-    name: str
-    body: dict[str, Any]
-    file: str
-
-    @property
-    def address(self) -> str:
-        return f"{self.type}.{self.name}"
+class Block(HclBlock):
+    """A block whose body has its quotes dropped (_unquote)."""
 
     def block(self, name: str) -> dict[str, Any]:
         """The first nested block called `name` (python-hcl2 gives blocks as lists)."""
@@ -117,17 +111,6 @@ def tf() -> Module:
                             Block(kind, _unquote(type_), _unquote(name), _unquote(body), file)
                         )
     return Module(raw, blocks)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
 
 
 def _refers_to(expression: Any, address: str) -> bool:
