@@ -137,7 +137,10 @@ def test_everything_calling_an_enabled_api_waits_for_the_enablement_to_propagate
             continue
         if api != "serviceusage.googleapis.com":
             assert api in enabled, (address, api)
-        assert sleep in graph.waits_for(address), f"{address} may call {api} before it is on"
+        assert sleep in graph.waits_for(address), (
+            f"{address} may call {api} before it is on: depend on {sleep}, "
+            "not on google_project_service.enabled"
+        )
         checked.append(address)
     # The custom roles race the IAM API being enabled in a fresh project.
     for role in graph.of_type("google_project_iam_custom_role"):
@@ -179,7 +182,10 @@ def test_functions_wait_for_their_build_and_mount_grants_to_propagate(graph: Gra
     for function in functions:
         sleeps = {s for s in graph.waits_for(function) if s.startswith("time_sleep.")}
         after_build = [s for s in sleeps if build_grants <= graph.waits_for(s)]
-        assert after_build, f"{function} may build before the build account's grants propagate"
+        assert after_build, (
+            f"{function} may build before the build account's grants propagate: "
+            "add time_sleep.build_grants to its depends_on"
+        )
     webhook = "google_cloudfunctions2_function.webhook"
     mount = "google_secret_manager_secret_iam_member.webhook_reader"
     assert any(
@@ -197,7 +203,10 @@ def test_alert_policies_wait_for_the_log_metrics_they_filter_on(graph: Graph) ->
             for s in graph.waits_for(policy)
             if s.startswith("time_sleep.") and metrics <= graph.waits_for(s)
         ]
-        assert sleeps, f"{policy} may be created before Monitoring finds {sorted(metrics)}"
+        assert sleeps, (
+            f"{policy} may be created before Monitoring finds {sorted(metrics)}: "
+            "list them in time_sleep.log_metrics's triggers and depend on it"
+        )
         assert {_waits(graph, s) for s in sleeps} == {"var.apply_waits.log_metrics"}
 
 
