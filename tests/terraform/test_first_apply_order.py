@@ -26,7 +26,7 @@ LOCAL = re.compile(r"\blocal\.([a-z0-9_]+)\b")
 API_OF_PREFIX = {
     "google_project_iam_custom_role": "iam.googleapis.com",
     "google_service_account": "iam.googleapis.com",
-    "google_secret_manager_secret": "secretmanager.googleapis.com",
+    "google_secret_manager_secret": "secretmanager.googleapis.com",  # pragma: allowlist secret
     "google_pubsub_": "pubsub.googleapis.com",
     "google_storage_": "storage.googleapis.com",
     "google_artifact_registry_": "artifactregistry.googleapis.com",
@@ -150,13 +150,13 @@ def test_everything_calling_an_enabled_api_waits_for_the_enablement_to_propagate
 
 def test_the_first_secret_waits_for_the_publisher_grant_to_propagate(graph: Graph) -> None:
     grant = "google_pubsub_topic_iam_member.rotation_secretmanager_publisher"
-    secret = "google_secret_manager_secret.managed"
+    managed = "google_secret_manager_secret.managed"
     sleeps = [
         s
-        for s in graph.waits_for(secret)
+        for s in graph.waits_for(managed)
         if s.startswith("time_sleep.") and grant in graph.waits_for(s)
     ]
-    assert sleeps, f"{secret} must wait for a time_sleep after {grant}"
+    assert sleeps, f"{managed} must wait for a time_sleep after {grant}"
     assert {_waits(graph, s) for s in sleeps} == {"var.apply_waits.iam"}
 
 
