@@ -8,7 +8,7 @@
     │   └── ConflictError           a compare-and-swap lost (etag / generation precondition)
     └── InstantlyError              a call to Instantly's API failed
         ├── AuthenticationError     401: missing, invalid or revoked key
-        ├── ScopeError              401 "Invalid scope. Required: ..." or 403: the key lacks a scope
+        ├── ScopeError              401 or 403 about a scope (with or without `Found:`)
         ├── PaymentRequiredError    402: the workspace has no paid plan
         ├── PermissionDeniedError   403 that is not about scopes
         ├── NotFoundError           404
@@ -29,9 +29,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_SCOPE_MESSAGE = re.compile(
-    r"Invalid scope\.\s*Required:\s*(?P<req>[^.]*)\.\s*Found:\s*(?P<found>.*)$"
-)
+# A scope message names scopes as `resource:action` (resources hold letters, digits, `_` and
+# `-`: `background-jobs:read`). `Found:` starts the list of what the key holds, when given.
+_SCOPE_TOKEN = re.compile(r"(?<![\w-])[a-z][a-z0-9_-]*:(?:all|create|read|update|delete)(?![\w-])")
+_SCOPE_WORD = re.compile(r"\bscopes?\b", re.IGNORECASE)
+_FOUND = re.compile(r"\bfound\s*:", re.IGNORECASE)
 
 
 class GuardError(Exception):
@@ -120,17 +122,26 @@ class ScopeError(InstantlyError):
 
     @staticmethod
     def parse(message: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-        """Split `Invalid scope. Required: a:b. Found: c:d, e:f` into (required, found)."""
-        match = _SCOPE_MESSAGE.search(message.strip())
-        if match is None:
+        """(required, found) when `message` is about a missing scope, None otherwise.
+
+        Instantly's wording is not documented and varies: real calls answer
+        `Invalid scope. Required: a:b. Found: c:d, e:f`, public reports show the same without
+        `Found:`, and the documented 403 may word it otherwise. So any message that mentions a
+        scope is a scope message; the scopes named before `Found:` are the required ones, those
+        after it what the key holds. Either tuple may be empty (a message naming no scope).
+        """
+        text = message.strip()
+        if not _SCOPE_WORD.search(text):
             return None
-        return _split_scopes(match.group("req")), _split_scopes(match.group("found"))
+        found_at = _FOUND.search(text)
+        head, tail = (
+            (text, "") if found_at is None else (text[: found_at.start()], text[found_at.end() :])
+        )
+        return _scope_tokens(head), _scope_tokens(tail)
 
 
-def _split_scopes(text: str) -> tuple[str, ...]:
-    return tuple(
-        part.strip() for part in re.split(r"[,\s]+", text.strip().rstrip(".")) if part.strip()
-    )
+def _scope_tokens(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_SCOPE_TOKEN.findall(text)))
 
 
 class PaymentRequiredError(InstantlyError):

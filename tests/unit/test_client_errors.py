@@ -9,11 +9,13 @@ import pytest
 from tests.unit.instantly_fakes import (
     KEY,
     ScriptedApi,
+    SwitchingKey,
     api_key,
     error,
     make_client,
     ok,
     page,
+    workspace,
 )
 
 from instantly_guard.errors import (
@@ -90,6 +92,40 @@ def test_documented_scope_403_is_parsed_too() -> None:
     assert exc.status == 403
     assert exc.required == ("audit_logs:read",)
     assert exc.found == ("webhooks:all",)
+
+
+# Every wording of a missing scope seen or plausible: the real 401 with `Found:`, the same
+# without it (public reports), the documented 403, and messages that name no scope at all.
+SCOPE_FORMS = [
+    (401, SCOPE_401, ("api_keys:read",), ("campaigns:read", "leads:all")),
+    (401, "Invalid scope. Required: audit_logs:read", ("audit_logs:read",), ()),
+    (401, "Invalid scope. Required: audit_logs:read.", ("audit_logs:read",), ()),
+    (403, "Invalid scope. Required: audit_logs:read", ("audit_logs:read",), ()),
+    (403, "Missing required scopes: background-jobs:read", ("background-jobs:read",), ()),
+    (401, "API key does not have the required scope", (), ()),
+    (403, "Insufficient scope for this operation", (), ()),
+    (401, "Invalid scope. Required: a:b. Found: ", (), ()),
+]
+
+
+@pytest.mark.parametrize(("status", "message", "required", "found"), SCOPE_FORMS)
+def test_every_scope_wording_is_a_scope_error_never_a_bad_key(
+    status: int, message: str, required: tuple[str, ...], found: tuple[str, ...]
+) -> None:
+    exc = _raised(error(status, message))
+    assert type(exc) is ScopeError
+    assert (exc.status, exc.required, exc.found) == (status, required, found)
+
+
+@pytest.mark.parametrize(("status", "message"), [(s, m) for s, m, _, _ in SCOPE_FORMS])
+def test_a_scope_error_does_not_refresh_the_key(status: int, message: str) -> None:
+    provider = SwitchingKey("first-key-aaaaaa", "second-key-bbbbbb")
+    api = ScriptedApi(error(status, message), ok(workspace()))
+    client, _ = make_client(api, key=provider, max_retries=0)
+    with pytest.raises(ScopeError):
+        client.get_current_workspace()
+    assert provider.refreshes == 0
+    assert api.count == 1
 
 
 def test_rate_limited_carries_retry_after_seconds() -> None:
@@ -185,14 +221,14 @@ def test_success_of_the_wrong_shape_is_unexpected_and_names_the_field() -> None:
 def test_a_created_key_never_leaks_through_a_validation_error() -> None:
     # A create answer missing a field still carries the key: the error must not quote it.
     body = api_key(key=KEY)
-    del body["organization_id"]
+    del body["name"]
     exc = _raised(ok(body), call="create")
     assert isinstance(exc, UnexpectedResponseError)
     rendered = "".join(traceback.format_exception(exc))
     assert KEY not in rendered
     assert KEY not in repr(exc)
     assert KEY not in str(exc.__dict__)
-    assert "organization_id: Field required" in exc.message
+    assert "name: Field required" in exc.message
 
 
 @pytest.mark.parametrize(

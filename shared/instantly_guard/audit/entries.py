@@ -5,8 +5,14 @@
   `timestamp`, so an entry written twice (a crash between a write and the checkpoint, two
   overlapping runs) shows up once;
 - `severity` and the activity name come from `severity.activity`;
-- labels: `organization`, `activity`, `from_api` (strings, as labels must be);
+- labels: `organization`, `activity`, `from_api` (strings, as labels must be: `unknown` when
+  Instantly sent null);
 - `jsonPayload` is the entry as Instantly sent it (unknown fields kept) plus `activity`.
+
+An entry that did not match the documented schema (a `MalformedAuditLog`) is exported all the
+same: its payload is the entry exactly as sent, plus `activity` and a `_malformed` marker
+(`{"problems": [...], "substituted": {...}}`), and it gets the label `malformed: "true"`, so one
+query finds them all (`labels.malformed="true"`).
 
 An entry may hold at most about 256 KiB. A payload above `MAX_PAYLOAD_BYTES` is cut, largest
 fields first, and marked with `_truncated: {"original_bytes": N, "fields": [...]}` rather than
@@ -22,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from instantly_guard.audit.severity import activity
-from instantly_guard.instantly.models import AuditLog
+from instantly_guard.instantly.models import AuditLog, MalformedAuditLog
 
 MAX_PAYLOAD_BYTES: Final = 200 * 1024
 """JSON size above which a payload is truncated: Cloud Logging's ~256 KiB per entry, less room for
@@ -32,8 +38,10 @@ ENVELOPE_BYTES: Final = 512
 """Allowance per entry for insertId, timestamp, severity, labels and field tags when batching."""
 
 TRUNCATION_MARKER: Final = "_truncated"
+MALFORMED_MARKER: Final = "_malformed"
 _KEPT: Final = frozenset(
     {"id", "timestamp", "organization_id", "activity_type", "activity", "from_api"}
+    | {MALFORMED_MARKER}
 )
 _CUT_SUFFIX: Final = "...[truncated]"
 _encode_str = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
@@ -85,6 +93,8 @@ def payload_json(record: AuditLog, activity_name: str, max_bytes: int) -> str:
 def _payload_json(record: AuditLog, activity_name: str, max_bytes: int) -> tuple[str, int]:
     """`payload_json` and its length in bytes (the hot path of a large export: one call per
     entry, so no pydantic wrappers and no second pass over the text)."""
+    if isinstance(record, MalformedAuditLog):
+        return _malformed_payload_json(record, activity_name, max_bytes)
     extra = record.__pydantic_extra__
     if not extra or "activity" not in extra:
         # Fast path: pydantic's serializer (what `model_dump_json()` calls, same bytes), then
@@ -101,6 +111,24 @@ def _payload_json(record: AuditLog, activity_name: str, max_bytes: int) -> tuple
     return text, _byte_length(text)
 
 
+def _malformed_payload_json(
+    record: MalformedAuditLog, activity_name: str, max_bytes: int
+) -> tuple[str, int]:
+    payload: dict[str, Any] = dict(record.raw)
+    payload["activity"] = activity_name
+    payload[MALFORMED_MARKER] = {
+        "problems": list(record.problems),
+        "substituted": dict(record.substituted),
+    }
+    fitted, _ = fit_payload(payload, max_bytes)
+    text = json.dumps(fitted, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text, _byte_length(text)
+
+
+def _flag(value: bool | None) -> str:
+    return "unknown" if value is None else "true" if value else "false"
+
+
 def to_export_entry(
     record: AuditLog,
     *,
@@ -113,15 +141,14 @@ def to_export_entry(
     name = kind.name
     text, size = _payload_json(record, name, max_payload_bytes)
     organization = record.organization_id
+    labels = {"organization": organization, "activity": name, "from_api": _flag(record.from_api)}
+    if isinstance(record, MalformedAuditLog):
+        labels["malformed"] = "true"
     return ExportEntry(
         insert_id=record.id,
         timestamp=timestamp or as_utc(record.timestamp),
         severity=kind.severity.value,
-        labels={
-            "organization": organization,
-            "activity": name,
-            "from_api": "true" if record.from_api else "false",
-        },
+        labels=labels,
         payload_json=text,
         # Label keys and values plus the fixed envelope; labels are short.
         size=size + ENVELOPE_BYTES + len(organization) + len(name),

@@ -198,7 +198,10 @@ def _audit(client: InstantlyClient, since: datetime) -> tuple[AuditEvent, ...]:
                 id=entry.id,
                 timestamp=_utc(entry.timestamp) or since,
                 activity_type=int(entry.activity_type),
-                from_api=entry.from_api,
+                # Null for system events: then an acting key id is what says "through the API".
+                from_api=(
+                    entry.from_api if entry.from_api is not None else entry.api_key_id is not None
+                ),
                 api_key_id=entry.api_key_id,
                 user_id=entry.user_id,
                 user_name=entry.user_name,

@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel
 
 from instantly_guard import __version__
-from instantly_guard.instantly import pagination, responses
+from instantly_guard.instantly import pagination, responses, salvage
 from instantly_guard.instantly.keys import KeyProvider
 from instantly_guard.instantly.models import (
     ApiKey,
@@ -181,7 +181,9 @@ class InstantlyClient:
         limit: int = 1000,
     ) -> Iterator[list[AuditLog]]:
         """Pages of audit entries matching the filters, in the order Instantly lists them
-        (undocumented: do not rely on it). Dates are days; a datetime is taken as its UTC day."""
+        (undocumented: do not rely on it). Dates are days; a datetime is taken as its UTC day.
+        An entry that does not match `AuditLog` comes as a `MalformedAuditLog` (`salvage.py`)
+        instead of failing its page."""
         params: dict[str, str | int] = {
             "limit": pagination.check_limit(limit, pagination.AUDIT_LOG_LIMIT_MAX)
         }
@@ -193,7 +195,7 @@ class InstantlyClient:
             params["activity_type"] = int(activity_type)
         if search is not None:
             params["search"] = search
-        return self._pages(AuditLog, "/audit-logs", params)
+        return self._pages(AuditLog, "/audit-logs", params, item=salvage.audit_log)
 
     def iter_audit_logs(
         self,
@@ -338,13 +340,24 @@ class InstantlyClient:
         return responses.validate_body(model, response, method=call.method, path=call.path)
 
     def _pages(
-        self, model: type[ModelT], path: str, params: Mapping[str, str | int]
+        self,
+        model: type[ModelT],
+        path: str,
+        params: Mapping[str, str | int],
+        *,
+        item: Callable[[Any], ModelT] | None = None,
     ) -> Iterator[list[ModelT]]:
+        """Pages of `model`; with `item`, a bad item is read by it instead of failing its page."""
+
         def fetch(cursor: str | None) -> Page[ModelT]:
             query = dict(params)
             if cursor is not None:
                 query["starting_after"] = cursor
-            return self._model(Page[model], Call("GET", path, path, params=query))  # type: ignore[valid-type]
+            call = Call("GET", path, path, params=query)
+            if item is None:
+                return self._model(Page[model], call)  # type: ignore[valid-type]
+            response = self._session.send(call)
+            return responses.validate_page(model, response, method="GET", path=path, item=item)
 
         return pagination.follow(fetch, method="GET", path=path)
 

@@ -1,15 +1,24 @@
 """Pydantic models of the Instantly API v2 resources this project uses.
 
-Field names, types, nullability and required fields follow the schemas of the OpenAPI document
-(`APIKey`, `AuditLog`, `Webhook`, `WorkspaceMember`, `BlockListEntry`, `Workspace`, `Campaign`,
-`Account`). Two deliberate relaxations, because these models sit at an untrusted edge and a new
-value from Instantly must not break a whole page:
+Field names and types follow the schemas of the OpenAPI document (`APIKey`, `AuditLog`,
+`Webhook`, `WorkspaceMember`, `BlockListEntry`, `Workspace`, `Campaign`, `Account`). These models
+sit at an untrusted edge, where one odd field must not break a whole page (and with it every
+rotation, check or export run), so they read tolerantly:
 
 - extra fields are kept (`extra="allow"`), never rejected;
-- documented enums (activity types, roles, event types) are plain `int`/`str`, not closed enums.
+- documented enums (activity types, roles, event types) are plain `int`/`str`, not closed enums;
+- a field the document requires but this project never reads is optional (`ApiKey.key`,
+  `organization_id`, `timestamp_updated` of a key);
+- a field the document cannot promise for every entry accepts null (`AuditLog.ip_address` and
+  `from_api`: system events have no client address and are neither from the API nor not).
 
-Secret material: `CreatedApiKey.key` is a `Secret`; the masked `ApiKey.key` of a listing and
-`Webhook.headers` (which hold the webhook's shared secret) are left out of `repr()`.
+`tests/unit/test_client_models.py` holds the list of these relaxations and checks every other
+field against the document. An audit entry that still does not fit is not dropped: the client
+reads it as a `MalformedAuditLog` (`instantly.salvage`).
+
+Secret material: `CreatedApiKey.key` is a `Secret`; whatever a listing carries in `ApiKey.key`
+(masked, or the full key if Instantly ever sent it) is wrapped in a `Secret` too; `Webhook.headers`
+(which hold the webhook's shared secret) are left out of `repr()`.
 """
 
 from __future__ import annotations
@@ -31,6 +40,15 @@ def _to_secret(value: object) -> Secret:
     raise ValueError("expected a non-empty string")
 
 
+def _to_listed_key(value: object) -> Secret | None:
+    # Never used, so never refused: masked, full, empty, null, absent or not even a string.
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str) and value:
+        return Secret(value)
+    return None
+
+
 SecretValue = Annotated[
     Secret,
     PlainValidator(_to_secret),
@@ -38,6 +56,13 @@ SecretValue = Annotated[
     PlainSerializer(repr, return_type=str),
 ]
 """A string field wrapped in `Secret` on validation; serialises as `Secret('***')`."""
+
+ListedKeyValue = Annotated[
+    Secret | None,
+    PlainValidator(_to_listed_key),
+    PlainSerializer(lambda value: None if value is None else repr(value), return_type=str | None),
+]
+"""What a listing carries in `key`: a `Secret` when it is a non-empty string, None otherwise."""
 
 
 class InstantlyModel(BaseModel):
@@ -47,24 +72,29 @@ class InstantlyModel(BaseModel):
 
 
 class ApiKeyBase(InstantlyModel):
-    """The fields an API key has in every answer (schema `APIKey`), without the key string."""
+    """The fields an API key has in every answer (schema `APIKey`), without the key string.
+
+    Required: what rotation and the check read (`id`, `name`, `scopes`, `timestamp_created`).
+    """
 
     id: str
     name: str
     scopes: list[str]
-    organization_id: str
     timestamp_created: datetime
-    timestamp_updated: datetime
+    organization_id: str | None = None
+    timestamp_updated: datetime | None = None
 
 
 class ApiKey(ApiKeyBase):
     """An API key as listed or deleted.
 
-    `key` is the masked value Instantly shows outside the create response. It cannot authenticate
-    anything, and it is kept out of `repr()` because a mask may still carry a few real characters.
+    `key` is whatever Instantly shows outside the create response: documented as required, seen
+    masked, and it may be absent or null. Nothing here reads it: it is never needed to identify
+    or revoke a key (the id is), and it cannot be trusted to authenticate anything. It is a
+    `Secret` (or None) so that a listing that ever carried the full key cannot leak it.
     """
 
-    key: str = Field(repr=False)
+    key: ListedKeyValue = Field(default=None, repr=False)
 
 
 class CreatedApiKey(ApiKeyBase):
@@ -78,14 +108,18 @@ class CreatedApiKey(ApiKeyBase):
 
 
 class AuditLog(InstantlyModel):
-    """One entry of the workspace's audit trail (schema `AuditLog`). Ids are UUIDv7, time-ordered."""
+    """One entry of the workspace's audit trail (schema `AuditLog`). Ids are UUIDv7, time-ordered.
+
+    `ip_address` and `from_api` are required by the document but may be null here: an event
+    Instantly's own systems record (a webhook disabled after failures) has neither.
+    """
 
     id: str
     timestamp: datetime
     organization_id: str
     activity_type: int
-    ip_address: str
-    from_api: bool
+    ip_address: str | None = None
+    from_api: bool | None = None
     user_agent: str | None = None
     user_id: str | None = None
     user_name: str | None = None
@@ -97,6 +131,20 @@ class AuditLog(InstantlyModel):
     list_id: str | None = None
     # The schema says object (not nullable); FACTS.md lists it among the fields that may be null.
     audit_metadata: dict[str, Any] | None = None
+
+
+class MalformedAuditLog(AuditLog):
+    """An audit entry that did not match `AuditLog`, kept rather than dropped (`salvage.py`).
+
+    The typed fields hold what could be read, with stand-ins where a needed one could not (an id
+    derived from the entry's content, the time from its UUIDv7 id); `problems` says what did not
+    fit (field and reason, never the value) and `substituted` which stand-ins were used; `raw` is
+    the entry exactly as Instantly sent it, which is what gets exported.
+    """
+
+    problems: tuple[str, ...] = Field(default=(), exclude=True)
+    substituted: dict[str, str] = Field(default_factory=dict, exclude=True)
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
 
 
 class Webhook(InstantlyModel):

@@ -2,9 +2,9 @@
 
 The one place that maps HTTP statuses to the exception tree of `instantly_guard.errors`:
 
-    401 "Invalid scope. Required: X. Found: ..."  -> ScopeError (required, found parsed)
+    401 or 403 whose message is about a scope     -> ScopeError (required, found parsed when
+        named: "Invalid scope. Required: X. Found: ...", the same without "Found:", other wording)
     401 otherwise                                 -> AuthenticationError
-    403 about a scope                             -> ScopeError (the documented form)
     403 otherwise                                 -> PermissionDeniedError
     402 -> PaymentRequiredError   404 -> NotFoundError   429 -> RateLimitedError(retry_after)
     5xx -> ServerError            400 and any other 4xx -> InvalidRequestError
@@ -19,10 +19,11 @@ its status, content type and size, never quoted.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from instantly_guard.errors import (
     AuthenticationError,
@@ -37,6 +38,7 @@ from instantly_guard.errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from instantly_guard.instantly.models import Page
 from instantly_guard.instantly.retry import parse_retry_after
 from instantly_guard.redaction import redact
 
@@ -86,8 +88,10 @@ def error_from_response(response: httpx.Response, *, method: str, path: str) -> 
     scopes = ScopeError.parse(raw) if status in (401, 403) else None
     message = redact(raw)
     common: dict[str, Any] = {"method": method, "path": path, "request_id": request_id(response)}
-    if scopes is not None or (status == 403 and "scope" in raw.lower()):
-        required, found = scopes or ((), ())
+    if scopes is not None:
+        # Never an AuthenticationError: that would make the session refresh the key and a key
+        # test call a working key bad (and rotation delete it).
+        required, found = scopes
         return ScopeError(message, status=status, required=required, found=found, **common)
     if status == 401:
         return AuthenticationError(message, status=status, **common)
@@ -167,6 +171,42 @@ def validate_body(
     # ValidationError and the input it holds are not chained to what is raised).
     data = json_body(response, method=method, path=path)
     return validate(model, data, method=method, path=path, response=response)
+
+
+class _PageEnvelope(BaseModel):
+    """A listing's envelope with its items unread: `validate_page` reads them one by one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    items: list[Any]
+    next_starting_after: str | None = None
+
+
+def validate_page(
+    model: type[ModelT],
+    response: httpx.Response,
+    *,
+    method: str,
+    path: str,
+    item: Callable[[Any], ModelT],
+) -> Page[ModelT]:
+    """One page of `model`s where a bad item does not fail the page: `item(raw)` reads each.
+
+    The whole page is validated in one pass first (what `validate_body` costs); only when that
+    fails is each item read by `item`, which decides what a bad one becomes. The envelope itself
+    (`items` a list, the cursor a string) stays strict: without it there is no page to read.
+    """
+    page_model: type[Page[ModelT]] = Page[model]  # type: ignore[valid-type]
+    try:
+        return page_model.model_validate_json(response.content)
+    except ValidationError:
+        pass  # not JSON, a bad envelope or a bad item: sorted out below, without the input
+    data = json_body(response, method=method, path=path)
+    envelope = validate(_PageEnvelope, data, method=method, path=path, response=response)
+    return page_model.model_construct(
+        items=[item(raw) for raw in envelope.items],
+        next_starting_after=envelope.next_starting_after,
+    )
 
 
 def _mismatch(
