@@ -58,7 +58,8 @@ def test_a_bad_optional_field_is_left_out_of_the_typed_view_only() -> None:
     bad = audit_log(audit_metadata="not an object", user_id=12)
     (entry,) = _entries(bad)
     assert isinstance(entry, MalformedAuditLog)
-    assert entry.audit_metadata is None and entry.user_id is None
+    assert entry.audit_metadata is None
+    assert entry.user_id is None
     assert entry.substituted == {}
     assert entry.raw["audit_metadata"] == "not an object"
 
