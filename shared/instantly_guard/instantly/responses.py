@@ -41,6 +41,7 @@ from instantly_guard.errors import (
 from instantly_guard.instantly.models import Page
 from instantly_guard.instantly.retry import parse_retry_after
 from instantly_guard.redaction import redact
+from instantly_guard.scopes import OPERATIONS
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -80,8 +81,14 @@ def error_message(response: httpx.Response) -> str:
     return message.strip()[:_MAX_MESSAGE]
 
 
-def error_from_response(response: httpx.Response, *, method: str, path: str) -> InstantlyError:
-    """The exception for a non-2xx answer (see the module doc for the mapping)."""
+def error_from_response(
+    response: httpx.Response, *, method: str, path: str, operation: str | None = None
+) -> InstantlyError:
+    """The exception for a non-2xx answer (see the module doc for the mapping).
+
+    `operation` is the call's `METHOD /template`: when a scope error names no scope, the least
+    privileged scope the OpenAPI document lists for it is named instead (and the message says so).
+    """
     status = response.status_code
     raw = error_message(response)
     # Parse before redacting: the scope lists must survive exactly as Instantly wrote them.
@@ -92,6 +99,13 @@ def error_from_response(response: httpx.Response, *, method: str, path: str) -> 
         # Never an AuthenticationError: that would make the session refresh the key and a key
         # test call a working key bad (and rotation delete it).
         required, found = scopes
+        if not required and operation is not None:
+            required = _documented_scope(operation)
+            if required:
+                message = (
+                    f"{message} (Instantly named no scope; the OpenAPI document lists "
+                    f"{required[0]} for {operation})"
+                )
         return ScopeError(message, status=status, required=required, found=found, **common)
     if status == 401:
         return AuthenticationError(message, status=status, **common)
@@ -111,6 +125,11 @@ def error_from_response(response: httpx.Response, *, method: str, path: str) -> 
     return UnexpectedResponseError(
         f"unexpected status {status}: {message}", status=status, **common
     )
+
+
+def _documented_scope(operation: str) -> tuple[str, ...]:
+    accepted = OPERATIONS.get(operation, ())
+    return (str(accepted[0]),) if accepted else ()
 
 
 def error_from_transport(

@@ -180,7 +180,9 @@ class Session:
         if response.is_success:
             return response
         return _Failure(
-            responses.error_from_response(response, method=call.method, path=call.path),
+            responses.error_from_response(
+                response, method=call.method, path=call.path, operation=call.operation
+            ),
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
 
