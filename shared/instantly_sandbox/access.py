@@ -3,7 +3,8 @@
 The table (`instantly_guard.scopes`) is generated from the OpenAPI document, so the sandbox
 enforces exactly what the document lists: an operation accepts its listed scopes (for `R:A`
 that is `R:A`, `R:all`, `all:A`, `all:all`), and an operation that lists none accepts any valid
-key. A missing scope is answered the way the real API does (401, not the documented 403).
+key. A missing scope is answered the way the real API does (401, not the documented 403), or in
+another plausible form (`variants.Variants.scope_error`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,10 @@ KEY_SCOPES: Final[frozenset[str]] = frozenset(str(scope) for scope in _KEY_SCOPE
 """Every scope a key can be created with (the enum of `POST /api-keys`)."""
 
 
-def missing_scope_message(operation: str, held: Iterable[str]) -> str | None:
-    """None when `held` may call `operation`; otherwise the real API's 401 message.
-
-    `Invalid scope. Required: accounts:read. Found: campaigns:all, leads:all`: "Required" names
-    the first (least privileged) accepted scope; "Found" lists the key's scopes as stored.
-    """
+def missing_scope(operation: str, held: Iterable[str]) -> str | None:
+    """None when `held` may call `operation`; otherwise the scope a missing-scope error names:
+    the first (least privileged) one the operation accepts."""
     accepted = OPERATIONS.get(operation, ())
-    held = list(held)
     if not accepted or not set(accepted).isdisjoint(held):
         return None
-    return f"Invalid scope. Required: {accepted[0]}. Found: {', '.join(held)}"
+    return accepted[0]

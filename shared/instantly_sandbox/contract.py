@@ -9,7 +9,9 @@ whole document. Rules for what the document does not cover:
   of an unknown route) must still be the error envelope every Instantly error uses, with
   `statusCode` equal to the status and `error` its reason phrase;
 - a non-JSON body is accepted only for a 5xx (the HTML page of a load balancer);
-- an undocumented success status is a violation.
+- an undocumented success status is a violation;
+- a response a sandbox variant deliberately shaped against the document (`deviations`, see
+  `variants.py`) is checked against the document with exactly those deviations allowed.
 
 Needs the dev dependencies (`openapi-schema-validator`, `jsonschema`); the sandbox itself does not.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -29,6 +32,7 @@ from referencing.jsonschema import DRAFT202012
 
 from instantly_sandbox.gateway import BASE_PATH
 from instantly_sandbox.recorder import RecordedResponse
+from instantly_sandbox.variants import DEVIATIONS, relax
 
 DOCUMENT_ENV = "INSTANTLY_OPENAPI"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +82,7 @@ class OpenApiContract:
         )
         self._registry: Registry[Any] = Registry().with_resource(_URI, resource)
         self._validators: dict[tuple[str | None, int], OAS31Validator | None] = {}
+        self._relaxed: dict[tuple[str, ...], OpenApiContract] = {}
 
     @classmethod
     def load(cls, path: Path | None = None) -> OpenApiContract:
@@ -143,9 +148,22 @@ class OpenApiContract:
         self._validators[cache_key] = validator
         return validator
 
+    def relaxed(self, deviations: tuple[str, ...]) -> OpenApiContract:
+        """This contract with `deviations` (names from `variants.DEVIATIONS`) allowed."""
+        key = tuple(sorted(deviations))
+        if key not in self._relaxed:
+            self._relaxed[key] = OpenApiContract(relax(self.document, key))
+        return self._relaxed[key]
+
     def check(self, response: RecordedResponse) -> list[str]:
         """The problems with one response (empty when it conforms)."""
         where = f"{response.operation or 'unknown route'} {response.method} {response.path}"
+        if response.deviations:
+            unknown = [name for name in response.deviations if name not in DEVIATIONS]
+            if unknown:
+                return [f"{where}: unknown deviations {unknown}"]
+            allowed = self.relaxed(response.deviations)
+            return allowed.check(replace(response, deviations=()))
         if response.operation is not None and self._operation(response.operation) is None:
             return [f"{where}: operation not in the OpenAPI document"]
         if isinstance(response.body, str):

@@ -9,6 +9,8 @@ marked):
 - `POST /_sandbox/audit-logs {activity_type*, timestamp, <AuditLog fields>}` -> `{"id"}`
 - `POST /_sandbox/audit-logs/seed {n*, start, step_s, activity_types}` -> `{"count", "first_id", "last_id"}`
 - `PUT /_sandbox/listing-order {order*: asc|desc|random}` -> `{"order"}`
+- `GET /_sandbox/variants` -> `{"variants": {...}, "choices": {dimension: [values]}}`
+- `PUT /_sandbox/variants {listed_key, scope_error, audit_fields}` -> `{"variants": {...}}`
 - `POST /_sandbox/faults {operation*, times, mode, hold_s, commit}` -> `{"pending": [...]}`
 - `DELETE /_sandbox/faults` -> `{"pending": []}`
 - `PUT /_sandbox/rate-limit {per_s, per_min}` (null disables) -> the limits
@@ -29,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from instantly_sandbox.delivery import DeliveryError
+from instantly_sandbox.variants import choices
 from instantly_sandbox.wire import HttpRequest, Outcome
 
 if TYPE_CHECKING:
@@ -105,6 +108,10 @@ class Control:
         if route == ("PUT", "/_sandbox/listing-order"):
             sb.set_listing_order(body["order"])
             return _reply({"order": body["order"]})
+        if route == ("GET", "/_sandbox/variants"):
+            return _reply({"variants": sb.variants.to_json(), "choices": choices()})
+        if route == ("PUT", "/_sandbox/variants"):
+            return _reply({"variants": sb.set_variants(**body).to_json()})
         if route == ("POST", "/_sandbox/faults"):
             sb.faults.fail_next(
                 body["operation"],

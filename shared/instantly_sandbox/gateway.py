@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from instantly_sandbox.access import OPERATIONS, missing_scope_message
+from instantly_sandbox.access import OPERATIONS, missing_scope
 from instantly_sandbox.api import ApiRequest, Route, template_pattern
 from instantly_sandbox.errors import ApiError
 from instantly_sandbox.faults import Fault, Faults
@@ -25,6 +25,7 @@ from instantly_sandbox.ratelimit import RateLimiter
 from instantly_sandbox.recorder import ResponseLog
 from instantly_sandbox.routes import ROUTES
 from instantly_sandbox.state import ApiKeyRecord, Workspace
+from instantly_sandbox.variants import Variants
 from instantly_sandbox.wire import HttpRequest, Outcome, error
 
 BASE_PATH = "/api/v2"
@@ -79,6 +80,7 @@ ROUTER = Router(ROUTES, OPERATIONS)
 class GatewayOptions:
     timeout_hold_s: float = 5.0
     retry_after_s: float | None = None  # the real API sends no Retry-After; opt in
+    variants: Variants = Variants()  # which plausible behaviours to show (variants.py)
 
 
 class Gateway:
@@ -114,7 +116,14 @@ class Gateway:
         self.calls[operation] += 1
         outcome = self._run(entry, params, request)
         if not outcome.drop:
-            self.responses.record(operation, method, path, outcome.status, outcome.body)
+            self.responses.record(
+                operation,
+                method,
+                path,
+                outcome.status,
+                outcome.body,
+                deviations=outcome.deviations,
+            )
         return outcome
 
     # --- the pipeline --------------------------------------------------------------------------
@@ -142,9 +151,10 @@ class Gateway:
             raise ApiError(403, "You do not have access to this workspace")
         if not ws.workspace.paid:
             raise ApiError(402, "Workspace does not have an active paid plan")
-        message = missing_scope_message(entry.operation, key.scopes)
-        if message is not None:
-            raise ApiError(401, message)
+        variants = self.options.variants
+        required = missing_scope(entry.operation, key.scopes)
+        if required is not None:
+            raise ApiError(*variants.scope_error_reply(required, list(key.scopes)))
         if entry.route is None:
             raise ApiError(501, f"{entry.operation} is not implemented by the sandbox")
         call = ApiRequest(
@@ -159,8 +169,13 @@ class Gateway:
             user_agent=headers.get("user-agent"),
             headers=headers,
         )
+        if variants.listed_key == "full":  # before the handler: a DELETE removes the key
+            keys = {record.id: record.key for record in list(ws.api_keys.values())}
+        else:
+            keys = {}
         reply = entry.route.handler(ws, call)
-        return Outcome(reply.status, reply.body)
+        body, deviations = variants.shape(entry.operation, reply.status, reply.body, keys.get)
+        return Outcome(reply.status, body, deviations=deviations)
 
     @staticmethod
     def _authenticate(ws: Workspace, headers: Mapping[str, str]) -> ApiKeyRecord:

@@ -27,7 +27,8 @@ class RecordedResponse:
     """One answer. `operation` is `"METHOD /path-template"`, or None for an unknown route.
 
     `body` is the decoded JSON (or text, for a non-JSON fault page); `items_total` is the length of
-    `items` before sampling, or None when the body has no `items` list.
+    `items` before sampling, or None when the body has no `items` list. `deviations` names the
+    deliberate breaks of the document a sandbox variant made in it (see `variants.py`).
     """
 
     operation: str | None
@@ -36,6 +37,7 @@ class RecordedResponse:
     status: int
     body: Any
     items_total: int | None = None
+    deviations: tuple[str, ...] = ()
 
     @property
     def sampled(self) -> bool:
@@ -69,11 +71,20 @@ class ResponseLog:
         self.dropped = 0
         self.total = 0  # recorded since creation or the last clear(), dropped ones included
 
-    def record(self, operation: str | None, method: str, path: str, status: int, body: Any) -> None:
+    def record(
+        self,
+        operation: str | None,
+        method: str,
+        path: str,
+        status: int,
+        body: Any,
+        *,
+        deviations: tuple[str, ...] = (),
+    ) -> None:
         if not self.enabled:
             return
         stored, total = _sample(body)
-        entry = RecordedResponse(operation, method, path, status, stored, total)
+        entry = RecordedResponse(operation, method, path, status, stored, total, deviations)
         with self._lock:
             if len(self._entries) == self._entries.maxlen:
                 self.dropped += 1

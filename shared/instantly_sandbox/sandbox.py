@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +35,7 @@ from instantly_sandbox.recorder import ResponseLog
 from instantly_sandbox.seed import SeededKey, SeedName, new_workspace
 from instantly_sandbox.server import SandboxHTTPServer, make_server
 from instantly_sandbox.state import WebhookEventRecord, WebhookRecord, Workspace
+from instantly_sandbox.variants import Variants
 
 
 def _utc_now() -> datetime:
@@ -64,6 +65,9 @@ class Sandbox:
             it; e.g. `timedelta(hours=-5)` serves day D as D 05:00 UTC to D+1 05:00 UTC.
         date_filter_end_exclusive: `end_date` ends before its day starts instead of after it ends
             (default False: inclusive, as documented nowhere either).
+        variants: plausible behaviours the document leaves open or that differ from what was
+            seen, as `{"listed_key": "absent", "scope_error": "unnamed", ...}` (see
+            `instantly_sandbox.variants`; default: what was seen). Survive `reset`.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class Sandbox:
         shuffle_key: bytes | None = None,
         date_filter_utc_offset: timedelta = timedelta(0),
         date_filter_end_exclusive: bool = False,
+        variants: Mapping[str, str] | Variants | None = None,
     ) -> None:
         self._clock = clock or _utc_now
         self._date_filter = (date_filter_utc_offset, date_filter_end_exclusive)
@@ -102,7 +107,11 @@ class Sandbox:
             faults=self.faults,
             limiter=self._limiter,
             responses=self.responses,
-            options=GatewayOptions(timeout_hold_s=timeout_hold_s, retry_after_s=retry_after_s),
+            options=GatewayOptions(
+                timeout_hold_s=timeout_hold_s,
+                retry_after_s=retry_after_s,
+                variants=Variants.of(variants),
+            ),
         )
         self._control = Control(self)
         self.webhook_failure_limit = webhook_failure_limit
@@ -245,6 +254,18 @@ class Sandbox:
         self._date_filter = (utc_offset, end_exclusive)
         self._ws.audit_logs.date_filter_utc_offset = utc_offset
         self._ws.audit_logs.date_filter_end_exclusive = end_exclusive
+
+    @property
+    def variants(self) -> Variants:
+        """The plausible behaviours this sandbox shows (`instantly_sandbox.variants`)."""
+        return self._gateway.options.variants
+
+    def set_variants(self, **values: str) -> Variants:
+        """Change some variants from now on (`listed_key=`, `scope_error=`, `audit_fields=`);
+        ValueError for an unknown name or value. Returns them all."""
+        options = self._gateway.options
+        options.variants = options.variants.changed(**values)
+        return options.variants
 
     def set_listing_order(self, order: ListingOrder) -> None:
         """Order of `GET /audit-logs` from now on (see `instantly_sandbox.audit`)."""

@@ -26,7 +26,8 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to send back. `drop` closes the connection without a response after `hold_s`."""
+    """What to send back. `drop` closes the connection without a response after `hold_s`.
+    `deviations`: the deliberate breaks of the document a variant made in `body` (variants.py)."""
 
     status: int = 200
     body: Any = None
@@ -34,6 +35,7 @@ class Outcome:
     content_type: str = JSON_TYPE
     drop: bool = False
     hold_s: float = 0.0
+    deviations: tuple[str, ...] = ()
 
     def encoded(self) -> bytes:
         if isinstance(self.body, str):
