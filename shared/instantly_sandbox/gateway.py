@@ -14,7 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from instantly_sandbox.access import OPERATIONS, missing_scope
@@ -80,7 +80,7 @@ ROUTER = Router(ROUTES, OPERATIONS)
 class GatewayOptions:
     timeout_hold_s: float = 5.0
     retry_after_s: float | None = None  # the real API sends no Retry-After; opt in
-    variants: Variants = Variants()  # which plausible behaviours to show (variants.py)
+    variants: Variants = field(default_factory=Variants)  # what to show (variants.py)
 
 
 class Gateway:
