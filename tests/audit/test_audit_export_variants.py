@@ -1,0 +1,114 @@
+"""The audit export (client, read-ahead, exporter, JSONL sink, file checkpoint) against the
+sandbox under every plausible Instantly behaviour of `tests/api_variants.py`: every entry is
+exported exactly once, a malformed one with its marker, and a second run adds nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from instantly_guard.audit.checkpoint import LocalCheckpointStore
+from instantly_guard.audit.entries import MALFORMED_MARKER
+from instantly_guard.audit.exporter import ClientPageSource, Exporter, ExportOptions, StopReason
+from instantly_guard.audit.readahead import ReadAheadSource
+from instantly_guard.audit.service import REQUIRED_SCOPE, describe_failure
+from instantly_guard.audit.sinks.local import JsonlSink, read_entries
+from instantly_guard.errors import ScopeError
+from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
+from instantly_guard.instantly.salvage import MALFORMED_ID_PREFIX
+from instantly_guard.secret import Secret
+from instantly_sandbox import Sandbox
+from instantly_sandbox.variants import malformation
+from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
+
+OPTIONS = ExportOptions(lookback=timedelta(days=5), checkpoint_interval=timedelta(0))
+
+
+class CountingKey:
+    """A fixed key that counts the refreshes the client asks for."""
+
+    def __init__(self, key: str) -> None:
+        self._key = StaticKey(key)
+        self.refreshes = 0
+
+    def __call__(self, *, refresh: bool = False) -> Secret:
+        self.refreshes += refresh
+        return self._key(refresh=refresh)
+
+
+def _export(sb: Sandbox, key: CountingKey, tmp_path: Path) -> tuple[Any, Path]:
+    sink_path = tmp_path / "audit.jsonl"
+    with InstantlyClient(key, sb.base_url, rate_limiter=RateLimiter(1000, 60000)) as client:
+        source = ReadAheadSource(ClientPageSource(client, page_size=100))
+        store = LocalCheckpointStore(tmp_path / "checkpoint.json")
+        summary = Exporter(source, JsonlSink(sink_path), store, OPTIONS).run()
+    return summary, sink_path
+
+
+def _seed(sb: Sandbox) -> list[str]:
+    now = datetime.now(UTC)
+    ids = sb.seed_audit_logs(
+        300,
+        start=now - timedelta(days=3),
+        step=timedelta(minutes=14),
+        activity_types=(1, 29, 37, 38),
+        user_id="019ffad2-5c3e-7d8a-963d-6ecaf1ba1111",
+        user_name="Ann Admin",
+        ip_address="203.0.113.7",
+        from_api=True,
+    )
+    # A system event: Instantly disabling a failing webhook.
+    ids.append(sb.add_audit_log(20, at=now - timedelta(hours=2), from_api=False))
+    return ids
+
+
+@pytest.mark.parametrize("variant", params())
+def test_the_export_is_complete(sandbox_factory: Any, tmp_path: Path, variant: ApiVariant) -> None:
+    sb = sandbox_factory(seed="empty", **variant.sandbox)
+    ids = _seed(sb)
+    key = CountingKey(sb.keys["admin"].key)
+
+    summary, sink_path = _export(sb, key, tmp_path)
+
+    assert summary.stopped_reason is StopReason.COMPLETE, summary.error
+    entries = list(read_entries(sink_path))
+    exported = [e["insertId"] for e in entries]
+    assert len(exported) == len(set(exported)) == len(ids)
+    malformed = variant.variants.get("audit_fields") == "malformed"
+    broken = {i: malformation(i) for i in ids} if malformed else {}
+    keeps_id = {i for i in ids if broken.get(i) != "id"}
+    assert keeps_id <= set(exported)
+    stand_ins = [i for i in exported if i.startswith(MALFORMED_ID_PREFIX)]
+    assert len(stand_ins) == len(ids) - len(keeps_id)
+    marked = [e for e in entries if e.get("labels", {}).get("malformed") == "true"]
+    assert len(marked) == sum(1 for kind in broken.values() if kind)
+    assert all(MALFORMED_MARKER in e["jsonPayload"] for e in marked)
+
+    again, _ = _export(sb, key, tmp_path)
+    assert again.stopped_reason is StopReason.COMPLETE
+    assert again.exported == 0  # stand-in ids and times are stable: nothing twice
+    assert key.refreshes == 0
+
+
+@pytest.mark.parametrize("variant", params(SCOPE_ERROR_VARIANTS))
+def test_a_key_without_the_audit_scope_is_diagnosed_as_such(
+    sandbox_factory: Any, tmp_path: Path, variant: ApiVariant
+) -> None:
+    sb = sandbox_factory(seed="empty", **variant.sandbox)
+    _seed(sb)
+    weak = sb.add_key("weak", ["campaigns:read"])
+    key = CountingKey(weak.key)
+
+    summary, sink_path = _export(sb, key, tmp_path)
+
+    assert summary.stopped_reason is StopReason.FAILED
+    assert isinstance(summary.error, ScopeError)
+    failure = describe_failure(summary.error, "the test")
+    assert failure.kind == "missing_scope"
+    assert REQUIRED_SCOPE in failure.message
+    assert REQUIRED_SCOPE in failure.fields["required"]
+    assert key.refreshes == 0
+    assert list(read_entries(sink_path)) == []
