@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
 
 from instantly_guard.audit.checkpoint import LocalCheckpointStore
 from instantly_guard.audit.entries import MALFORMED_MARKER
@@ -22,7 +23,6 @@ from instantly_guard.instantly.salvage import MALFORMED_ID_PREFIX
 from instantly_guard.secret import Secret
 from instantly_sandbox import Sandbox
 from instantly_sandbox.variants import malformation
-from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
 
 OPTIONS = ExportOptions(lookback=timedelta(days=5), checkpoint_interval=timedelta(0))
 

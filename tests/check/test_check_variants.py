@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
 
 from instantly_guard import scopes
 from instantly_guard.check import WORKSPACE_RULE_IDS, Policy, run_check
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
 from instantly_guard.secret import Secret
 from instantly_sandbox import seed as demo_seed
-from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
 
 POSTURE_SCOPES = scopes.PROFILES["posture_check"].scope_strings
 DEMO_POLICY = Policy.from_mapping(demo_seed.DEMO_POLICY)

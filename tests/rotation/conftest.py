@@ -112,8 +112,10 @@ def _harvest_standin(standin: SecretManagerStandIn) -> None:
 
 
 @pytest.fixture
-def rotation_sandbox(sandbox_factory: Callable[..., Any]) -> Any:
-    sb = sandbox_factory(seed="empty", timeout_hold_s=1.0)
+def rotation_sandbox(sandbox_factory: Callable[..., Any], request: pytest.FixtureRequest) -> Any:
+    # Parametrized indirectly with an `ApiVariant` (tests/api_variants.py): its sandbox options.
+    variant = getattr(request, "param", None)
+    sb = sandbox_factory(seed="empty", timeout_hold_s=1.0, **getattr(variant, "sandbox", {}))
     _harvest_sandbox(sb)
     return sb
 

@@ -1,5 +1,6 @@
 """Key rotation (the real engine, a local secret store, the sandbox over HTTP) under every
-plausible Instantly behaviour of `tests/api_variants.py`."""
+plausible Instantly behaviour of `tests/api_variants.py` (the `rotation_sandbox` fixture takes
+the variant's sandbox options, so the leak guard of conftest.py covers these keys too)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import _harvest_sandbox
 from rotation_helpers import ADMIN, GRACE, MANAGED, FakeClock, FaultyStore, World, make_clients
+from tests.api_variants import SCOPE_ERROR_VARIANTS, params
 
 from instantly_guard.errors import ScopeError
 from instantly_guard.instantly.keys import KeyProvider
@@ -17,7 +18,6 @@ from instantly_guard.rotation.engine import Rotator, set_current
 from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.local import LocalSecretStore
-from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
 
 
 class Refreshes:
@@ -35,9 +35,7 @@ class Refreshes:
         return self._clients(counted)
 
 
-def _world(sandbox_factory: Any, tmp_path: Any, variant: ApiVariant) -> tuple[World, Refreshes]:
-    sb = sandbox_factory(seed="empty", timeout_hold_s=1.0, **variant.sandbox)
-    _harvest_sandbox(sb)
+def _world(sb: Any, tmp_path: Any) -> tuple[World, Refreshes]:
     clock = FakeClock()
     store = FaultyStore(LocalSecretStore(tmp_path / "secrets"))
     clients = Refreshes(make_clients(sb.base_url))
@@ -45,9 +43,9 @@ def _world(sandbox_factory: Any, tmp_path: Any, variant: ApiVariant) -> tuple[Wo
     return World(sb, store, clock, clients, rotator), clients
 
 
-@pytest.mark.parametrize("variant", params())
-def test_rotation_succeeds(sandbox_factory: Any, tmp_path: Any, variant: ApiVariant) -> None:
-    world, refreshes = _world(sandbox_factory, tmp_path, variant)
+@pytest.mark.parametrize("rotation_sandbox", params(), indirect=True)
+def test_rotation_succeeds(rotation_sandbox: Any, tmp_path: Any) -> None:
+    world, refreshes = _world(rotation_sandbox, tmp_path)
     world.bootstrap_admin()
     world.declare()
     world.declare("no-cheap-read", scopes=("leads:create",))  # tested by its scope error
@@ -67,11 +65,11 @@ def test_rotation_succeeds(sandbox_factory: Any, tmp_path: Any, variant: ApiVari
         world.assert_consistent(name)
 
 
-@pytest.mark.parametrize("variant", params(SCOPE_ERROR_VARIANTS))
+@pytest.mark.parametrize("rotation_sandbox", params(SCOPE_ERROR_VARIANTS), indirect=True)
 def test_an_admin_key_without_a_scope_fails_with_a_scope_diagnosis(
-    sandbox_factory: Any, tmp_path: Any, variant: ApiVariant
+    rotation_sandbox: Any, tmp_path: Any
 ) -> None:
-    world, refreshes = _world(sandbox_factory, tmp_path, variant)
+    world, refreshes = _world(rotation_sandbox, tmp_path)
     # The admin key can create and delete, but not list keys (which rotation does first).
     seeded = world.sandbox.add_key("bootstrap admin", ["api_keys:create", "api_keys:delete"])
     world.declare(ADMIN, scopes=("api_keys:create", "api_keys:delete"), admin=None)
