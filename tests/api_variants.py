@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from instantly_guard.instantly import StaticKey
+from instantly_guard.secret import Secret
+
 
 @dataclass(frozen=True)
 class ApiVariant:
@@ -61,6 +64,19 @@ VARIANTS: tuple[ApiVariant, ...] = (
 SCOPE_ERROR_VARIANTS: tuple[ApiVariant, ...] = tuple(
     v for v in VARIANTS if v.name == "as-seen" or "scope_error" in v.variants
 )
+
+
+class CountingKey:
+    """A fixed key provider that counts the refreshes a client asks for (a scope error must
+    never make a client refresh its key)."""
+
+    def __init__(self, key: str) -> None:
+        self._key = StaticKey(key)
+        self.refreshes = 0
+
+    def __call__(self, *, refresh: bool = False) -> Secret:
+        self.refreshes += refresh
+        return self._key(refresh=refresh)
 
 
 def params(variants: tuple[ApiVariant, ...] = VARIANTS) -> list[Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
+from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, CountingKey, params
 
 from instantly_guard.audit.checkpoint import LocalCheckpointStore
 from instantly_guard.audit.entries import MALFORMED_MARKER
@@ -18,25 +18,12 @@ from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.audit.service import REQUIRED_SCOPE, describe_failure
 from instantly_guard.audit.sinks.local import JsonlSink, read_entries
 from instantly_guard.errors import ScopeError
-from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
+from instantly_guard.instantly import InstantlyClient, RateLimiter
 from instantly_guard.instantly.salvage import MALFORMED_ID_PREFIX
-from instantly_guard.secret import Secret
 from instantly_sandbox import Sandbox
 from instantly_sandbox.variants import malformation
 
 OPTIONS = ExportOptions(lookback=timedelta(days=5), checkpoint_interval=timedelta(0))
-
-
-class CountingKey:
-    """A fixed key that counts the refreshes the client asks for."""
-
-    def __init__(self, key: str) -> None:
-        self._key = StaticKey(key)
-        self.refreshes = 0
-
-    def __call__(self, *, refresh: bool = False) -> Secret:
-        self.refreshes += refresh
-        return self._key(refresh=refresh)
 
 
 def _export(sb: Sandbox, key: CountingKey, tmp_path: Path) -> tuple[Any, Path]:

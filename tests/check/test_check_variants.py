@@ -7,26 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, params
+from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, CountingKey, params
 
 from instantly_guard import scopes
 from instantly_guard.check import WORKSPACE_RULE_IDS, Policy, run_check
-from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
-from instantly_guard.secret import Secret
+from instantly_guard.instantly import InstantlyClient, RateLimiter
 from instantly_sandbox import seed as demo_seed
 
 POSTURE_SCOPES = scopes.PROFILES["posture_check"].scope_strings
 DEMO_POLICY = Policy.from_mapping(demo_seed.DEMO_POLICY)
-
-
-class CountingKey:
-    def __init__(self, key: str) -> None:
-        self._key = StaticKey(key)
-        self.refreshes = 0
-
-    def __call__(self, *, refresh: bool = False) -> Secret:
-        self.refreshes += refresh
-        return self._key(refresh=refresh)
 
 
 def _check(sb: Any, key: CountingKey) -> Any:
