@@ -40,9 +40,10 @@ class KeyTester:
 
         A key whose scopes allow none of the cheap reads (say only `leads:create`) cannot be
         exercised without side effects. It is tested with a cheap read it lacks the scope for,
-        expecting Instantly's scope 401: `Invalid scope. Required: ... Found: <its scopes>`
-        proves that Instantly authenticated the key and knows it with exactly the declared
-        scopes, while a bad key gets a plain 401. (A 200 there also proves the key works.)
+        expecting Instantly's scope error (401 or 403, in any wording: `responses.py`): it proves
+        that Instantly authenticated the key, and when it says `Found: <its scopes>` that it
+        knows the key with exactly the declared scopes, while a bad key gets a plain 401. (A 200
+        there also proves the key works.)
         Raises KeyTestError when the key does not pass.
         """
         operation = probe_operation(scopes)
