@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from tests.api_variants import ApiVariant, params
 
 from instantly_sandbox import Sandbox
 from instantly_sandbox.access import OPERATIONS
@@ -20,6 +21,7 @@ from instantly_sandbox.contract import OpenApiContract
 from instantly_sandbox.recorder import RecordedResponse
 from instantly_sandbox.routes import ROUTES
 from instantly_sandbox.seed import HOOK_DISABLED
+from instantly_sandbox.variants import DEVIATIONS
 
 pytestmark = pytest.mark.contract
 
@@ -282,3 +284,26 @@ def test_check_all_samples_long_runs_of_one_kind(openapi_contract: OpenApiContra
     bad = RecordedResponse("GET /api-keys", "GET", "/x", 200, {"items": "no"})
     problems = openapi_contract.check_all([bad] * 1000)
     assert len(problems) == 200 + (1000 - 200) // 20
+
+
+@pytest.mark.parametrize("variant", params())
+def test_every_client_operation_conforms_under_each_variant(
+    sandbox_factory, openapi_contract: OpenApiContract, receiver_url: str, variant: ApiVariant
+) -> None:
+    """Each variant's answers validate against the document, a deliberate break only where it is
+    marked (and then with exactly that break allowed)."""
+    sb = sandbox_factory(seed="demo", **variant.sandbox)
+    with httpx.Client(
+        base_url=sb.base_url,
+        headers={"Authorization": f"Bearer {sb.keys['admin'].key}"},
+        timeout=5,
+    ) as client:
+        _exercise_successes(sb, client, receiver_url)
+        narrow = sb.add_key("narrow", ["leads:read"])
+        denied = client.get("/accounts", headers={"Authorization": f"Bearer {narrow.key}"})
+        assert denied.status_code in (401, 403)
+    responses = list(sb.responses)
+    assert openapi_contract.check_all(responses) == []
+    marked = {name for r in responses for name in r.deviations}
+    expected = {f"{k}={v}" for k, v in variant.variants.items()} & set(DEVIATIONS)
+    assert marked == expected
