@@ -115,14 +115,18 @@ def _exercise_errors(sb: Sandbox, client: httpx.Client) -> None:
     assert denied.status_code == 401
 
 
+def _admin_client(sb: Sandbox) -> httpx.Client:
+    return httpx.Client(
+        base_url=sb.base_url,
+        headers={"Authorization": f"Bearer {sb.keys['admin'].key}"},
+        timeout=5,
+    )
+
+
 def test_every_client_operation_conforms(
     sandbox: Sandbox, openapi_contract: OpenApiContract, receiver_url: str
 ) -> None:
-    with httpx.Client(
-        base_url=sandbox.base_url,
-        headers={"Authorization": f"Bearer {sandbox.keys['admin'].key}"},
-        timeout=5,
-    ) as client:
+    with _admin_client(sandbox) as client:
         _exercise_successes(sandbox, client, receiver_url)
         _exercise_errors(sandbox, client)
     responses = list(sandbox.responses)
@@ -293,11 +297,7 @@ def test_every_client_operation_conforms_under_each_variant(
     """Each variant's answers validate against the document, a deliberate break only where it is
     marked (and then with exactly that break allowed)."""
     sb = sandbox_factory(seed="demo", **variant.sandbox)
-    with httpx.Client(
-        base_url=sb.base_url,
-        headers={"Authorization": f"Bearer {sb.keys['admin'].key}"},
-        timeout=5,
-    ) as client:
+    with _admin_client(sb) as client:
         _exercise_successes(sb, client, receiver_url)
         narrow = sb.add_key("narrow", ["leads:read"])
         denied = client.get("/accounts", headers={"Authorization": f"Bearer {narrow.key}"})

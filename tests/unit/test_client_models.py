@@ -84,6 +84,10 @@ def _example(prop: dict[str, Any]) -> Any:
     raise AssertionError(f"no example for {prop}")
 
 
+def _required_example(schema: dict[str, Any]) -> dict[str, Any]:
+    return {name: _example(schema["properties"][name]) for name in schema["required"]}
+
+
 @pytest.mark.parametrize("model", list(MODELS), ids=lambda m: m.__name__)
 def test_required_fields_are_the_documented_ones(
     model: type[BaseModel], schemas: dict[str, Any]
@@ -100,8 +104,7 @@ def test_required_fields_are_the_documented_ones(
 def test_relaxed_fields_may_be_absent_or_null(
     model: type[BaseModel], schemas: dict[str, Any]
 ) -> None:
-    schema = schemas[MODELS[model][0]]
-    example = {name: _example(schema["properties"][name]) for name in schema["required"]}
+    example = _required_example(schemas[MODELS[model][0]])
     for name in RELAXED[model]:
         without = {k: v for k, v in example.items() if k != name}
         assert getattr(model.model_validate(without), name) is None
@@ -123,7 +126,7 @@ def test_documented_nullable_fields_accept_null(
     model: type[BaseModel], schemas: dict[str, Any]
 ) -> None:
     schema = schemas[MODELS[model][0]]
-    example = {name: _example(schema["properties"][name]) for name in schema["required"]}
+    example = _required_example(schema)
     for name, prop in schema["properties"].items():
         if name in model.model_fields and _nullable(prop):
             model.model_validate({**example, name: None})
