@@ -164,7 +164,14 @@ def test_a_system_event_with_null_address_and_origin_validates() -> None:
 
 @pytest.mark.parametrize(
     "listed",
-    ["abcd****wxyz", "full-key-string-0123456789abcdef", "", None, 42, "<absent>"],
+    [
+        "abcd****wxyz",
+        "full-key-string-0123456789abcdef",  # pragma: allowlist secret
+        "",
+        None,
+        42,
+        "<absent>",
+    ],  # pragma: allowlist secret
     ids=["masked", "full", "empty", "null", "not-a-string", "absent"],
 )
 def test_a_listed_key_reads_whatever_key_it_carries(listed: object) -> None:
