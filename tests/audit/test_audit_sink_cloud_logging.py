@@ -13,10 +13,11 @@ from google.protobuf import json_format
 from tests.standins.logging_api import MAX_ENTRY_BYTES, LoggingStandIn
 
 from instantly_guard.audit.checkpoint import MemoryCheckpointStore
-from instantly_guard.audit.entries import TRUNCATION_MARKER, to_export_entry
+from instantly_guard.audit.entries import MALFORMED_MARKER, TRUNCATION_MARKER, to_export_entry
 from instantly_guard.audit.exporter import Exporter, ExportOptions
 from instantly_guard.audit.sinks.gcp import CloudLoggingSink
 from instantly_guard.errors import BackendError
+from instantly_guard.instantly import salvage
 
 from .audit_support import T0, Clock, ListSource, record, spread
 
@@ -210,3 +211,28 @@ def test_a_rewritten_batch_collapses_by_insert_id_and_timestamp(standin, sink) -
 
     assert len(standin.stored) == 15
     assert len(standin.unique_entries()) == 10
+
+
+def test_a_malformed_entry_reaches_cloud_logging_as_sent_with_its_marker(standin, sink) -> None:  # type: ignore[no-untyped-def]
+    raw = {
+        "id": "019ffad2-9b83-7eb2-a5c2-000000000001",
+        "timestamp": "not-a-time",
+        "organization_id": "org-1",
+        "activity_type": 20,
+        "ip_address": None,
+        "from_api": None,
+        "audit_metadata": [1, "two", {"three": None}],
+    }
+    entry = salvage.audit_log(raw)
+
+    sink.write([to_export_entry(entry)])
+
+    (written,) = standin.calls[0].entries
+    assert written.insert_id == raw["id"]
+    assert written.timestamp.ToDatetime(tzinfo=UTC) == salvage.uuid7_time(raw["id"])
+    assert dict(written.labels)["malformed"] == "true"
+    assert dict(written.labels)["from_api"] == "unknown"
+    payload = _payload(written)
+    assert payload["timestamp"] == "not-a-time"
+    assert payload["audit_metadata"] == [1, "two", {"three": None}]
+    assert set(payload[MALFORMED_MARKER]) == {"problems", "substituted"}
