@@ -8,6 +8,8 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.unit.instantly_fakes import ScriptedApi, audit_log, make_client, ok, page
 
 from instantly_guard.audit.entries import MALFORMED_MARKER, to_export_entry
@@ -101,3 +103,33 @@ def test_a_bad_envelope_still_fails_the_page() -> None:
     client, _ = make_client(ScriptedApi(ok({"items": "not a list"})), max_retries=0)
     with pytest.raises(UnexpectedResponseError, match="items"):
         list(client.iter_audit_logs())
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_FIELDS = st.sampled_from([*AuditLog.model_fields, "brand_new"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.booleans(),
+    changes=st.dictionaries(_FIELDS, _JSON, max_size=5),
+    dropped=st.lists(_FIELDS, max_size=3),
+)
+def test_any_entry_is_read_and_exported_never_raised(
+    base: bool, changes: dict[str, object], dropped: list[str]
+) -> None:
+    item = {**(audit_log() if base else {}), **changes}
+    for name in dropped:
+        item.pop(name, None)
+    entry = salvage.audit_log(item)
+    exported = to_export_entry(entry)
+    assert json.loads(exported.payload_json)["activity"]
+    if isinstance(entry, MalformedAuditLog):
+        assert exported.labels["malformed"] == "true"
+        assert entry.raw == item
