@@ -216,3 +216,47 @@ def test_a_sweep_during_a_rotation_leaves_latest_accepting_the_secret_being_roll
     assert _header(world, hook_id) == rolling_out.current.reveal()
     assert world.sandbox.deliver_webhook_event(hook_id) == 200
     assert receiver.rejected == 0
+
+
+def test_two_rotations_inside_one_grace_keep_every_secret_for_its_full_grace(hook: Any) -> None:
+    """S1 -> S2 -> S3 with the second rotation 38 minutes into S1's grace: S1 stays accepted
+    until its own grace ends, S2 until *its* grace ends (not S1's: the sweep due for S1 used to
+    settle to S3 alone), S3 throughout. The clock is the world's injected one."""
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    s1 = _current(world)
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    s2 = _current(world)
+    s1_grace_ends = world.clock() + GRACE  # within a second: the version is stored just before
+    world.clock.advance(timedelta(minutes=37))
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))  # 38 minutes later
+    s3 = _current(world)
+    s2_grace_ends = world.clock() + GRACE
+    assert len({s1.reveal(), s2.reveal(), s3.reveal()}) == 3
+    assert _header(world, hook_id) == s3.reveal()
+    assert [receiver.post(s) for s in (s1, s2, s3)] == [200, 200, 200]
+
+    world.clock.now = s1_grace_ends - timedelta(seconds=5)
+    world.rotator.sweep()
+    assert [receiver.post(s) for s in (s1, s2, s3)] == [200, 200, 200], "S1 dropped early"
+
+    world.clock.now = s1_grace_ends + timedelta(seconds=5)
+    world.rotator.sweep()  # the revocation queued for S1 is due
+    assert receiver.post(s1) == 401
+    assert receiver.post(s2) == 200, "S2 refused before its grace ended"
+    assert receiver.post(s3) == 200
+
+    world.clock.now = s2_grace_ends - timedelta(seconds=5)
+    world.rotator.sweep()
+    assert receiver.post(s2) == 200, "S2 refused before its grace ended"
+
+    world.clock.now = s2_grace_ends + timedelta(seconds=5)
+    world.rotator.sweep()
+    assert [receiver.post(s) for s in (s1, s2, s3)] == [401, 401, 200]
+    assert world.store.inner.access(HOOK_SECRET, "latest") == s3  # settled to one secret
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+
+def _current(world: World) -> Secret:
+    """The secret Instantly is told to send: `current`'s, whichever form the payload has."""
+    return parse_secret_payload(world.store.inner.access(HOOK_SECRET, "current").reveal()).current

@@ -140,16 +140,25 @@ def store_webhook_secret(
     generate: Callable[[], Secret],
     clock: Callable[[], datetime],
 ) -> None:
-    """CREATING -> STORED: store a version that accepts the new secret and the old one until
-    the grace ends."""
+    """CREATING -> STORED: store a version that accepts the new secret, the old one until the
+    grace ends, and every older one the current version still accepts until *its* grace ends
+    (a rotation inside another's grace period must not cut that one short)."""
     new = generate()
     if len(new.reveal().encode()) < webhook_secret.MIN_BYTES:
         raise ConfigError("generated webhook secret is shorter than 32 bytes")
-    old: Secret | None = None
+    now = clock()
+    payload = webhook_secret.single(new)
     if run.state.current:
-        old = webhook_secret.current_of(run.store.access(run.name, CURRENT))
-    expires = clock() + config.grace
-    payload = webhook_secret.combined(new, old, expires) if old else webhook_secret.single(new)
+        current = run.store.access(run.name, CURRENT)
+        old = webhook_secret.current_of(current)
+        retiring, dropped = webhook_secret.carried(current, old, now + config.grace, now)
+        if dropped:
+            _log.warning(
+                "rotating faster than the grace allows: the oldest retired webhook secrets "
+                "stop being accepted before their grace ends",
+                extra=run.log_fields(step="store", dropped=dropped),
+            )
+        payload = webhook_secret.combined(new, retiring)
     version = run.store.add_version(run.name, payload)
     run.commit(lambda s: s.evolve(phase=Phase.STORED, aliases={**s.aliases, PENDING: version}))
     _log.info(
