@@ -356,3 +356,26 @@ def test_cloud_events_of_other_types_or_without_data_are_acknowledged(
 
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+def test_a_rotation_state_that_would_overflow_is_an_acknowledged_alert_not_a_retry(
+    deployed: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Secret Manager refuses annotations of 16 KiB or more: a rotation that could not record
+    itself used to fail with a ValueError, retried into the dead-letter topic (and mint a key
+    each attempt). Now it is refused before minting, acknowledged, and logged as the alert."""
+    world, client = deployed
+    assert post_push(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 200
+    key = world.current_key()
+    world.fill_state(room_left=100)
+    created = world.sandbox.calls["POST /api-keys"]
+
+    with caplog.at_level(logging.ERROR, logger="instantly_guard"):
+        assert post_push(client, rotate_message(MANAGED, "2026-04-01T00:00:00Z", "2")) == 200
+
+    assert world.sandbox.calls["POST /api-keys"] == created
+    assert world.current_key() == key
+    [alert] = [r for r in caplog.records if getattr(r, "fields", {}).get("rotation_backlog")]
+    assert alert.levelno == logging.ERROR
+    assert alert.fields["rotation_failed"] is True
+    assert alert.fields["state_limit"] == 16 * 1024

@@ -125,6 +125,7 @@ class RotationFunction:
                         "error": f"{type(exc).__name__}: {exc}"[:400],
                         "retryable": retry,
                         "rotation_failed": not retry,
+                        **getattr(exc, "log_fields", {}),
                     }
                 },
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Final
 
 from instantly_guard.rotation import lease, webhook_secret
 from instantly_guard.rotation.admin import InstantlyApi, delete_key
@@ -28,6 +29,12 @@ from instantly_guard.rotation.run import Run
 from instantly_guard.secrets.base import SecretStore, VersionState
 
 _log = logging.getLogger("instantly_guard.rotation")
+
+BACKLOG_ALERT_COUNT: Final = 3
+BACKLOG_ALERT_AGE: Final = timedelta(days=1)
+"""Overdue revocations (grace passed, key not deleted) raise the backlog alert when there are
+this many, or when the oldest has been due this long: each rotation adds one, and the state
+they live in is bounded (`RotationStateFullError`)."""
 
 AdminClient = Callable[[ManagedConfig], InstantlyApi]
 """Opens a client on a managed secret's admin key (`admin.admin_client`, store bound in)."""
@@ -52,21 +59,46 @@ def housekeeping(
     now = clock()
     due = [r for r in run.state.revocations if revoke_all or r.after <= now]
     if due:
-        result.revoked_versions = _revoke(
-            run,
-            config,
-            due,
-            now,
-            admin=admin,
-            clock=clock,
-            lease_duration=lease_duration,
-            revoke_all=revoke_all,
-        )
+        try:
+            result.revoked_versions = _revoke(
+                run,
+                config,
+                due,
+                now,
+                admin=admin,
+                clock=clock,
+                lease_duration=lease_duration,
+                revoke_all=revoke_all,
+            )
+        finally:
+            _report_backlog(run, now)
     doomed = [d for d in run.state.destructions if d.after <= now]
     if doomed:
         result.destroyed_versions = _destroy(run, doomed)
     result.current_version = run.state.current
     return result
+
+
+def _report_backlog(run: Run, now: datetime) -> None:
+    """ERROR with `rotation_backlog: true` (the alert's match) when old keys are piling up."""
+    overdue = [r.after for r in run.state.revocations if r.after <= now]
+    if not overdue:
+        return
+    oldest = min(overdue)
+    if len(overdue) < BACKLOG_ALERT_COUNT and now - oldest < BACKLOG_ALERT_AGE:
+        return
+    _log.error(
+        "old keys are not being revoked: %d overdue, the oldest since %s",
+        len(overdue),
+        oldest.isoformat(timespec="seconds"),
+        extra=run.log_fields(
+            step="revoke",
+            rotation_backlog=True,
+            revocations_overdue=len(overdue),
+            oldest_due=oldest.isoformat(timespec="seconds"),
+            state_room_bytes=run.state.room(run.meta.annotations),
+        ),
+    )
 
 
 def _revoke(
