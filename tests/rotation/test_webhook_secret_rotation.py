@@ -19,7 +19,8 @@ from rotation_helpers import GRACE, LEASE, Crash, World
 
 from instantly_guard.errors import InstantlyError
 from instantly_guard.instantly import StaticKey
-from instantly_guard.rotation.model import Kind
+from instantly_guard.rotation.errors import RotationError
+from instantly_guard.rotation.model import A, Kind
 from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import VersionState
@@ -260,3 +261,76 @@ def test_two_rotations_inside_one_grace_keep_every_secret_for_its_full_grace(hoo
 def _current(world: World) -> Secret:
     """The secret Instantly is told to send: `current`'s, whichever form the payload has."""
     return parse_secret_payload(world.store.inner.access(HOOK_SECRET, "current").reveal()).current
+
+
+HEADER_VARIANTS = [(read, echo) for read in ("raw", "masked") for echo in ("raw", "masked")]
+
+
+@pytest.mark.parametrize(
+    ("read", "echo"), HEADER_VARIANTS, ids=[f"read-{r}-echo-{e}" for r, e in HEADER_VARIANTS]
+)
+def test_rotation_works_whether_instantly_shows_header_values_or_masks_them(
+    hook: Any, read: str, echo: str
+) -> None:
+    """Instantly may answer webhook header values raw or masked, on GET and in the PATCH echo
+    (undocumented): the rotation completes under each, the receiver accepts what Instantly
+    really sends (the sandbox's stored headers), and a test delivery is what proves it."""
+    world, receiver, hook_id = hook
+    world.sandbox.set_webhook_headers(read=read, echo=echo)
+    tests_before = world.sandbox.calls["POST /webhooks/{id}/test"]
+
+    assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+    first = _current(world)
+    assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+    second = _current(world)
+
+    assert _header(world, hook_id) == second.reveal()  # what Instantly stored, never a mask
+    assert world.sandbox.calls["POST /webhooks/{id}/test"] - tests_before == 2
+    assert receiver.post(first) == 200  # in its grace
+    world.clock.advance(GRACE + timedelta(minutes=5))
+    world.rotator.sweep()
+    assert receiver.post(first) == 401
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.rejected == 1  # only the expired secret posted by hand above
+
+
+@pytest.mark.parametrize("read", ["raw", "masked"])
+def test_other_headers_are_never_overwritten_with_masked_text(hook: Any, read: str) -> None:
+    world, _, hook_id = hook
+    with world.clients(StaticKey(world.sandbox.keys["admin"].key)) as client:
+        client.update_webhook(hook_id, headers={"x-crm-tenant": "tenant-0042-abcdef"})
+    world.sandbox.set_webhook_headers(read=read, echo="masked")
+
+    if read == "raw":
+        assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+        stored = world.sandbox.state.webhooks[hook_id].headers
+        assert stored == {"x-crm-tenant": "tenant-0042-abcdef", HEADER: _current(world).reveal()}
+        return
+    with pytest.raises(RotationError, match="x-crm-tenant") as refused:
+        world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    assert not refused.value.retryable
+    # Nothing was written: the real value is intact, and no masked text reached Instantly.
+    assert world.sandbox.state.webhooks[hook_id].headers == {"x-crm-tenant": "tenant-0042-abcdef"}
+    assert world.sandbox.calls["PATCH /webhooks/{id}"] == 1  # the arrangement above only
+
+
+def test_a_failed_test_delivery_keeps_the_rotation_unfinished_until_it_succeeds(
+    hook: Any,
+) -> None:
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    world.sandbox.set_webhook_headers(read="masked", echo="masked")
+    stored = world.sandbox.state.webhooks[hook_id]
+    stored.target_hook_url = "http://127.0.0.1:9/unreachable"  # the receiver is down
+    event = world.rotate_event(HOOK_SECRET)
+
+    with pytest.raises(RotationError, match="test delivery was not accepted") as failed:
+        world.rotator.handle(event)
+    assert failed.value.retryable
+    assert world.annotations(HOOK_SECRET).get(A.PHASE) == "stored"
+
+    stored.target_hook_url = receiver.url
+    world.clock.advance(LEASE + timedelta(seconds=1))
+    assert world.rotator.handle(event).outcome is Outcome.ROTATED
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.rejected == 0

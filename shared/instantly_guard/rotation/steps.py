@@ -15,7 +15,7 @@ from contextlib import suppress
 from datetime import datetime
 
 from instantly_guard.errors import BackendError, ConfigError, NotFoundError
-from instantly_guard.rotation import webhook_secret
+from instantly_guard.rotation import webhook_headers, webhook_secret
 from instantly_guard.rotation.admin import InstantlyApi, delete_key
 from instantly_guard.rotation.errors import RotationError
 from instantly_guard.rotation.model import (
@@ -168,8 +168,15 @@ def store_webhook_secret(
 
 
 def update_webhooks(run: Run, config: ManagedConfig, admin: InstantlyApi) -> None:
-    """Point the webhooks' header at the new secret: only now that `latest` accepts it."""
-    new = webhook_secret.current_of(run.store.access(run.name, run.state.pending or PENDING))
+    """Point the webhooks' header at the new secret: only now that `latest` accepts it.
+
+    Header values read from Instantly may be masked: they are written back only when the read
+    can be trusted (`webhook_headers`). The new header is then verified by what Instantly
+    really sends: a test delivery (`POST /webhooks/{id}/test`) the receiver must accept; the
+    PATCH echo and a re-read are checked too, where they show the value."""
+    pending = run.store.access(run.name, run.state.pending or PENDING)
+    new = webhook_secret.current_of(pending)
+    known = {new.reveal(), *(r.secret.reveal() for r in webhook_secret.parse(pending).retiring)}
     for webhook_id in config.webhook_ids:
         try:
             hook = admin.get_webhook(webhook_id)
@@ -179,16 +186,31 @@ def update_webhooks(run: Run, config: ManagedConfig, admin: InstantlyApi) -> Non
                 extra=run.log_fields(step="update-webhooks", webhook_id=webhook_id),
             )
             continue
-        headers: dict[str, str | Secret] = dict(hook.headers or {})
-        if headers.get(config.webhook_header) == new.reveal():
-            continue
-        headers[config.webhook_header] = new
-        updated = admin.update_webhook(webhook_id, headers=headers)
-        if (updated.headers or {}).get(config.webhook_header) != new.reveal():
-            raise RotationError(f"webhook {webhook_id} did not take the new header", retryable=True)
+        read = dict(hook.headers or {})
+        if read.get(config.webhook_header) != new.reveal():
+            headers = webhook_headers.patched(webhook_id, read, config.webhook_header, new, known)
+            updated = admin.update_webhook(webhook_id, headers=headers)
+            echo = (updated.headers or {}).get(config.webhook_header)
+            if echo is not None and echo != new.reveal() and echo in known:
+                raise RotationError(
+                    f"webhook {webhook_id} did not take the new header", retryable=True
+                )
+        _verify_delivery(run, admin, webhook_id)
         _log.info(
-            "webhook header updated",
+            "webhook header updated and verified by a test delivery",
             extra=run.log_fields(step="update-webhooks", webhook_id=webhook_id),
+        )
+
+
+def _verify_delivery(run: Run, admin: InstantlyApi, webhook_id: str) -> None:
+    """A test delivery with the headers Instantly stored must be accepted by the receiver."""
+    result = admin.test_webhook(webhook_id)
+    if result.success is False or (result.status_code is not None and result.status_code >= 300):
+        raise RotationError(
+            f"webhook {webhook_id}: Instantly's test delivery was not accepted "
+            f"(status {result.status_code}, {result.error or result.message or 'no detail'}); "
+            "the header Instantly sends does not match what the receiver accepts",
+            retryable=True,
         )
 
 
