@@ -265,7 +265,10 @@ PUSH_SHAPES = {
         }
     ),
     "unknown-event-type": push_envelope(
-        attributes={"eventType": "SECRET_SOMETHING_NEW", "secretId": "projects/p/secrets/s"},
+        attributes={
+            "eventType": "SECRET_SOMETHING_NEW",
+            "secretId": f"projects/{PROJECT}/secrets/s",
+        },
         data=b64("{}"),
     ),
     "no-attributes": push_envelope(data=b64('{"hello": "world"}')),

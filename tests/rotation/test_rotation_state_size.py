@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from rotation_helpers import MANAGED, World
+from rotation_helpers import ADMIN, MANAGED, World
 
 from instantly_guard.errors import InstantlyError
 from instantly_guard.rotation.errors import RotationStateFullError
@@ -34,7 +34,7 @@ def _declared() -> dict[str, str]:
     _, notes = ManagedConfig.declare(
         kind=Kind.API_KEY,
         scopes=PROFILES["key_rotation_admin"].scope_strings,
-        admin_secret="instantly-admin",
+        admin_secret=ADMIN,
         grace="1d",
         retention="14d",
     )
