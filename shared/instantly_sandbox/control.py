@@ -15,6 +15,7 @@ marked):
 - `DELETE /_sandbox/faults` -> `{"pending": []}`
 - `PUT /_sandbox/rate-limit {per_s, per_min}` (null disables) -> the limits
 - `PUT /_sandbox/paid-plan {active*}` -> `{"active"}`
+- `PUT /_sandbox/webhook-headers {read, echo}` (each `raw` | `masked`, default raw) -> both
 - `POST /_sandbox/webhooks/{id}/disable` -> the webhook (status -1, audit entry 20)
 - `POST /_sandbox/webhooks/{id}/deliver {payload | event_type}` -> `{"status": <target's status>}`,
   or 502 `{"error"}` when the target gave no answer
@@ -130,6 +131,10 @@ class Control:
         if route == ("PUT", "/_sandbox/paid-plan"):
             sb.set_paid_plan(bool(body["active"]))
             return _reply({"active": bool(body["active"])})
+        if route == ("PUT", "/_sandbox/webhook-headers"):
+            read, echo = body.get("read", "raw"), body.get("echo", "raw")
+            sb.set_webhook_headers(read=read, echo=echo)
+            return _reply({"read": read, "echo": echo})
         if route == ("POST", "/_sandbox/reset"):
             keys = sb.reset(body.get("seed"))
             return _reply({"keys": {name: key.to_json() for name, key in keys.items()}})

@@ -34,7 +34,13 @@ from instantly_sandbox.ratelimit import RateLimiter
 from instantly_sandbox.recorder import ResponseLog
 from instantly_sandbox.seed import SeededKey, SeedName, new_workspace
 from instantly_sandbox.server import SandboxHTTPServer, make_server
-from instantly_sandbox.state import WebhookEventRecord, WebhookRecord, Workspace
+from instantly_sandbox.state import (
+    HEADER_VIEWS,
+    HeaderView,
+    WebhookEventRecord,
+    WebhookRecord,
+    Workspace,
+)
 from instantly_sandbox.variants import Variants
 
 
@@ -68,6 +74,9 @@ class Sandbox:
         variants: plausible behaviours the document leaves open or that differ from what was
             seen, as `{"listed_key": "absent", "scope_error": "unnamed", ...}` (see
             `instantly_sandbox.variants`; default: what was seen). Survive `reset`.
+        webhook_header_read: "raw" or "masked": how webhook header values read back on
+            `GET /webhooks` and `GET /webhooks/{id}` (undocumented; default raw).
+        webhook_header_echo: the same for the answer to `POST /webhooks` and `PATCH`.
     """
 
     def __init__(
@@ -88,8 +97,11 @@ class Sandbox:
         date_filter_utc_offset: timedelta = timedelta(0),
         date_filter_end_exclusive: bool = False,
         variants: Mapping[str, str] | Variants | None = None,
+        webhook_header_read: HeaderView = "raw",
+        webhook_header_echo: HeaderView = "raw",
     ) -> None:
         self._clock = clock or _utc_now
+        self._header_views: tuple[HeaderView, HeaderView] = ("raw", "raw")
         self._date_filter = (date_filter_utc_offset, date_filter_end_exclusive)
         self._seed_name: SeedName = seed
         self._listing_order: ListingOrder = listing_order
@@ -98,6 +110,7 @@ class Sandbox:
             seed, clock=self._clock, listing_order=listing_order, shuffle_key=shuffle_key
         )
         self.set_date_filter(date_filter_utc_offset, end_exclusive=date_filter_end_exclusive)
+        self.set_webhook_headers(read=webhook_header_read, echo=webhook_header_echo)
         self.faults = Faults()
         self.responses = ResponseLog(enabled=record_responses, max_entries=max_recorded_responses)
         self._limit_values = (rate_limit_per_s, rate_limit_per_min)
@@ -217,6 +230,7 @@ class Sandbox:
             shuffle_key=self._shuffle_key,
         )
         self.set_date_filter(self._date_filter[0], end_exclusive=self._date_filter[1])
+        self.set_webhook_headers(read=self._header_views[0], echo=self._header_views[1])
         self.faults.clear()
         self._limiter.configure(*self._limit_values)
         return self._keys
@@ -266,6 +280,17 @@ class Sandbox:
         options = self._gateway.options
         options.variants = options.variants.changed(**values)
         return options.variants
+
+    def set_webhook_headers(self, *, read: HeaderView, echo: HeaderView) -> None:
+        """How webhook header values read back from now on: on GET (`read`) and in the POST /
+        PATCH answer (`echo`), each "raw" or "masked" (first four characters, then `*`).
+        Deliveries always carry the stored values. Survives `reset`."""
+        for what, view in (("read", read), ("echo", echo)):
+            if view not in HEADER_VIEWS:
+                raise ValueError(f"{what} must be one of {', '.join(HEADER_VIEWS)}, not {view!r}")
+        self._header_views = (read, echo)
+        self._ws.webhook_header_read = read
+        self._ws.webhook_header_echo = echo
 
     def set_listing_order(self, order: ListingOrder) -> None:
         """Order of `GET /audit-logs` from now on (see `instantly_sandbox.audit`)."""

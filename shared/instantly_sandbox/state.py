@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from instantly_sandbox.audit import AuditLogStore, ListingOrder
 from instantly_sandbox.ids import Uuid7Factory, iso, iso_ms, to_ms, uuid7_ms
@@ -53,6 +53,15 @@ class ApiKeyRecord:
         }
 
 
+HeaderView = Literal["raw", "masked"]
+HEADER_VIEWS: tuple[str, ...] = get_args(HeaderView)
+
+
+def mask_header_value(value: str) -> str:
+    """How a masked header value reads: its first four characters, then eight `*`."""
+    return value[:4] + "*" * 8
+
+
 @dataclass
 class WebhookRecord:
     """`failures` (consecutive failed deliveries) is sandbox bookkeeping, not on the wire."""
@@ -74,7 +83,12 @@ class WebhookRecord:
     def disabled(self) -> bool:
         return self.status == -1
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, masked_headers: bool = False) -> dict[str, Any]:
+        """The wire form; `masked_headers` shows every header value masked (a sandbox variant:
+        whether Instantly echoes header values is not documented)."""
+        headers = dict(self.headers) if self.headers is not None else None
+        if headers is not None and masked_headers:
+            headers = {name: mask_header_value(value) for name, value in headers.items()}
         return {
             "id": self.id,
             "organization": self.organization,
@@ -83,7 +97,7 @@ class WebhookRecord:
             "target_hook_url": self.target_hook_url,
             "event_type": self.event_type,
             "custom_interest_value": self.custom_interest_value,
-            "headers": dict(self.headers) if self.headers is not None else None,
+            "headers": headers,
             "timestamp_created": self.timestamp_created,
             "status": self.status,
             "timestamp_error": self.timestamp_error,
@@ -290,6 +304,9 @@ class Workspace:
     webhook_events: dict[str, WebhookEventRecord] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _secrets: dict[str, str] = field(default_factory=dict)  # key string -> key id
+    # How webhook header values read back: on GET (`read`) and in the POST/PATCH answer (`echo`).
+    webhook_header_read: HeaderView = "raw"
+    webhook_header_echo: HeaderView = "raw"
 
     @classmethod
     def create(

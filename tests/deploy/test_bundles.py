@@ -29,9 +29,9 @@ UV = ROOT / ".tools" / "bin" / "uv"
 ENTRY_POINTS = {
     "webhook": ("receive_webhook", "http"),
     "audit_export": ("export_audit_logs", "http"),
-    # Deployed behind a Pub/Sub push subscription (docs/deploy.md): functions-framework learns
-    # that it takes CloudEvents from the @functions_framework.cloud_event decorator.
-    "key_rotation": ("rotate_api_key", "cloudevent"),
+    # Deployed behind a Pub/Sub push subscription (docs/deploy.md): an HTTP function that reads
+    # the raw push envelope itself (functions-framework's conversion refuses one without data).
+    "key_rotation": ("rotate_api_key", "http"),
 }
 
 
@@ -191,7 +191,7 @@ def _venv_with_only(requirements: Path, venv: Path) -> Path:
 # functions-framework does on Cloud Run, then sends one request through it on the local backend,
 # so that the library's lazy imports (first request, not import time) are exercised too.
 PROBE = """
-import base64, importlib.util, json, sys
+import importlib.util, json, sys
 function, entry = sys.argv[1], sys.argv[2]
 import main
 import functions_framework
@@ -212,9 +212,9 @@ elif function == "audit_export":
                                                 "X-CloudScheduler-ScheduleTime": "2026-01-01T00:00:00Z"})
     smoke = {"status": answer.status_code, "body": answer.get_json(silent=True)}
 else:
-    # Exactly what the rotation push subscription sends: a Pub/Sub push envelope, no ce- headers.
-    message = {"attributes": {"eventType": "TOPIC_CONFIGURED"},
-               "data": base64.b64encode(b"{}").decode(), "messageId": "1",
+    # Exactly what the rotation push subscription sends for TOPIC_CONFIGURED: a Pub/Sub push
+    # envelope, no ce- headers, and no `data` (proto3 JSON omits empty bytes).
+    message = {"attributes": {"eventType": "TOPIC_CONFIGURED"}, "messageId": "1",
                "publishTime": "2026-01-01T00:00:00Z"}
     answer = client.post("/", json={"message": message, "subscription": "projects/p/subscriptions/s"})
     smoke = {"status": answer.status_code}
@@ -267,11 +267,9 @@ def test_bundle_runs_in_a_clean_venv_holding_only_its_requirements(
     assert Path(probe["main"]).resolve().is_relative_to(source.resolve())
     assert Path(probe["library"]).resolve().is_relative_to(source.resolve())
     assert not probe["sandbox_importable"]
-    if signature == "cloudevent":
-        assert probe["signature"] == "cloudevent", (
-            f"{entry} must be decorated with @functions_framework.cloud_event: it is deployed "
-            "behind a Pub/Sub push subscription, see docs/deploy.md"
-        )
+    assert probe["signature"] == signature, (
+        f"{entry} must be decorated with @functions_framework.{signature}: see docs/deploy.md"
+    )
     smoke = probe["smoke"]
     if function == "webhook":
         assert smoke["accepted"] == 200, smoke

@@ -216,6 +216,31 @@ class World:
     def manual(self, *, revoke_now: bool = False) -> Trigger:
         return Trigger.manual(self.clock(), revoke_now=revoke_now)
 
+    def fill_state(self, name: str = MANAGED, *, room_left: int) -> None:
+        """Queue fake old keys (due in 30 days) on `name` until less than `room_left` bytes of
+        its annotations are free: the state of revocations that kept failing."""
+        import uuid
+
+        from instantly_guard.rotation.model import Revocation, RotationState
+
+        meta = self.store.inner.get(name)
+        state = RotationState.read(meta)
+        later = self.clock() + timedelta(days=30)
+        revocations = list(state.revocations)
+        while state.evolve(revocations=tuple(revocations)).room(meta.annotations) >= room_left:
+            revocations.append(
+                Revocation(str(900 + len(revocations)), later, key_id=str(uuid.uuid4()))
+            )
+        while state.evolve(revocations=tuple(revocations)).room(meta.annotations) < 0:
+            revocations.pop()
+        full = state.evolve(revocations=tuple(revocations))
+        self.store.inner.update(
+            name,
+            aliases=meta.aliases,
+            annotations=full.annotations(meta.annotations),
+            etag=meta.etag,
+        )
+
     # -- observations --------------------------------------------------------------------------
 
     def current_key(self, name: str = MANAGED) -> Secret:

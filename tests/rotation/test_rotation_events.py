@@ -16,6 +16,7 @@ from instantly_guard.rotation.events import (
     SweepRequest,
     decode_cloud_event,
     decode_message,
+    decode_push,
 )
 
 SECRET_ID = "projects/demo-project/secrets/audit-exporter-key"
@@ -117,3 +118,45 @@ def test_cloud_event_envelope() -> None:
     assert decode_cloud_event("google.cloud.storage.object.v1.finalized", data).malformed  # type: ignore[union-attr]
     assert decode_cloud_event(PUBSUB_EVENT_TYPE, {"nope": 1}).malformed  # type: ignore[union-attr]
     assert decode_cloud_event(PUBSUB_EVENT_TYPE, b"{not json").malformed  # type: ignore[union-attr]
+
+
+def push(message: dict[str, Any]) -> bytes:
+    return json.dumps({"message": message, "subscription": "projects/p/subscriptions/s"}).encode()
+
+
+def test_a_push_without_data_is_decoded_from_its_attributes() -> None:
+    topic_configured = {"attributes": {"eventType": "TOPIC_CONFIGURED"}, "messageId": "5"}
+    delivery = decode_push({"Content-Type": "application/json"}, push(topic_configured))
+    assert delivery.event_id == "5"
+    assert isinstance(delivery.decoded, Ignored)
+    assert not delivery.decoded.malformed
+    assert delivery.decoded.event_type == "TOPIC_CONFIGURED"
+
+    rotate = secret_manager_message()
+    del rotate["data"]
+    assert isinstance(decode_push({}, push(rotate)).decoded, RotateRequest)
+
+
+def test_the_cloud_event_forms_of_a_push_decode_alike() -> None:
+    envelope = {"message": secret_manager_message(), "subscription": "projects/p/subscriptions/s"}
+    binary = decode_push(
+        {"Ce-Specversion": "1.0", "Ce-Type": PUBSUB_EVENT_TYPE, "Ce-Id": "b"},
+        json.dumps(envelope).encode(),
+    )
+    structured = decode_push(
+        {"content-type": "application/cloudevents+json; charset=utf-8"},
+        json.dumps({"specversion": "1.0", "type": PUBSUB_EVENT_TYPE, "id": "s", "data": envelope}),
+    )
+    raw = decode_push({}, json.dumps(envelope).encode())
+    assert binary.decoded == structured.decoded == raw.decoded
+    assert (binary.event_id, structured.event_id) == ("b", "s")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"   ", b"{not json", b"[]", b'{"message": []}', b'{"specversion": "1.0"}'],
+)
+def test_what_is_no_message_is_malformed_never_an_exception(body: bytes) -> None:
+    decoded = decode_push({"content-type": "application/json"}, body).decoded
+    assert isinstance(decoded, Ignored)
+    assert decoded.malformed

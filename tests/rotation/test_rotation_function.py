@@ -1,7 +1,8 @@
-"""`rotate_api_key` through functions-framework, with real Pub/Sub CloudEvent envelopes.
+"""`rotate_api_key` through functions-framework, with the raw push envelopes Pub/Sub sends and
+the CloudEvent forms of the same messages.
 
-Status 200 means the function returned (Pub/Sub acknowledges); 500 means it raised (Pub/Sub
-redelivers: the push subscription has a retry policy)."""
+Status 200 acknowledges the message; 500 makes Pub/Sub redeliver it (the push subscription has a
+retry policy and a dead-letter topic)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def deployed(
     monkeypatch.setenv("ROTATION_TEST_ATTEMPTS", "1")
     reset_function()
     app = functions_framework.create_app(
-        target="rotate_api_key", source=str(MAIN), signature_type="cloudevent"
+        target="rotate_api_key", source=str(MAIN), signature_type="http"
     )
     yield world, app.test_client()
     reset_function()
@@ -219,7 +220,7 @@ def test_a_configuration_error_at_cold_start_is_retried(
 
 def post_push(client: Any, data: dict[str, Any]) -> int:
     """A Pub/Sub push request as terraform/pubsub.tf's subscription sends it: the bare push
-    envelope, no CloudEvent headers; functions-framework converts it to messagePublished."""
+    envelope, no CloudEvent headers."""
     response = client.post("/", data=json.dumps(data), headers={"Content-Type": "application/json"})
     return int(response.status_code)
 
@@ -237,3 +238,147 @@ def test_the_push_subscription_envelope_is_converted_and_handled(deployed: Any) 
     sweep = envelope({"instantlyGuard": "sweep"}, json.dumps({"action": "sweep"}), "9")
     assert post_push(client, sweep) == 200
     assert world.sandbox.calls["POST /api-keys"] == 1
+
+
+def push_envelope(**message: Any) -> dict[str, Any]:
+    """A push body exactly as Pub/Sub sends it: fields that are empty are absent (proto3 JSON)."""
+    return {
+        "message": {"messageId": "77", "publishTime": "2026-03-01T00:00:01.000Z", **message},
+        "subscription": f"projects/{PROJECT}/subscriptions/rotation-push",
+    }
+
+
+def b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+PUSH_SHAPES = {
+    # Secret Manager, when a topic is set on a secret: attributes only, no data at all.
+    "topic-configured-no-data": push_envelope(
+        attributes={"eventType": "TOPIC_CONFIGURED", "dataFormat": "JSON"}
+    ),
+    "version-add-no-data": push_envelope(
+        attributes={
+            "eventType": "SECRET_VERSION_ADD",
+            "secretId": f"projects/{PROJECT}/secrets/{MANAGED}",
+            "versionId": f"projects/{PROJECT}/secrets/{MANAGED}/versions/3",
+        }
+    ),
+    "unknown-event-type": push_envelope(
+        attributes={
+            "eventType": "SECRET_SOMETHING_NEW",
+            "secretId": f"projects/{PROJECT}/secrets/s",
+        },
+        data=b64("{}"),
+    ),
+    "no-attributes": push_envelope(data=b64('{"hello": "world"}')),
+    "empty-attributes": push_envelope(attributes={}, data=b64("{}")),
+    "empty-attributes-no-data": push_envelope(attributes={}),
+    "no-message-id": {"message": {"attributes": {"eventType": "TOPIC_CONFIGURED"}}},
+    "data-not-json": push_envelope(data=b64("plain text")),
+    "message-not-object": {"message": "hello", "subscription": "s"},
+}
+
+
+@pytest.mark.parametrize("body", list(PUSH_SHAPES.values()), ids=list(PUSH_SHAPES))
+def test_every_push_shape_is_acknowledged_without_action(deployed: Any, body: Any) -> None:
+    world, client = deployed
+    assert post_push(client, body) == 200
+    assert world.sandbox.calls["POST /api-keys"] == 0
+    assert "current" not in world.aliases()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"[1, 2]", b'"a string"'],
+    ids=["empty", "not-json", "array", "string"],
+)
+def test_a_body_that_is_no_message_at_all_is_acknowledged(deployed: Any, raw: bytes) -> None:
+    world, client = deployed
+    response = client.post("/", data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert world.sandbox.calls["POST /api-keys"] == 0
+
+
+def test_a_sweep_by_attribute_alone_runs_without_data(deployed: Any) -> None:
+    world, client = deployed
+    world.rotator.handle(world.rotate_event())
+    assert post_push(client, push_envelope(attributes={"instantlyGuard": "sweep"})) == 200
+    world.assert_consistent()
+
+
+def test_secret_rotate_in_a_raw_push_without_data_rotates(deployed: Any) -> None:
+    world, client = deployed
+    body = push_envelope(
+        attributes={
+            "eventType": "SECRET_ROTATE",
+            "secretId": f"projects/{PROJECT}/secrets/{MANAGED}",
+            "timestamp": "2026-03-01T00:00:00Z",
+        }
+    )
+    assert post_push(client, body) == 200
+    assert world.key_works(world.current_key())
+
+
+def test_a_structured_cloud_event_with_base64_data_is_handled(deployed: Any) -> None:
+    world, client = deployed
+    event = {
+        "specversion": "1.0",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/secret-rotation",
+        "id": "e-64",
+        "data_base64": b64(json.dumps(rotate_message(MANAGED, "2026-03-01T00:00:00Z"))),
+    }
+    response = client.post(
+        "/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}
+    )
+    assert response.status_code == 200
+    assert world.key_works(world.current_key())
+
+
+@pytest.mark.parametrize("shape", ["binary", "structured"])
+def test_cloud_events_of_other_types_or_without_data_are_acknowledged(
+    deployed: Any, shape: str
+) -> None:
+    world, client = deployed
+    if shape == "binary":
+        headers = {
+            "ce-specversion": "1.0",
+            "ce-type": "google.cloud.storage.object.v1.finalized",
+            "ce-source": "//storage.googleapis.com/projects/_/buckets/b",
+            "ce-id": "x",
+        }
+        assert client.post("/", data=b"", headers=headers).status_code == 200
+    else:
+        event = {"specversion": "1.0", "type": PUBSUB_TYPE, "source": "//x", "id": "y"}
+        response = client.post(
+            "/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}
+        )
+        assert response.status_code == 200
+    assert world.sandbox.calls["POST /api-keys"] == 0
+
+
+PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+def test_a_rotation_state_that_would_overflow_is_an_acknowledged_alert_not_a_retry(
+    deployed: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Secret Manager refuses annotations of 16 KiB or more: a rotation that could not record
+    itself used to fail with a ValueError, retried into the dead-letter topic (and mint a key
+    each attempt). Now it is refused before minting, acknowledged, and logged as the alert."""
+    world, client = deployed
+    assert post_push(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 200
+    key = world.current_key()
+    world.fill_state(room_left=100)
+    created = world.sandbox.calls["POST /api-keys"]
+
+    with caplog.at_level(logging.ERROR, logger="instantly_guard"):
+        assert post_push(client, rotate_message(MANAGED, "2026-04-01T00:00:00Z", "2")) == 200
+
+    assert world.sandbox.calls["POST /api-keys"] == created
+    assert world.current_key() == key
+    [alert] = [r for r in caplog.records if getattr(r, "fields", {}).get("rotation_backlog")]
+    assert alert.levelno == logging.ERROR
+    assert alert.fields["rotation_failed"] is True
+    assert alert.fields["state_limit"] == 16 * 1024

@@ -256,3 +256,47 @@ def test_local_compare_and_swap_holds_across_processes(tmp_path: Path) -> None:
     ]
     assert [w.wait(timeout=60) for w in workers] == [0, 0, 0]
     assert LocalSecretStore(root).get("k").annotations["count"] == "60"
+
+
+def _sized(total: int) -> dict[str, str]:
+    """Annotations whose keys plus values take exactly `total` bytes."""
+    key = "instantly-guard.padding"
+    return {key: "x" * (total - len(key))}
+
+
+def test_annotations_must_total_strictly_less_than_16_kib(store: SecretStore) -> None:
+    meta = store.create_secret("full", labels=LABELS, annotations=_sized(16 * 1024 - 1))
+    with pytest.raises(ValueError, match="less than 16384"):
+        store.update("full", aliases={}, annotations=_sized(16 * 1024), etag=meta.etag)
+    with pytest.raises(ValueError, match="less than 16384"):
+        store.create_secret("over", labels=LABELS, annotations=_sized(16 * 1024))
+    assert store.get("full").annotations == _sized(16 * 1024 - 1)
+
+
+def test_the_stand_in_refuses_annotations_of_16_kib_as_secret_manager_does(
+    sm_standin: SecretManagerStandIn,
+) -> None:
+    from google.api_core import exceptions
+    from google.cloud import secretmanager_v1 as sm
+    from google.protobuf import field_mask_pb2
+
+    client = sm_standin.client()
+    parent = "projects/demo-project"
+    automatic = sm.Replication(automatic=sm.Replication.Automatic())
+    with pytest.raises(exceptions.InvalidArgument, match="less than 16KiB"):
+        client.create_secret(
+            parent=parent,
+            secret_id="big",
+            secret=sm.Secret(replication=automatic, annotations=_sized(16 * 1024)),
+        )
+    created = client.create_secret(
+        parent=parent,
+        secret_id="fits",
+        secret=sm.Secret(replication=automatic, annotations=_sized(16 * 1024 - 1)),
+    )
+    mask = field_mask_pb2.FieldMask(paths=["annotations"])
+    with pytest.raises(exceptions.InvalidArgument):
+        client.update_secret(
+            secret=sm.Secret(name=created.name, annotations=_sized(16 * 1024)), update_mask=mask
+        )
+    assert dict(client.get_secret(name=created.name).annotations) == _sized(16 * 1024 - 1)

@@ -7,6 +7,7 @@ parses the latest version with `instantly_guard.webhook.secrets` on every reques
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,7 +20,8 @@ from rotation_helpers import GRACE, LEASE, Crash, World
 
 from instantly_guard.errors import InstantlyError
 from instantly_guard.instantly import StaticKey
-from instantly_guard.rotation.model import Kind
+from instantly_guard.rotation.errors import RotationError
+from instantly_guard.rotation.model import A, Kind
 from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import VersionState
@@ -37,12 +39,14 @@ class Receiver:
         self.world = world
         self.accepted = 0
         self.rejected = 0
+        self.refuse_all = False  # answer 401 to everything, as a receiver with another secret
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = 200 if receiver.allows(self.headers.get(HEADER, "")) else 401
+                presented = self.headers.get(HEADER, "")
+                status = 200 if receiver.allows(presented) and not receiver.refuse_all else 401
                 if status == 200:
                     receiver.accepted += 1
                 else:
@@ -216,3 +220,131 @@ def test_a_sweep_during_a_rotation_leaves_latest_accepting_the_secret_being_roll
     assert _header(world, hook_id) == rolling_out.current.reveal()
     assert world.sandbox.deliver_webhook_event(hook_id) == 200
     assert receiver.rejected == 0
+
+
+def test_two_rotations_inside_one_grace_keep_every_secret_for_its_full_grace(hook: Any) -> None:
+    """S1 -> S2 -> S3 with the second rotation 38 minutes into S1's grace: S1 stays accepted
+    until its own grace ends, S2 until *its* grace ends (not S1's: the sweep due for S1 used to
+    settle to S3 alone), S3 throughout. The clock is the world's injected one."""
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    s1 = _current(world)
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    s2 = _current(world)
+    s1_grace_ends = world.clock() + GRACE  # within a second: the version is stored just before
+    world.clock.advance(timedelta(minutes=37))
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))  # 38 minutes later
+    s3 = _current(world)
+    s2_grace_ends = world.clock() + GRACE
+    assert len({s1.reveal(), s2.reveal(), s3.reveal()}) == 3
+    assert _header(world, hook_id) == s3.reveal()
+    assert [receiver.post(s) for s in (s1, s2, s3)] == [200, 200, 200]
+
+    world.clock.now = s1_grace_ends - timedelta(seconds=5)
+    world.rotator.sweep()
+    assert [receiver.post(s) for s in (s1, s2, s3)] == [200, 200, 200], "S1 dropped early"
+
+    world.clock.now = s1_grace_ends + timedelta(seconds=5)
+    world.rotator.sweep()  # the revocation queued for S1 is due
+    assert receiver.post(s1) == 401
+    assert receiver.post(s2) == 200, "S2 refused before its grace ended"
+    assert receiver.post(s3) == 200
+
+    world.clock.now = s2_grace_ends - timedelta(seconds=5)
+    world.rotator.sweep()
+    assert receiver.post(s2) == 200, "S2 refused before its grace ended"
+
+    world.clock.now = s2_grace_ends + timedelta(seconds=5)
+    world.rotator.sweep()
+    assert [receiver.post(s) for s in (s1, s2, s3)] == [401, 401, 200]
+    assert world.store.inner.access(HOOK_SECRET, "latest") == s3  # settled to one secret
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+
+def _current(world: World) -> Secret:
+    """The secret Instantly is told to send: `current`'s, whichever form the payload has."""
+    return parse_secret_payload(world.store.inner.access(HOOK_SECRET, "current").reveal()).current
+
+
+HEADER_VARIANTS = [(read, echo) for read in ("raw", "masked") for echo in ("raw", "masked")]
+
+
+@pytest.mark.parametrize(
+    ("read", "echo"), HEADER_VARIANTS, ids=[f"read-{r}-echo-{e}" for r, e in HEADER_VARIANTS]
+)
+def test_rotation_works_whether_instantly_shows_header_values_or_masks_them(
+    hook: Any, read: str, echo: str
+) -> None:
+    """Instantly may answer webhook header values raw or masked, on GET and in the PATCH echo
+    (undocumented): the rotation completes under each, the receiver accepts what Instantly
+    really sends (the sandbox's stored headers), and a test delivery is what proves it."""
+    world, receiver, hook_id = hook
+    world.sandbox.set_webhook_headers(read=read, echo=echo)
+    tests_before = world.sandbox.calls["POST /webhooks/{id}/test"]
+
+    assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+    first = _current(world)
+    assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+    second = _current(world)
+
+    assert _header(world, hook_id) == second.reveal()  # what Instantly stored, never a mask
+    assert world.sandbox.calls["POST /webhooks/{id}/test"] - tests_before == 2
+    assert receiver.post(first) == 200  # in its grace
+    world.clock.advance(GRACE + timedelta(minutes=5))
+    world.rotator.sweep()
+    assert receiver.post(first) == 401
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.rejected == 1  # only the expired secret posted by hand above
+
+
+@pytest.mark.parametrize("read", ["raw", "masked"])
+def test_other_headers_are_never_overwritten_with_masked_text(hook: Any, read: str) -> None:
+    world, _, hook_id = hook
+    with world.clients(StaticKey(world.sandbox.keys["admin"].key)) as client:
+        client.update_webhook(hook_id, headers={"x-crm-tenant": "tenant-0042-abcdef"})
+    world.sandbox.set_webhook_headers(read=read, echo="masked")
+
+    if read == "raw":
+        assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+        stored = world.sandbox.state.webhooks[hook_id].headers
+        assert stored == {"x-crm-tenant": "tenant-0042-abcdef", HEADER: _current(world).reveal()}
+        return
+    with pytest.raises(RotationError, match="x-crm-tenant") as refused:
+        world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    assert not refused.value.retryable
+    # Nothing was written: the real value is intact, and no masked text reached Instantly.
+    assert world.sandbox.state.webhooks[hook_id].headers == {"x-crm-tenant": "tenant-0042-abcdef"}
+    assert world.sandbox.calls["PATCH /webhooks/{id}"] == 1  # the arrangement above only
+
+
+def test_a_refused_test_delivery_keeps_the_rotation_unfinished_until_it_succeeds(
+    hook: Any,
+) -> None:
+    world, receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    world.sandbox.set_webhook_headers(read="masked", echo="masked")
+    receiver.refuse_all = True  # Instantly sends something the receiver does not accept
+    event = world.rotate_event(HOOK_SECRET)
+
+    with pytest.raises(RotationError, match="refused Instantly's test delivery") as failed:
+        world.rotator.handle(event)
+    assert failed.value.retryable
+    assert world.annotations(HOOK_SECRET).get(A.PHASE) == "stored"
+
+    receiver.refuse_all = False
+    assert world.rotator.handle(event).outcome is Outcome.ROTATED
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+
+def test_a_test_delivery_without_an_answer_does_not_stop_the_rotation(
+    hook: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The receiver not deployed yet (or down): nothing proves the header wrong."""
+    world, receiver, hook_id = hook
+    stored = world.sandbox.state.webhooks[hook_id]
+    stored.target_hook_url = "http://127.0.0.1:9/unreachable"
+    with caplog.at_level(logging.WARNING, logger="instantly_guard"):
+        assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+    assert any("not verified" in r.getMessage() for r in caplog.records)
+    stored.target_hook_url = receiver.url
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200

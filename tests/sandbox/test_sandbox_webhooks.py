@@ -91,3 +91,72 @@ def test_webhook_scopes(sandbox: Sandbox, client_for) -> None:
     denied = reader.post(f"/webhooks/{hook_id}/resume")
     assert denied.status_code == 401
     assert "Required: webhooks:update" in denied.json()["message"]
+
+
+SECRET_VALUE = "header-value-" + "0123456789" * 2  # pragma: allowlist secret
+
+
+@pytest.mark.parametrize(
+    ("read", "echo"), [("raw", "masked"), ("masked", "raw"), ("masked", "masked")]
+)
+def test_header_values_read_back_raw_or_masked_as_configured(
+    sandbox: Sandbox, admin, read: str, echo: str
+) -> None:
+    sandbox.set_webhook_headers(read=read, echo=echo)
+    masked = SECRET_VALUE[:4] + "*" * 8
+    created = admin.post(
+        "/webhooks",
+        json={
+            "target_hook_url": "https://h.example/x",
+            "event_type": "reply_received",
+            "headers": {"x-webhook-secret": SECRET_VALUE},
+        },
+    ).json()
+    shown = {"raw": SECRET_VALUE, "masked": masked}
+    assert created["headers"] == {"x-webhook-secret": shown[echo]}
+    assert admin.get(f"/webhooks/{created['id']}").json()["headers"] == {
+        "x-webhook-secret": shown[read]
+    }
+    listed = [h for h in admin.get("/webhooks").json()["items"] if h["id"] == created["id"]]
+    assert listed[0]["headers"] == {"x-webhook-secret": shown[read]}
+    patched = admin.patch(f"/webhooks/{created['id']}", json={"name": "n"}).json()
+    assert patched["headers"] == {"x-webhook-secret": shown[echo]}
+    assert sandbox.state.webhooks[created["id"]].headers == {"x-webhook-secret": SECRET_VALUE}
+
+    sandbox.reset()
+    assert (sandbox.state.webhook_header_read, sandbox.state.webhook_header_echo) == (read, echo)
+    with pytest.raises(ValueError, match="raw, masked"):
+        sandbox.set_webhook_headers(read="hashed", echo="raw")  # type: ignore[arg-type]
+
+
+def test_the_control_api_switches_the_header_views(sandbox: Sandbox, client_for) -> None:
+    import httpx
+
+    answer = httpx.put(sandbox.control_url + "/webhook-headers", json={"read": "masked"})
+    assert answer.json() == {"read": "masked", "echo": "raw"}
+    assert sandbox.state.webhook_header_read == "masked"
+
+
+def test_the_test_endpoint_delivers_with_the_stored_headers(
+    sandbox: Sandbox, admin, receiver
+) -> None:
+    sandbox.set_webhook_headers(read="masked", echo="masked")
+    hook = admin.post(
+        "/webhooks",
+        json={
+            "target_hook_url": receiver.url,
+            "event_type": "reply_received",
+            "headers": {"x-webhook-secret": SECRET_VALUE},
+        },
+    ).json()
+
+    answer = admin.post(f"/webhooks/{hook['id']}/test").json()
+
+    assert answer["success"] is True
+    assert answer["status_code"] == 200
+    [(_, headers, _)] = receiver.requests
+    assert {k.lower(): v for k, v in headers.items()}["x-webhook-secret"] == SECRET_VALUE
+    receiver.status = 401
+    refused = admin.post(f"/webhooks/{hook['id']}/test").json()
+    assert (refused["success"], refused["status_code"]) == (False, 401)
+    assert admin.post("/webhooks/019ffad2-9cbd-765b-a65b-d6d9e55bbb22/test").status_code == 404

@@ -6,7 +6,8 @@ service's documented semantics, served over real gRPC on a free loopback port, s
 
 - CreateSecret (ALREADY_EXISTS), GetSecret, DeleteSecret, ListSecrets (`labels.K=V AND ...`
   filter, paging), UpdateSecret (etag check -> FAILED_PRECONDITION, update_mask required:
-  labels / annotations / version_aliases; aliases must name a live version), AddSecretVersion
+  labels / annotations / version_aliases; aliases must name a live version; annotations' keys
+  plus values must total less than 16 KiB, else INVALID_ARGUMENT), AddSecretVersion
   (crc32c verified; does not change the secret's etag), GetSecretVersion, AccessSecretVersion
   by number, alias or `latest` (disabled/destroyed -> FAILED_PRECONDITION), ListSecretVersions,
   DisableSecretVersion, DestroySecretVersion (drops aliases pointing at the version).
@@ -69,6 +70,18 @@ class _Fault:
     code: grpc.StatusCode
     after: bool
     remaining: int
+
+
+ANNOTATIONS_LIMIT = 16 * 1024  # bytes of keys plus values; the total must be strictly less
+
+
+def _check_annotations(annotations: dict[str, str]) -> None:
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    if size >= ANNOTATIONS_LIMIT:
+        raise _AbortError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"The total size of annotations ({size} bytes) must be less than 16KiB.",
+        )
 
 
 def _etag() -> str:
@@ -249,6 +262,7 @@ class SecretManagerStandIn(GrpcStandIn):
             raise _AbortError(grpc.StatusCode.ALREADY_EXISTS, f"Secret [{name}] already exists.")
         if "replication" not in request.secret:
             raise _AbortError(grpc.StatusCode.INVALID_ARGUMENT, "replication is required")
+        _check_annotations(dict(request.secret.annotations))
         secret = _Secret(
             name=name,
             labels=dict(request.secret.labels),
@@ -306,6 +320,8 @@ class SecretManagerStandIn(GrpcStandIn):
         paths = list(request.update_mask.paths)
         if not paths:
             raise _AbortError(grpc.StatusCode.INVALID_ARGUMENT, "update_mask is required")
+        if "annotations" in paths:  # checked before anything changes: the update is all or nothing
+            _check_annotations(dict(request.secret.annotations))
         for path in paths:
             if path == "version_aliases":
                 aliases = dict(request.secret.version_aliases)

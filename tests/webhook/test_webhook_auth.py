@@ -168,3 +168,35 @@ def test_a_mismatch_rereads_a_rotated_file_once(tmp_path):
     assert gate.check({"x-webhook-secret": new}, None).allowed  # re-read on the mismatch
     assert gate.check({"x-webhook-secret": SECRET}, None).allowed  # previous, until it expires
     assert not gate.check({"x-webhook-secret": WRONG_SAME_LENGTH}, None).allowed
+
+
+@pytest.mark.parametrize("ows", [" ", "\t", " \t "])
+def test_only_space_and_tab_around_the_header_are_optional_whitespace(ows):
+    assert auth().check({"x-webhook-secret": f"{ows}{SECRET}{ows}"}, None).allowed
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["\xa0", "\x85", "\x0b", "\x0c", "\x1c", "\u2003"],
+    ids=["nbsp", "nel", "vt", "ff", "fs", "em-space"],
+)
+def test_other_whitespace_around_the_header_is_part_of_the_value(extra):
+    # WSGI decodes header bytes as latin-1: 0xA0 on the wire arrives as U+00A0, 0x85 as U+0085.
+    for value in (f"{SECRET}{extra}", f"{extra}{SECRET}"):
+        result = auth().check({"x-webhook-secret": value}, None)
+        assert result.verdict is Verdict.DENIED
+        assert result.reason == "wrong credentials"
+
+
+def test_basic_credentials_are_not_stripped_of_non_http_whitespace():
+    basic = BasicAuth("instantly", StaticSecretSource("B", PREVIOUS))
+    token = base64.b64encode(f"instantly:{PREVIOUS}".encode()).decode()
+    gate = auth(basic=basic)
+    assert gate.check({"authorization": f"\tBasic {token} "}, None).allowed
+    assert not gate.check({"authorization": f"Basic {token}\xa0"}, None).allowed
+    assert not gate.check({"authorization": f"\x85Basic {token}"}, None).allowed
+
+
+def test_a_forwarded_address_padded_with_nbsp_is_not_an_address():
+    assert parse_ip(" 10.0.0.1\t") == ipaddress.ip_address("10.0.0.1")
+    assert parse_ip("10.0.0.1\xa0") is None

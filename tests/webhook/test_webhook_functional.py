@@ -484,3 +484,20 @@ def test_lone_surrogates_in_the_payload_do_not_break_attributes(client, state_di
     [stored] = outbox(state_dir)
     assert stored["attributes"]["event_type"] == "?label"
     assert stored["data"]["event_type"] == "\udc80label"  # the payload itself is kept as sent
+
+
+@pytest.mark.parametrize("suffix", ["\xa0", "\x85"], ids=["nbsp", "nel"])
+def test_a_secret_followed_by_non_http_whitespace_is_rejected(client, state_dir, suffix):
+    # The byte 0xA0 / 0x85 on the wire: str.strip() would have removed it and accepted.
+    response = post(client, secret=SECRET + suffix)
+
+    assert response.status_code == 401
+    assert outbox(state_dir) == []
+    assert post(client, secret=f" {SECRET}\t").status_code == 200
+
+
+def test_a_media_type_padded_with_nbsp_is_not_json(client):
+    headers = {"x-webhook-secret": SECRET, "Content-Type": "application/json\xa0"}
+    response = client.post("/", data=json.dumps(sample_event()), headers=headers)
+
+    assert response.status_code == 415

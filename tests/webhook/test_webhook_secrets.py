@@ -191,3 +191,39 @@ def test_refresh_rereads_at_once_but_at_most_every_interval(tmp_path):
     assert revealed(source.load().accepted(NOW)) != [SECRET]
     clock.now = 3
     assert source.refresh() is False  # read again, nothing changed
+
+
+def test_older_secrets_are_each_accepted_until_their_own_expiry():
+    third = "t" * 40
+    payload = format_secret_payload(
+        SECRET, PREVIOUS, NOW + timedelta(hours=2), [(third, NOW + timedelta(hours=1))]
+    )
+    version = parse_secret_payload(payload)
+    assert revealed(version.accepted(NOW)) == [SECRET, PREVIOUS, third]
+    assert revealed(version.accepted(NOW + timedelta(minutes=90))) == [SECRET, PREVIOUS]
+    assert revealed(version.accepted(NOW + timedelta(hours=3))) == [SECRET]
+
+
+@pytest.mark.parametrize(
+    "older",
+    [
+        "nope",
+        [{"secret": "t" * 40}],
+        [{"secret": 5, "expires_at": "2025-06-01T12:00:00Z"}],
+        [{"secret": "short", "expires_at": "2025-06-01T12:00:00Z"}],  # pragma: allowlist secret
+        [{"secret": "t" * 40, "expires_at": "2025-06-01T12:00:00"}],
+    ],
+    ids=["not-a-list", "no-expiry", "not-a-string", "too-short", "naive"],
+)
+def test_a_malformed_older_list_rejects_the_whole_payload(older):
+    payload = {
+        "current": SECRET,
+        "previous": PREVIOUS,
+        "previous_expires_at": "2025-06-01T12:00:00Z",
+        "older": older,
+    }
+    with pytest.raises(SecretFormatError):
+        parse_secret_payload(json.dumps(payload))
+    payload_item = {"secret": "t" * 40, "expires_at": "2025-06-01T12:00:00Z"}
+    with pytest.raises(SecretFormatError, match="'older' needs 'previous'"):
+        parse_secret_payload(json.dumps({**payload, "previous": None, "older": [payload_item]}))

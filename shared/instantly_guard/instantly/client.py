@@ -29,6 +29,7 @@ from instantly_guard.instantly.models import (
     CreatedApiKey,
     Page,
     Webhook,
+    WebhookTestResult,
     Workspace,
     WorkspaceMember,
 )
@@ -279,6 +280,14 @@ class InstantlyClient:
         """
         path = self._webhook(webhook_id) + "/resume"
         return self._model(Webhook, Call("POST", "/webhooks/{id}/resume", path, idempotent=True))
+
+    def test_webhook(self, webhook_id: str) -> WebhookTestResult:
+        """Ask Instantly to send a test delivery to the webhook's target, with its stored headers:
+        the one way to see what Instantly really sends. Not retried once sent (each attempt is
+        another delivery)."""
+        path = self._webhook(webhook_id) + "/test"
+        call = Call("POST", "/webhooks/{id}/test", path, idempotent=False)
+        return self._model(WebhookTestResult, call)
 
     @staticmethod
     def _webhook(webhook_id: str) -> str:

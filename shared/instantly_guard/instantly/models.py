@@ -167,6 +167,18 @@ class Webhook(InstantlyModel):
     timestamp_error: datetime | None = None
 
 
+class WebhookTestResult(InstantlyModel):
+    """The answer of `POST /webhooks/{id}/test`: what the webhook's target said to a test
+    delivery Instantly sent with the webhook's stored headers. Every field is optional in the
+    document, so none is required here."""
+
+    success: bool | None = None
+    message: str | None = None
+    response_time_ms: float | None = None
+    status_code: int | None = None
+    error: str | None = None
+
+
 class MemberName(InstantlyModel):
     first: str | None = None
     last: str | None = None

@@ -29,7 +29,7 @@ def render(info: StackInfo, notes: list[str] | None = None) -> str:
         f"  Instantly sandbox   {info.api_base}   (control API {info.control_url})",
         f"  webhook receiver    {webhook}   <- the sandbox webhook {info.webhook_id} points here",
         f"  audit export        {export}",
-        f"  key rotation        {rotation}   (CloudEvents)",
+        f"  key rotation        {rotation}   (Pub/Sub push or CloudEvents)",
         "",
         "Send a genuine event (the sandbox delivers it with the webhook's secret header):",
         f"  curl -s -X POST {info.control_url}/webhooks/{info.webhook_id}/deliver -d '{{}}'",

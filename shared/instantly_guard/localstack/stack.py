@@ -3,7 +3,7 @@
     sandbox        instantly-guard sandbox --seed demo            (Instantly API v2 stand-in)
     webhook        functions-framework --target receive_webhook   (http)
     audit_export   functions-framework --target export_audit_logs (http)
-    key_rotation   functions-framework --target rotate_api_key    (cloudevent)
+    key_rotation   functions-framework --target rotate_api_key    (http: Pub/Sub push or CloudEvent)
 
 Each runs in its own process group with GUARD_BACKEND=local and one state directory, so the
 outbox, the JSONL audit log, the checkpoint and the secret store all land under it. Starting
@@ -212,7 +212,7 @@ class LocalStack:
                     "AUDIT_CHECK_POLICY": str(provisioned.check_policy),
                 },
             ),
-            FunctionSpec("key_rotation", "rotate_api_key", "cloudevent", self.ports.rotation),
+            FunctionSpec("key_rotation", "rotate_api_key", "http", self.ports.rotation),
         )
         started: list[tuple[Child, str]] = []
         for spec in specs:

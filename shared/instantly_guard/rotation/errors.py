@@ -4,7 +4,9 @@
     └── RotationError          a rotation could not complete; `retryable` says whether
         │                      redelivering the event can help
         ├── RotationBusyError  another delivery holds the lease (always retryable)
-        └── KeyTestError       the new key did not work; it was deleted (always retryable)
+        ├── KeyTestError       the new key did not work; it was deleted (always retryable)
+        └── RotationStateFullError  the state would not fit Secret Manager's annotation limit
+                               (never retryable: old keys must be revoked first)
 
 Other failures reach the caller as they are: ConfigError for a badly declared secret, BackendError
 and InstantlyError from either side (each with its own `retryable`).
@@ -35,6 +37,29 @@ class KeyTestError(RotationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)
+
+
+class RotationStateFullError(RotationError):
+    """The rotation state would not fit the secret's annotations (Secret Manager: keys plus
+    values less than 16 KiB), almost always because old keys keep failing to be revoked. A new
+    rotation is refused before it mints anything; redelivering cannot help until the backlog
+    is cleared, so it is acknowledged and raised as an alert (`log_fields`)."""
+
+    def __init__(self, secret: str, *, size: int, limit: int, revocations: int, destructions: int):
+        self.log_fields = {
+            "rotation_backlog": True,
+            "state_bytes": size,
+            "state_limit": limit,
+            "revocations_pending": revocations,
+            "destructions_pending": destructions,
+        }
+        super().__init__(
+            f"secret {secret}: the rotation state needs {size} bytes of annotations, Secret "
+            f"Manager allows less than {limit} ({revocations} old keys waiting to be revoked, "
+            f"{destructions} versions to be destroyed); a new rotation is refused until the old "
+            "keys are revoked (see the runbook: rotation backlog)",
+            retryable=False,
+        )
 
 
 def describe(exc: BaseException) -> str:

@@ -1,9 +1,17 @@
-"""Decoding the Pub/Sub messages the rotation function receives (as CloudEvents).
+"""Decoding the Pub/Sub messages the rotation function receives.
 
-An Eventarc Pub/Sub trigger delivers `google.cloud.pubsub.topic.v1.messagePublished` with data
+The function is an HTTP function fed by a Pub/Sub push subscription (terraform/pubsub.tf), which
+POSTs the bare push envelope
 
-    {"message": {"attributes": {...}, "data": "<base64>", "messageId": "...",
+    {"message": {"attributes"?: {...}, "data"?: "<base64>", "messageId": "...",
                  "publishTime": "..."}, "subscription": "..."}
+
+where empty fields are *omitted* (proto3 JSON): Secret Manager's TOPIC_CONFIGURED has no `data`,
+a message may have no `attributes`. `decode_push` reads that envelope, and also the two
+CloudEvent forms of the same message (`google.cloud.pubsub.topic.v1.messagePublished`, binary or
+structured mode: what an Eventarc trigger or a hand-made test request sends). functions-framework's
+own conversion is not used: it turns a push into a CloudEvent only when `message.data` is present
+and answers 400 otherwise, which the subscription retries into the dead-letter topic.
 
 Two senders publish to the rotation topic:
 - Secret Manager: attributes `eventType` (SECRET_ROTATE, SECRET_VERSION_ADD, ...), `secretId`
@@ -117,6 +125,52 @@ def decode_message(message: Mapping[str, Any]) -> Decoded:
         event_time=when,
         message_id=message_id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One HTTP request to the rotation function, decoded: the message and its delivery id
+    (the CloudEvent id, else the Pub/Sub messageId; for logs only)."""
+
+    decoded: Decoded
+    event_id: str = ""
+
+
+def decode_push(headers: Mapping[str, str], body: bytes) -> Delivery:
+    """Decode one request in any shape it can arrive in (module docstring). Never raises: what
+    cannot be read is `Ignored(malformed=True)`, because redelivering it cannot make it valid."""
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    if "ce-specversion" in lower:  # binary mode: the attributes in headers, the data is the body
+        return Delivery(decode_cloud_event(lower.get("ce-type"), body), lower.get("ce-id", ""))
+    try:
+        document = json.loads(body) if body.strip() else None
+    except ValueError:
+        return Delivery(Ignored("request body is not JSON", malformed=True))
+    if not isinstance(document, Mapping):
+        return Delivery(Ignored("request body is not a JSON object", malformed=True))
+    media = lower.get("content-type", "").partition(";")[0].strip(" \t").lower()
+    if media == "application/cloudevents+json" or "specversion" in document:
+        data: Any = document.get("data")
+        if "data_base64" in document:
+            data = _base64_bytes(document.get("data_base64"))
+        event_type = document.get("type")
+        return Delivery(
+            decode_cloud_event(str(event_type) if event_type is not None else None, data),
+            str(document.get("id") or ""),
+        )
+    message = document.get("message")
+    if not isinstance(message, Mapping):
+        return Delivery(Ignored("neither a Pub/Sub push nor a CloudEvent", malformed=True))
+    return Delivery(decode_message(message), str(message.get("messageId") or ""))
+
+
+def _base64_bytes(raw: Any) -> bytes | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        return base64.b64decode(raw, validate=True)
+    except binascii.Error:
+        return None
 
 
 def decode_cloud_event(event_type: str | None, data: Any) -> Decoded:

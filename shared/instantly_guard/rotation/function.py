@@ -1,12 +1,14 @@
 """The rotation function's logic, behind the thin entry point `functions/key_rotation/main.py`.
 
-`RotationFunction.handle` decodes one delivery, runs it, and decides its fate:
+`RotationFunction.handle_push` decodes one HTTP request (a Pub/Sub push envelope, or a
+CloudEvent: `events.decode_push`), runs it, and decides its fate, answered by `Handled.status`
+(200 acknowledges, 500 makes Pub/Sub redeliver):
 
 - acknowledge (return): ignored event types (SECRET_VERSION_ADD, TOPIC_CONFIGURED, ...), a
   malformed message, a secret that is not managed, a duplicate, a finished rotation or sweep,
   and permanent failures (bad declaration, missing scope, no admin key): redelivering cannot
   fix those, so they are logged at ERROR (`rotation_failed: true`, for the alert) and dropped;
-- retry (raise `RetryRotationError`): failures a later attempt can fix: Instantly 5xx/429/timeouts,
+- retry (500): failures a later attempt can fix: Instantly 5xx/429/timeouts,
   a failed key test, a Secret Manager outage, a lost compare-and-swap, another delivery holding
   the lease, and anything unexpected. The push subscription (terraform/pubsub.tf) retries with
   backoff and has a dead-letter topic, so a failure that never clears ends there instead of
@@ -25,14 +27,21 @@ from typing import Any
 from instantly_guard.errors import GuardError
 from instantly_guard.rotation.engine import Rotator
 from instantly_guard.rotation.errors import RotationError
-from instantly_guard.rotation.events import Ignored, RotateRequest, decode_cloud_event
+from instantly_guard.rotation.events import (
+    Decoded,
+    Ignored,
+    RotateRequest,
+    decode_cloud_event,
+    decode_push,
+)
 from instantly_guard.rotation.results import Outcome, describe_results
 
 _log = logging.getLogger("instantly_guard.rotation.function")
 
 
-class RetryRotationError(GuardError):
-    """Raised out of the function so that Pub/Sub redelivers the message."""
+# Pub/Sub push acknowledges on 102, 200, 201, 202 and 204; anything else is redelivered.
+ACK_STATUS = 200
+RETRY_STATUS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,11 @@ class Handled:
     outcome: str
     retry: bool = False
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        """The HTTP answer to the push: the one place a fate becomes a status."""
+        return RETRY_STATUS if self.retry else ACK_STATUS
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -56,9 +70,17 @@ class RotationFunction:
     def __init__(self, rotator: Rotator) -> None:
         self.rotator = rotator
 
+    def handle_push(self, headers: Mapping[str, str], body: bytes) -> Handled:
+        """One HTTP request: a Pub/Sub push envelope (any subset of its fields) or a CloudEvent."""
+        delivery = decode_push(headers, body)
+        return self._run(delivery.decoded, delivery.event_id)
+
     def handle(self, event_type: str | None, data: Any, *, event_id: str = "") -> Handled:
+        """One CloudEvent already parsed (its `type` and `data`)."""
+        return self._run(decode_cloud_event(event_type, data), event_id)
+
+    def _run(self, decoded: Decoded, event_id: str) -> Handled:
         started = time.monotonic()
-        decoded = decode_cloud_event(event_type, data)
         fields: dict[str, Any] = {"event_id": event_id}
         if isinstance(decoded, Ignored):
             level = logging.WARNING if decoded.malformed else logging.INFO
@@ -103,6 +125,7 @@ class RotationFunction:
                         "error": f"{type(exc).__name__}: {exc}"[:400],
                         "retryable": retry,
                         "rotation_failed": not retry,
+                        **getattr(exc, "log_fields", {}),
                     }
                 },
             )

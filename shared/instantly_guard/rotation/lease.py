@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from instantly_guard.rotation.errors import RotationBusyError, describe
-from instantly_guard.rotation.model import CURRENT, Lease, Phase, RotationState
+from instantly_guard.rotation.model import CURRENT, STATE_RESERVE, Lease, Phase, RotationState
 from instantly_guard.rotation.run import Run, Trigger
 from instantly_guard.secrets.base import VersionState
 
@@ -65,6 +65,10 @@ def claim(run: Run, trigger: Trigger, *, now: datetime, duration: timedelta) -> 
             and trigger.event_time <= state.rotation_time
         ):
             return None
+        if state.room(run.meta.annotations) < STATE_RESERVE:
+            # Refused before anything is minted: a key whose rotation cannot be recorded would
+            # be orphaned. The backlog (old keys never revoked) must be cleared first.
+            raise run.state_full(state)
         aliases = dict(state.aliases)
         if state.current is None and adopt is not None:
             aliases[CURRENT] = adopt

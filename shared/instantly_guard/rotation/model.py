@@ -41,12 +41,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 from instantly_guard.errors import ConfigError
-from instantly_guard.secrets.base import SecretMetadata
+from instantly_guard.secrets.base import ANNOTATIONS_MAX_BYTES, SecretMetadata, annotations_size
 from instantly_guard.settings import parse_duration
 
 PREFIX: Final = "instantly-guard."
@@ -63,6 +63,9 @@ DEFAULT_KEY_PREFIX: Final = "instantly-guard"
 DEFAULT_GRACE: Final = timedelta(days=1)
 DEFAULT_RETENTION: Final = timedelta(days=7)
 DEFAULT_WEBHOOK_HEADER: Final = "x-webhook-secret"
+STATE_RESERVE: Final = 1024
+"""Annotation bytes a new rotation must find free before it starts: what it adds until it
+finishes (ids, a fingerprint, a lease, one revocation, a last error) with room to spare."""
 
 
 class A:
@@ -126,6 +129,22 @@ def fingerprint(value: str) -> str:
 
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
+
+
+def _exact(value: datetime) -> str:
+    """`value` in UTC with a `Z`, microseconds kept when there are any (a grace of 0 makes a
+    revocation due at once: rounding it up would delay it)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _stamp(value: datetime) -> str:
+    """`value` rounded *up* to the second, as `YYYY-MM-DDTHH:MM:SSZ`: 20 bytes instead of 32
+    (the annotations are bounded), and a destruction read back is never due earlier than it
+    was set."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -261,7 +280,7 @@ class Revocation:
     combined: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"after": self.after.isoformat()}  # exact: never revoke early
+        data: dict[str, Any] = {"after": _exact(self.after)}  # exact: never revoke early
         for name in ("version", "key_id", "combined"):
             value = getattr(self, name)
             if value is not None:
@@ -286,15 +305,22 @@ class Destruction:
     version: str
     after: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "after": self.after.isoformat()}
+    def to_json(self) -> list[str]:
+        """`[version, after]`: one per disabled version for the whole retention, so compact
+        (about 30 bytes; hourly rotation with 14 days' retention keeps 336 of them)."""
+        return [self.version, _stamp(self.after)]
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Destruction:
-        after = _parse_time(str(data.get("after", "")))
-        if after is None or not str(data.get("version", "")).isdigit():
+    def from_json(cls, data: Any) -> Destruction:
+        """Reads `[version, after]` and the older `{"version", "after"}` form."""
+        if isinstance(data, Mapping):
+            data = [data.get("version"), data.get("after")]
+        if not isinstance(data, list) or len(data) != 2:
+            raise ValueError("destruction is neither [version, after] nor an object")
+        version, when = str(data[0] or ""), _parse_time(str(data[1] or ""))
+        if when is None or not version.isdigit():
             raise ValueError("destruction without a valid version or 'after'")
-        return cls(version=str(data["version"]), after=after)
+        return cls(version=version, after=when)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +413,10 @@ class RotationState:
         notes.update({k: v for k, v in values.items() if v})
         return notes
 
+    def room(self, declared: Mapping[str, str]) -> int:
+        """Annotation bytes still free once this state is written (negative: it does not fit)."""
+        return ANNOTATIONS_MAX_BYTES - 1 - annotations_size(self.annotations(declared))
+
 
 def _load(key: str, text: str | None, parse: Any) -> list[Any]:
     """Parse a JSON list annotation. Malformed state is an error, never silently dropped: an
@@ -402,5 +432,5 @@ def _load(key: str, text: str | None, parse: Any) -> list[Any]:
         raise ConfigError(f"annotation {key} is malformed ({exc}); repair it by hand") from exc
 
 
-def _dump(items: list[dict[str, Any]]) -> str | None:
+def _dump(items: list[Any]) -> str | None:
     return json.dumps(items, separators=(",", ":"), sort_keys=True) if items else None

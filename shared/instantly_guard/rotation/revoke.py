@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Final
 
 from instantly_guard.rotation import lease, webhook_secret
 from instantly_guard.rotation.admin import InstantlyApi, delete_key
@@ -28,6 +29,12 @@ from instantly_guard.rotation.run import Run
 from instantly_guard.secrets.base import SecretStore, VersionState
 
 _log = logging.getLogger("instantly_guard.rotation")
+
+BACKLOG_ALERT_COUNT: Final = 3
+BACKLOG_ALERT_AGE: Final = timedelta(days=1)
+"""Overdue revocations (grace passed, key not deleted) raise the backlog alert when there are
+this many, or when the oldest has been due this long: each rotation adds one, and the state
+they live in is bounded (`RotationStateFullError`)."""
 
 AdminClient = Callable[[ManagedConfig], InstantlyApi]
 """Opens a client on a managed secret's admin key (`admin.admin_client`, store bound in)."""
@@ -52,14 +59,46 @@ def housekeeping(
     now = clock()
     due = [r for r in run.state.revocations if revoke_all or r.after <= now]
     if due:
-        result.revoked_versions = _revoke(
-            run, config, due, now, admin=admin, clock=clock, lease_duration=lease_duration
-        )
+        try:
+            result.revoked_versions = _revoke(
+                run,
+                config,
+                due,
+                now,
+                admin=admin,
+                clock=clock,
+                lease_duration=lease_duration,
+                revoke_all=revoke_all,
+            )
+        finally:
+            _report_backlog(run, now)
     doomed = [d for d in run.state.destructions if d.after <= now]
     if doomed:
         result.destroyed_versions = _destroy(run, doomed)
     result.current_version = run.state.current
     return result
+
+
+def _report_backlog(run: Run, now: datetime) -> None:
+    """ERROR with `rotation_backlog: true` (the alert's match) when old keys are piling up."""
+    overdue = [r.after for r in run.state.revocations if r.after <= now]
+    if not overdue:
+        return
+    oldest = min(overdue)
+    if len(overdue) < BACKLOG_ALERT_COUNT and now - oldest < BACKLOG_ALERT_AGE:
+        return
+    _log.error(
+        "old keys are not being revoked: %d overdue, the oldest since %s",
+        len(overdue),
+        oldest.isoformat(timespec="seconds"),
+        extra=run.log_fields(
+            step="revoke",
+            rotation_backlog=True,
+            revocations_overdue=len(overdue),
+            oldest_due=oldest.isoformat(timespec="seconds"),
+            state_room_bytes=run.state.room(run.meta.annotations),
+        ),
+    )
 
 
 def _revoke(
@@ -71,12 +110,15 @@ def _revoke(
     admin: AdminClient,
     clock: Callable[[], datetime],
     lease_duration: timedelta,
+    revoke_all: bool = False,
 ) -> list[str]:
     # The admin key is read afresh: when the admin secret rotated itself, `current` is new.
     client = admin(config) if config.kind is Kind.API_KEY else None
     try:
         if config.kind is Kind.WEBHOOK_SECRET:
-            _settle_webhook_secret(run, clock=clock, lease_duration=lease_duration)
+            _settle_webhook_secret(
+                run, clock=clock, lease_duration=lease_duration, drop_all=revoke_all
+            )
         for item in due:
             if item.key_id and client is not None:
                 if item.key_id in (run.state.current_key_id, run.state.pending_key_id):
@@ -123,9 +165,11 @@ def _revoke(
 
 
 def _settle_webhook_secret(
-    run: Run, *, clock: Callable[[], datetime], lease_duration: timedelta
+    run: Run, *, clock: Callable[[], datetime], lease_duration: timedelta, drop_all: bool = False
 ) -> None:
-    """After the grace: make `current` a version holding only the new webhook secret.
+    """After a grace: make `current` a version without the secrets whose grace has ended
+    (the new secret alone once every grace has). A secret whose own grace has not ended, from a
+    later rotation inside this one's grace period, is kept.
 
     The added version becomes `latest`, which the receiver follows: so it is added only under
     the rotation lease, never while a rotation is rolling a newer secret out (that rotation
@@ -135,21 +179,20 @@ def _settle_webhook_secret(
     if current is None:
         return
     store = run.store
-    payload = store.access(run.name, current)
-    new = webhook_secret.current_of(payload)
-    if payload.reveal() == new.reveal():
-        return  # already a single-secret version
+    settled = webhook_secret.pruned(store.access(run.name, current), clock(), drop_all=drop_all)
+    if settled is None:
+        return  # nothing has expired: already settled, or a later grace still runs
     if not lease.claim_idle(run, current, now=clock(), duration=lease_duration):
         return
     try:
         latest_version = store.list_versions(run.name)[-1]
         if (
             latest_version.state is VersionState.ENABLED
-            and store.access(run.name, latest_version.version).reveal() == new.reveal()
+            and store.access(run.name, latest_version.version).reveal() == settled.reveal()
         ):
             version = latest_version.version  # an earlier attempt added it already
         else:
-            version = store.add_version(run.name, webhook_secret.single(new))
+            version = store.add_version(run.name, settled)
         run.commit(lambda s: s.evolve(aliases={**s.aliases, CURRENT: version}, lease=None))
     except Exception:
         lease.release(run)

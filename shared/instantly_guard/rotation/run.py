@@ -15,10 +15,15 @@ from datetime import datetime
 from typing import Any, Final
 
 from instantly_guard.errors import ConflictError
-from instantly_guard.rotation.errors import RotationBusyError
+from instantly_guard.rotation.errors import RotationBusyError, RotationStateFullError
 from instantly_guard.rotation.events import RotateRequest
 from instantly_guard.rotation.model import RotationState
-from instantly_guard.secrets.base import SecretMetadata, SecretStore
+from instantly_guard.secrets.base import (
+    ANNOTATIONS_MAX_BYTES,
+    SecretMetadata,
+    SecretStore,
+    annotations_size,
+)
 
 _log = logging.getLogger("instantly_guard.rotation")
 
@@ -77,7 +82,8 @@ class Run:
         On a lost compare-and-swap the secret is re-read and `change` applied again (it must be a
         pure function of the state). Returns False when `change` found nothing to do. Raises
         RotationBusyError when `need_lease` and the lease is no longer this run's, or after
-        `CAS_ATTEMPTS` lost swaps.
+        `CAS_ATTEMPTS` lost swaps; RotationStateFullError, before writing, when the state would
+        not fit the annotations (`ANNOTATIONS_MAX_BYTES`).
         """
         for _ in range(CAS_ATTEMPTS):
             if need_lease and not self.holds_lease():
@@ -87,12 +93,12 @@ class Run:
             new = change(self.state)
             if new is None:
                 return False
+            notes = new.annotations(self.meta.annotations)
+            if annotations_size(notes) >= ANNOTATIONS_MAX_BYTES:
+                raise self.state_full(new)
             try:
                 self.meta = self.store.update(
-                    self.name,
-                    aliases=new.aliases,
-                    annotations=new.annotations(self.meta.annotations),
-                    etag=self.meta.etag,
+                    self.name, aliases=new.aliases, annotations=notes, etag=self.meta.etag
                 )
             except ConflictError:
                 _log.info("secret changed meanwhile; re-reading", extra=self.log_fields())
@@ -101,6 +107,16 @@ class Run:
             self.state = RotationState.read(self.meta)
             return True
         raise RotationBusyError(f"secret {self.name}: too many concurrent updates")
+
+    def state_full(self, state: RotationState) -> RotationStateFullError:
+        """The error saying `state` does not fit (or leaves too little room) on this secret."""
+        return RotationStateFullError(
+            self.name,
+            size=annotations_size(state.annotations(self.meta.annotations)),
+            limit=ANNOTATIONS_MAX_BYTES,
+            revocations=len(state.revocations),
+            destructions=len(state.destructions),
+        )
 
     def log_fields(self, **more: Any) -> dict[str, Any]:
         """The `extra=` of a log record about this run: secret, rotation id, and `more`."""

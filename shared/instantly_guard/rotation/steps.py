@@ -15,7 +15,7 @@ from contextlib import suppress
 from datetime import datetime
 
 from instantly_guard.errors import BackendError, ConfigError, NotFoundError
-from instantly_guard.rotation import webhook_secret
+from instantly_guard.rotation import webhook_headers, webhook_secret
 from instantly_guard.rotation.admin import InstantlyApi, delete_key
 from instantly_guard.rotation.errors import RotationError
 from instantly_guard.rotation.model import (
@@ -140,16 +140,25 @@ def store_webhook_secret(
     generate: Callable[[], Secret],
     clock: Callable[[], datetime],
 ) -> None:
-    """CREATING -> STORED: store a version that accepts the new secret and the old one until
-    the grace ends."""
+    """CREATING -> STORED: store a version that accepts the new secret, the old one until the
+    grace ends, and every older one the current version still accepts until *its* grace ends
+    (a rotation inside another's grace period must not cut that one short)."""
     new = generate()
     if len(new.reveal().encode()) < webhook_secret.MIN_BYTES:
         raise ConfigError("generated webhook secret is shorter than 32 bytes")
-    old: Secret | None = None
+    now = clock()
+    payload = webhook_secret.single(new)
     if run.state.current:
-        old = webhook_secret.current_of(run.store.access(run.name, CURRENT))
-    expires = clock() + config.grace
-    payload = webhook_secret.combined(new, old, expires) if old else webhook_secret.single(new)
+        current = run.store.access(run.name, CURRENT)
+        old = webhook_secret.current_of(current)
+        retiring, dropped = webhook_secret.carried(current, old, now + config.grace, now)
+        if dropped:
+            _log.warning(
+                "rotating faster than the grace allows: the oldest retired webhook secrets "
+                "stop being accepted before their grace ends",
+                extra=run.log_fields(step="store", dropped=dropped),
+            )
+        payload = webhook_secret.combined(new, retiring)
     version = run.store.add_version(run.name, payload)
     run.commit(lambda s: s.evolve(phase=Phase.STORED, aliases={**s.aliases, PENDING: version}))
     _log.info(
@@ -159,8 +168,15 @@ def store_webhook_secret(
 
 
 def update_webhooks(run: Run, config: ManagedConfig, admin: InstantlyApi) -> None:
-    """Point the webhooks' header at the new secret: only now that `latest` accepts it."""
-    new = webhook_secret.current_of(run.store.access(run.name, run.state.pending or PENDING))
+    """Point the webhooks' header at the new secret: only now that `latest` accepts it.
+
+    Header values read from Instantly may be masked: they are written back only when the read
+    can be trusted (`webhook_headers`). The new header is then verified by what Instantly
+    really sends: a test delivery (`POST /webhooks/{id}/test`) the receiver must accept; the
+    PATCH echo and a re-read are checked too, where they show the value."""
+    pending = run.store.access(run.name, run.state.pending or PENDING)
+    new = webhook_secret.current_of(pending)
+    known = {new.reveal(), *(r.secret.reveal() for r in webhook_secret.parse(pending).retiring)}
     for webhook_id in config.webhook_ids:
         try:
             hook = admin.get_webhook(webhook_id)
@@ -170,16 +186,43 @@ def update_webhooks(run: Run, config: ManagedConfig, admin: InstantlyApi) -> Non
                 extra=run.log_fields(step="update-webhooks", webhook_id=webhook_id),
             )
             continue
-        headers: dict[str, str | Secret] = dict(hook.headers or {})
-        if headers.get(config.webhook_header) == new.reveal():
-            continue
-        headers[config.webhook_header] = new
-        updated = admin.update_webhook(webhook_id, headers=headers)
-        if (updated.headers or {}).get(config.webhook_header) != new.reveal():
-            raise RotationError(f"webhook {webhook_id} did not take the new header", retryable=True)
+        read = dict(hook.headers or {})
+        if read.get(config.webhook_header) != new.reveal():
+            headers = webhook_headers.patched(webhook_id, read, config.webhook_header, new, known)
+            updated = admin.update_webhook(webhook_id, headers=headers)
+            echo = (updated.headers or {}).get(config.webhook_header)
+            if echo is not None and echo != new.reveal() and echo in known:
+                raise RotationError(
+                    f"webhook {webhook_id} did not take the new header", retryable=True
+                )
+        _verify_delivery(run, admin, webhook_id)
         _log.info(
-            "webhook header updated",
+            "webhook header updated and checked by a test delivery",
             extra=run.log_fields(step="update-webhooks", webhook_id=webhook_id),
+        )
+
+
+def _verify_delivery(run: Run, admin: InstantlyApi, webhook_id: str) -> None:
+    """A test delivery with the headers Instantly stored must not be refused by the receiver.
+
+    A delivery the receiver answered with a non-2xx is proof that Instantly sends something
+    else: retried. One that got no answer at all (the receiver is not deployed yet, or down)
+    proves nothing about the header, and every delivery fails then whatever the secret: the
+    rotation goes on, with a WARNING."""
+    result = admin.test_webhook(webhook_id)
+    fields = run.log_fields(step="update-webhooks", webhook_id=webhook_id)
+    if result.status_code is None:
+        if result.success is not True:
+            _log.warning(
+                "the test delivery got no answer from the receiver: header not verified",
+                extra={"fields": {**fields["fields"], "detail": result.error or result.message}},
+            )
+        return
+    if result.success is False or not 200 <= result.status_code < 300:
+        raise RotationError(
+            f"webhook {webhook_id}: the receiver refused Instantly's test delivery "
+            f"(status {result.status_code}): the header Instantly sends is not one it accepts",
+            retryable=True,
         )
 
 

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Protocol
+from typing import Final, Protocol
 
 from instantly_guard.secret import Secret
 from instantly_guard.webhook.secrets import SecretSource, SecretUnavailableError
@@ -84,18 +84,28 @@ def _matches_any(provided: bytes, candidates: Sequence[Secret]) -> bool:
     return matched
 
 
+# HTTP's optional whitespace (RFC 9110, 5.6.3): space and tab only. `str.strip()` would also
+# remove U+00A0 and U+0085 (0xA0 and 0x85 on the wire), and so accept a value that is not the secret.
+OWS: Final = " \t"
+
+
+def strip_ows(value: str) -> str:
+    """`value` without leading and trailing HTTP optional whitespace (space, tab), nothing else."""
+    return value.strip(OWS)
+
+
 def _header_bytes(value: str) -> bytes:
     # WSGI hands header values over as latin-1 decoded text: this recovers the bytes on the wire.
     try:
-        return value.strip().encode("latin-1")
+        return strip_ows(value).encode("latin-1")
     except UnicodeEncodeError:
-        return value.strip().encode("utf-8", "surrogateescape")
+        return strip_ows(value).encode("utf-8", "surrogateescape")
 
 
 @functools.lru_cache(maxsize=1024)  # a sender uses few addresses; ipaddress parsing is slow
 def parse_ip(text: str) -> IPAddress | None:
     """An IP address from `1.2.3.4`, `1.2.3.4:567`, `2001:db8::1` or `[2001:db8::1]:567`."""
-    text = text.strip().strip('"')
+    text = strip_ows(text).strip('"')
     if not text:
         return None
     if text.startswith("["):
@@ -233,11 +243,11 @@ def _basic_matches(
     """Whether `Authorization: Basic ...` carries the user and one accepted password."""
     if authorization is None:
         return False
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "basic" or not token.strip():
+    scheme, _, token = strip_ows(authorization).partition(" ")
+    if scheme.lower() != "basic" or not strip_ows(token):
         return False
     try:
-        decoded = base64.b64decode(token.strip(), validate=True)
+        decoded = base64.b64decode(strip_ows(token), validate=True)
     except (binascii.Error, ValueError):
         return False
     user, sep, password = decoded.partition(b":")

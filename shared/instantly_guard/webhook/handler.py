@@ -34,7 +34,7 @@ from typing import Any, Final, Protocol
 from instantly_guard.logs import bind_request_context
 from instantly_guard.publish.base import Publisher
 from instantly_guard.redaction import hash_email
-from instantly_guard.webhook.auth import AuthResult, Gate, HeaderLookup, Verdict
+from instantly_guard.webhook.auth import AuthResult, Gate, HeaderLookup, Verdict, strip_ows
 from instantly_guard.webhook.dedupe import Claim, RecentIds
 from instantly_guard.webhook.payload import ParsedEvent, PayloadError, parse_event
 
@@ -166,14 +166,14 @@ def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
     media, _, params = content_type.partition(";")
-    media = media.strip().lower()
+    media = strip_ows(media).lower()
     if media != "application/json" and not (
         media.startswith("application/") and media.endswith("+json")
     ):
         return False
     for param in params.split(";"):
         key, _, value = param.partition("=")
-        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in {
+        if strip_ows(key).lower() == "charset" and strip_ows(value).strip('"').lower() not in {
             "utf-8",
             "utf8",
         }:

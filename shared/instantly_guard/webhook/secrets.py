@@ -17,7 +17,11 @@ The payload is UTF-8 text; surrounding whitespace (a trailing newline) is ignore
      a version written at the start of a grace period stops accepting the old secret on its own.
    - `previous_expires_at` (required when `previous` is set): ISO-8601 date-time **with** a UTC
      offset (`Z` or `+00:00`).
-   - Other keys are ignored, so a writer may add metadata (for example a rotation id).
+   - `older` (optional): `[{"secret": "<secret>", "expires_at": "<date-time>"}, ...]`, secrets
+     retired by earlier rotations whose grace has not ended yet (a second rotation inside one
+     grace period). Each is accepted until its own `expires_at`, exactly like `previous`.
+   - Other keys are ignored, so a writer may add metadata (for example a rotation id); a reader
+     that predates `older` accepts `current` and `previous` and ignores it.
 
 Every secret is at least 16 bytes of visible ASCII (0x21-0x7E: it travels in an HTTP header).
 A payload that breaks any rule is rejected as a whole: the receiver then accepts nothing and
@@ -49,7 +53,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,20 +78,34 @@ class SecretUnavailableError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Retiring:
+    """A secret still accepted until `expires_at` (an aware datetime), then ignored."""
+
+    secret: Secret
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SecretVersion:
-    """What one payload allows: the current secret and, until it expires, the previous one."""
+    """What one payload allows: the current secret and, each until it expires, the previous one
+    and any `older` ones."""
 
     current: Secret
     previous: Secret | None = None
     previous_expires_at: datetime | None = None
+    older: tuple[Retiring, ...] = ()
+
+    @property
+    def retiring(self) -> tuple[Retiring, ...]:
+        """Every retired secret with its expiry, `previous` first."""
+        head: tuple[Retiring, ...] = ()
+        if self.previous is not None and self.previous_expires_at is not None:
+            head = (Retiring(self.previous, self.previous_expires_at),)
+        return head + self.older
 
     def accepted(self, now: datetime) -> tuple[Secret, ...]:
         """The secrets to accept at `now` (an aware datetime)."""
-        if self.previous is None or self.previous_expires_at is None:
-            return (self.current,)
-        if now < self.previous_expires_at:
-            return (self.current, self.previous)
-        return (self.current,)
+        return (self.current, *(r.secret for r in self.retiring if now < r.expires_at))
 
 
 def check_secret(value: str, what: str = "secret") -> Secret:
@@ -129,8 +147,11 @@ def parse_secret_payload(text: str) -> SecretVersion:
     if not isinstance(current, str):
         raise SecretFormatError("'current' is required and must be a string")
     version_current = check_secret(current.strip(), "'current'")
+    older = _parse_older(document.get("older"))
     previous = document.get("previous")
     if previous is None:
+        if older:
+            raise SecretFormatError("'older' needs 'previous'")
         return SecretVersion(current=version_current)
     if not isinstance(previous, str):
         raise SecretFormatError("'previous' must be a string or null")
@@ -138,27 +159,59 @@ def parse_secret_payload(text: str) -> SecretVersion:
     if "previous_expires_at" not in document:
         raise SecretFormatError("'previous' needs 'previous_expires_at'")
     expires = _parse_expiry(document["previous_expires_at"])
-    return SecretVersion(version_current, version_previous, expires)
+    return SecretVersion(version_current, version_previous, expires, older)
+
+
+def _parse_older(value: Any) -> tuple[Retiring, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise SecretFormatError("'older' must be a list")
+    older = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("secret"), str):
+            raise SecretFormatError("each of 'older' needs a string 'secret'")
+        if "expires_at" not in item:
+            raise SecretFormatError("each of 'older' needs 'expires_at'")
+        secret = check_secret(item["secret"].strip(), "an 'older' secret")
+        older.append(Retiring(secret, _parse_expiry(item["expires_at"])))
+    return tuple(older)
 
 
 def format_secret_payload(
-    current: str, previous: str | None = None, previous_expires_at: datetime | None = None
+    current: str,
+    previous: str | None = None,
+    previous_expires_at: datetime | None = None,
+    older: Sequence[tuple[str, datetime]] = (),
 ) -> str:
-    """Write a payload `parse_secret_payload` accepts: plain when there is no previous secret."""
+    """Write a payload `parse_secret_payload` accepts: plain when there is no previous secret;
+    `older` (secret, expiry) pairs only with a previous one."""
     check_secret(current, "current")
     if previous is None:
+        if older:
+            raise SecretFormatError("older secrets need a previous one")
         return current
     check_secret(previous, "previous")
-    if previous_expires_at is None or previous_expires_at.tzinfo is None:
-        raise SecretFormatError("previous_expires_at must be an aware datetime")
-    return json.dumps(
-        {
-            "current": current,
-            "previous": previous,
-            "previous_expires_at": previous_expires_at.astimezone(UTC).isoformat(),
-        },
-        sort_keys=True,
-    )
+    document: dict[str, Any] = {
+        "current": current,
+        "previous": previous,
+        "previous_expires_at": _format_expiry(previous_expires_at),
+    }
+    if older:
+        document["older"] = [
+            {
+                "secret": check_secret(secret, "an older secret").reveal(),
+                "expires_at": _format_expiry(at),
+            }
+            for secret, at in older
+        ]
+    return json.dumps(document, sort_keys=True)
+
+
+def _format_expiry(value: datetime | None) -> str:
+    if value is None or value.tzinfo is None:
+        raise SecretFormatError("an expiry must be an aware datetime")
+    return value.astimezone(UTC).isoformat()
 
 
 class SecretSource(Protocol):

@@ -1,5 +1,10 @@
-"""`/webhooks`: list, create, get, update, delete, resume. Audited: 18 created, 19 updated,
-21 resumed (20, disabled by Instantly, comes from `Workspace.disable_webhook`)."""
+"""`/webhooks`: list, create, get, update, delete, resume, test. Audited: 18 created, 19
+updated, 21 resumed (20, disabled by Instantly, comes from `Workspace.disable_webhook`).
+
+Header values read back raw or masked (`Workspace.webhook_header_read` for GET, `..._echo` for
+the POST/PATCH answer): Instantly does not document which. `POST /webhooks/{id}/test` delivers
+a test event to the target with the webhook's stored headers (as they are, never masked) and
+answers what the target said."""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ import re
 from typing import Any
 
 from instantly_sandbox.api import ApiRequest, Reply, Route, ok
-from instantly_sandbox.delivery import SUBSCRIBABLE_EVENT_TYPES
+from instantly_sandbox.delivery import (
+    SUBSCRIBABLE_EVENT_TYPES,
+    DeliveryError,
+    build_event_payload,
+    post_event,
+)
 from instantly_sandbox.errors import bad_request, not_found
 from instantly_sandbox.pagination import list_body, page, parse_limit
 from instantly_sandbox.state import WebhookRecord, Workspace
@@ -59,6 +69,14 @@ def _checked_fields(body: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _read(ws: Workspace, hook: WebhookRecord) -> dict[str, Any]:
+    return hook.to_json(masked_headers=ws.webhook_header_read == "masked")
+
+
+def _echo(ws: Workspace, hook: WebhookRecord) -> dict[str, Any]:
+    return hook.to_json(masked_headers=ws.webhook_header_echo == "masked")
+
+
 def _webhook(ws: Workspace, req: ApiRequest) -> WebhookRecord:
     hook = ws.webhooks.get(uuid_param(req.path_params))
     if hook is None:
@@ -80,7 +98,7 @@ def list_webhooks(ws: Workspace, req: ApiRequest) -> Reply:
         items, cursor = page(
             hooks, lambda hook: hook.id, limit=limit, starting_after=req.query.get("starting_after")
         )
-        return ok(list_body([hook.to_json() for hook in items], cursor))
+        return ok(list_body([_read(ws, hook) for hook in items], cursor))
 
 
 def create(ws: Workspace, req: ApiRequest) -> Reply:
@@ -103,12 +121,12 @@ def create(ws: Workspace, req: ApiRequest) -> Reply:
             webhook_id=hook.id,
             audit_metadata={"target_hook_url": hook.target_hook_url, "event_type": hook.event_type},
         )
-        return ok(hook.to_json())
+        return ok(_echo(ws, hook))
 
 
 def get(ws: Workspace, req: ApiRequest) -> Reply:
     with ws.lock:
-        return ok(_webhook(ws, req).to_json())
+        return ok(_read(ws, _webhook(ws, req)))
 
 
 def update(ws: Workspace, req: ApiRequest) -> Reply:
@@ -126,14 +144,14 @@ def update(ws: Workspace, req: ApiRequest) -> Reply:
             # Header values are secrets: the audit trail names what changed, never the values.
             audit_metadata={"changed": sorted(fields)},
         )
-        return ok(hook.to_json())
+        return ok(_echo(ws, hook))
 
 
 def delete(ws: Workspace, req: ApiRequest) -> Reply:
     with ws.lock:
         hook = _webhook(ws, req)
         del ws.webhooks[hook.id]
-        return ok(hook.to_json())
+        return ok(_read(ws, hook))
 
 
 def resume(ws: Workspace, req: ApiRequest) -> Reply:
@@ -143,7 +161,38 @@ def resume(ws: Workspace, req: ApiRequest) -> Reply:
         hook.timestamp_error = None
         hook.failures = 0
         ws.audit_logs.add(21, **req.audit_fields(), webhook_id=hook.id)
-        return ok(hook.to_json())
+        return ok(_read(ws, hook))
+
+
+def test(ws: Workspace, req: ApiRequest) -> Reply:
+    with ws.lock:
+        hook = _webhook(ws, req)
+        url, headers = hook.target_hook_url, dict(hook.headers or {})
+        campaign = hook.campaign or next(iter(sorted(ws.campaigns)), None) or ws.ids.new(ws.clock())
+        payload = build_event_payload(
+            "webhook_test",
+            workspace_id=ws.id,
+            campaign_id=campaign,
+            campaign_name="Webhook test",
+            timestamp=ws.clock(),
+        )
+    # Not under the lock: the target may call the sandbox back.
+    try:
+        status, elapsed = post_event(url, headers, payload, timeout=10.0)
+    except DeliveryError:
+        return ok(
+            {"success": False, "message": "Webhook test failed", "error": "Connection timeout"}
+        )
+    success = 200 <= status < 300
+    body: dict[str, Any] = {
+        "success": success,
+        "message": "Webhook test successful" if success else "Webhook test failed",
+        "response_time_ms": elapsed,
+        "status_code": status,
+    }
+    if not success:
+        body["error"] = f"HTTP {status}"
+    return ok(body)
 
 
 ROUTES = (
@@ -153,4 +202,5 @@ ROUTES = (
     Route("PATCH", "/webhooks/{id}", update),
     Route("DELETE", "/webhooks/{id}", delete),
     Route("POST", "/webhooks/{id}/resume", resume),
+    Route("POST", "/webhooks/{id}/test", test),
 )
