@@ -1,10 +1,10 @@
-"""A page source that fetches the next day window in the background while the exporter writes.
+"""A page source that fetches pages in the background while the exporter writes.
 
 The exporter lists a window, then writes it; listing is network-bound and writing is CPU- and
 sink-bound, so done one after the other a run costs their sum. Before writing a window the
-exporter calls `prefetch(next window)`: a thread starts fetching those pages into a queue of at
-most `depth` pages (memory stays bounded), and the next `pages()` call for that same window is
-served from it. A `pages()` call for any other window discards the prefetch (the exporter passes
+exporter calls `prefetch(next window)` (or `prefetch(this listing)` before streaming it): a thread
+starts fetching those pages into a queue of at most `depth` pages (memory stays bounded), and the
+next `pages()` call for that same query (window and cursor) is served from it. A `pages()` call for any other window discards the prefetch (the exporter passes
 over a day again after a cut, or stops). Pages are handed over in the order the inner source
 gives them and errors are raised where the exporter consumes them, so the exporter's logic and
 guarantees are unchanged; only the waiting overlaps.
@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from instantly_guard.audit.exporter import PageSource
+from instantly_guard.audit.listing import PageSource
 from instantly_guard.instantly.models import AuditLog
 
-Window = tuple[date, date | None]
+Window = tuple[date, date | None, str | None]  # start_date, end_date, starting_after
 
 
 class _Fetch:
@@ -45,9 +45,8 @@ class _Fetch:
         return False
 
     def _run(self) -> None:
-        start, end = self.window
         try:
-            for page in self._inner.pages(start_date=start, end_date=end):
+            for page in _inner_pages(self._inner, self.window):
                 if not self._put(("page", page)):
                     return
             self._put(("end", None))
@@ -89,24 +88,29 @@ class ReadAheadSource:
         self._pending: _Fetch | None = None
         self._lock = threading.Lock()
 
-    def prefetch(self, *, start_date: date, end_date: date | None) -> None:
-        """Start fetching this window in the background (replacing any earlier prefetch)."""
+    def prefetch(
+        self, *, start_date: date, end_date: date | None, starting_after: str | None = None
+    ) -> None:
+        """Start fetching this query in the background (replacing any earlier prefetch)."""
         with self._lock:
             previous, self._pending = self._pending, None
         if previous is not None:
             previous.cancel()
-        fetch = _Fetch(self._inner, (start_date, end_date), self._depth)
+        fetch = _Fetch(self._inner, (start_date, end_date, starting_after), self._depth)
         with self._lock:
             self._pending = fetch
 
-    def pages(self, *, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]:
+    def pages(
+        self, *, start_date: date, end_date: date | None, starting_after: str | None = None
+    ) -> Iterator[Sequence[AuditLog]]:
+        window = (start_date, end_date, starting_after)
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None:
-            if pending.window == (start_date, end_date):
+            if pending.window == window:
                 return pending.drain()
             pending.cancel()
-        return self._inner.pages(start_date=start_date, end_date=end_date)
+        return _inner_pages(self._inner, window)
 
     def cancel(self) -> None:
         """Discard any prefetch (the run is over)."""
@@ -114,3 +118,10 @@ class ReadAheadSource:
             pending, self._pending = self._pending, None
         if pending is not None:
             pending.cancel()
+
+
+def _inner_pages(inner: PageSource, window: Window) -> Iterator[Sequence[AuditLog]]:
+    start, end, after = window
+    if after is None:  # sources without cursors take no `starting_after`
+        return inner.pages(start_date=start, end_date=end)
+    return inner.pages(start_date=start, end_date=end, starting_after=after)

@@ -197,6 +197,28 @@ class InstantlyClient:
             params["search"] = search
         return self._pages(AuditLog, "/audit-logs", params, item=salvage.audit_log)
 
+    def audit_log_page(
+        self,
+        *,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        starting_after: str | None = None,
+        limit: int = 1000,
+    ) -> Page[AuditLog]:
+        """One page of `GET /audit-logs`, with the cursor Instantly answered (opaque: pass it
+        back as `starting_after` to continue that listing)."""
+        params: dict[str, str | int] = {
+            "limit": pagination.check_limit(limit, pagination.AUDIT_LOG_LIMIT_MAX)
+        }
+        if start_date is not None:
+            params["start_date"] = _day(start_date)
+        if end_date is not None:
+            params["end_date"] = _day(end_date)
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        path = "/audit-logs"
+        return self._model(Page[AuditLog], Call("GET", path, path, params=params))
+
     def iter_audit_logs(
         self,
         *,
