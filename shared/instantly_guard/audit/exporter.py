@@ -460,16 +460,26 @@ class Exporter:
         self._save(run, force=True)
 
     def _listing(
-        self, start: date, end: date | None, after: str | None = None
+        self,
+        start: date,
+        end: date | None,
+        after: str | None = None,
+        last_page: Callable[[Sequence[AuditLog]], bool] | None = None,
     ) -> Iterator[Sequence[AuditLog]]:
-        """The pages of one query, fetched ahead in the background when the source can."""
+        """The pages of one query, fetched ahead in the background when the source can (never
+        beyond a page `last_page` says the run stops at)."""
         kwargs: dict[str, Any] = {"start_date": start, "end_date": end}
         if after is not None:
             kwargs["starting_after"] = after
         prefetch = getattr(self._source, "prefetch", None)
         if callable(prefetch):
-            prefetch(**kwargs)
+            prefetch(**kwargs, last_page=last_page)
         return iter(self._source.pages(**kwargs))
+
+    @staticmethod
+    def _below(floor: datetime) -> Callable[[Sequence[AuditLog]], bool]:
+        """Whether a page of a descending listing reaches below `floor` (the descent's last)."""
+        return lambda page: any(as_utc(r.timestamp) < floor for r in page)
 
     def _ordered_query(self, run: _Run, until: date | None) -> tuple[date, date | None]:
         margin = timedelta(days=self._options.day_margin)
@@ -479,7 +489,10 @@ class Exporter:
         """Read the order from the first page of the open listing and carry on with it.
         False: no usable order (the safe path follows)."""
         start, end = self._ordered_query(run, until)
-        pages = self._listing(start, end)
+        floor = run.checkpoint.floor
+        # Read ahead no further than a descending listing would go (an ascending one starts
+        # below the floor: its read-ahead is the first page's).
+        pages = self._listing(start, end, last_page=self._below(floor))
         try:
             first = next(pages, None)
             if first is None:
@@ -495,14 +508,16 @@ class Exporter:
                 self._set_order(run, order)
                 self._descend(run, until, itertools.chain([first], pages))
                 return True
-            if order is None:
-                second = next(pages, None)
-                if second is None:  # one page holds the whole window: no order needed
-                    buffer = self._keep(run, first, until)
-                    buffer.sort(key=lambda item: item[0])
-                    self._write_window(run, buffer)
-                    return True
-                self._page_seen(run)
+            second = next(pages, None)
+            if order is Order.UNORDERED:
+                self._set_order(run, order)
+            if second is None:  # one page holds the whole window: no order needed
+                buffer = self._keep(run, first, until)
+                buffer.sort(key=lambda item: item[0])
+                self._write_window(run, buffer)
+                self._report(run, run.end)
+                return True
+            self._page_seen(run)
             return False
         finally:
             _close(pages)
@@ -595,7 +610,7 @@ class Exporter:
         band = (owed.lowest, owed.top) if resumed and owed.cursor is None else None
         if pages is None:
             end = None if until is None else until + margin
-            pages = self._listing(owed.start_date, end, owed.cursor)
+            pages = self._listing(owed.start_date, end, owed.cursor, self._below(owed.floor))
         previous = owed.lowest if owed.cursor is not None else None
         try:
             for page in pages:
@@ -607,10 +622,11 @@ class Exporter:
                 cursor = next_cursor(page)
                 owed = replace(owed, cursor=cursor)
                 lowest, top = owed.lowest, owed.top
-                done = cursor is None or (lowest is not None and lowest < owed.floor)
-                # The pass's state goes with the batch that it covers, in one checkpoint.
-                run.checkpoint = replace(run.checkpoint, descent=None if done else owed)
+                done = lowest is not None and lowest < owed.floor
+                # Only once the page is written does the pass move past it: a failure before
+                # leaves the previous cursor, and the next run lists this page again.
                 self._write_window(run, buffer)
+                run.checkpoint = replace(run.checkpoint, descent=None if done else owed)
                 run.dirty = True
                 self._save(run)
                 if lowest is not None and top is not None and top > owed.floor:

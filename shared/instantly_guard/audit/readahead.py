@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
@@ -27,8 +27,16 @@ Window = tuple[date, date | None, str | None]  # start_date, end_date, starting_
 class _Fetch:
     """One background listing of one window."""
 
-    def __init__(self, inner: PageSource, window: Window, depth: int) -> None:
+    def __init__(
+        self,
+        inner: PageSource,
+        window: Window,
+        depth: int,
+        last_page: Callable[[Sequence[AuditLog]], bool] | None = None,
+    ) -> None:
         self.window = window
+        self._last_page = last_page
+        self._pages: Iterator[Sequence[AuditLog]] | None = None
         self._inner = inner
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -46,8 +54,14 @@ class _Fetch:
 
     def _run(self) -> None:
         try:
-            for page in _inner_pages(self._inner, self.window):
+            self._pages = _inner_pages(self._inner, self.window)
+            for page in self._pages:
                 if not self._put(("page", page)):
+                    return
+                if self._last_page is not None and self._last_page(page):
+                    # The consumer will likely stop here: fetching on could waste requests.
+                    # If it does want more, it goes on with the same listing itself.
+                    self._put(("pause", None))
                     return
             self._put(("end", None))
         except Exception as exc:  # handed to the consumer, raised in its thread
@@ -58,6 +72,11 @@ class _Fetch:
             while True:
                 kind, value = self._queue.get()
                 if kind == "end":
+                    return
+                if kind == "pause":
+                    self._thread.join()
+                    if self._pages is not None:
+                        yield from self._pages
                     return
                 if kind == "error":
                     raise value
@@ -89,14 +108,27 @@ class ReadAheadSource:
         self._lock = threading.Lock()
 
     def prefetch(
-        self, *, start_date: date, end_date: date | None, starting_after: str | None = None
+        self,
+        *,
+        start_date: date,
+        end_date: date | None,
+        starting_after: str | None = None,
+        last_page: Callable[[Sequence[AuditLog]], bool] | None = None,
     ) -> None:
-        """Start fetching this query in the background (replacing any earlier prefetch)."""
+        """Start fetching this query in the background (replacing any earlier prefetch of
+        another query; one of the same query is kept). `last_page(page)` True: the consumer
+        will stop after that page, so nothing after it is fetched."""
         with self._lock:
+            if self._pending is not None and self._pending.window == (
+                start_date,
+                end_date,
+                starting_after,
+            ):
+                return
             previous, self._pending = self._pending, None
         if previous is not None:
             previous.cancel()
-        fetch = _Fetch(self._inner, (start_date, end_date, starting_after), self._depth)
+        fetch = _Fetch(self._inner, (start_date, end_date, starting_after), self._depth, last_page)
         with self._lock:
             self._pending = fetch
 
