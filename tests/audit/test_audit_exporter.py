@@ -402,8 +402,9 @@ def test_read_ahead_fetches_the_next_window_while_writing_and_changes_nothing() 
     keys = [e.key for e in sink.entries]
     assert keys == sorted(keys)
     assert len(source.listings) == summary.days + 1  # the probe, then each window once
-    # Every page listed was used, but for what the first-run probe read ahead of its listing.
-    assert summary.pages <= source.pages_served <= summary.pages + 2
+    # Every page listed was used, but for what the first run's order probe read ahead of its
+    # listing before it gave up on it: the queue (2 pages) and the one being handed over.
+    assert summary.pages <= source.pages_served <= summary.pages + 3
     assert not [t for t in threading.enumerate() if t.name == "audit-readahead"]
 
 

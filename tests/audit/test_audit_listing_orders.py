@@ -161,4 +161,3 @@ def test_an_order_that_stops_holding_falls_back_to_the_safe_path_without_a_gap(r
     third, _ = r.run(page_size=500)
     assert third.exported == 5
     assert_exact(r.exported(), r.expected())
-

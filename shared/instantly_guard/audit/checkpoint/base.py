@@ -113,8 +113,8 @@ class Seek:
 class Descent:
     """A newest-first pass over a descending listing, written page by page as it is listed.
 
-    It owes every entry dated >= `floor` that the checkpoint at its start did not hold: newer
-    than `watermark`, or >= `floor` and not in `known` (that checkpoint's `recent` ids). The
+    It owes every entry dated >= `floor` that the checkpoint at its start did not hold: those
+    not in `known` (that checkpoint's `recent` ids; `watermark` was its newest). The
     checkpoint's own watermark moves to the newest entry at once, so until the descent is done
     its state is what says what is still missing below. `cursor` resumes the listing after the
     last page written (None: not yet started, or a source without cursors); `lowest` is the
@@ -130,8 +130,7 @@ class Descent:
     top: datetime | None = None
 
     def owes(self, timestamp: datetime, entry_id: str) -> bool:
-        if timestamp > self.watermark:
-            return True
+        # As `Checkpoint.is_new` at the pass's start (`known` also holds entries dated ahead).
         return timestamp >= self.floor and entry_id not in self.known
 
     def to_json(self) -> dict[str, Any]:
