@@ -128,7 +128,9 @@ def test_a_descending_pass_cut_short_resumes_from_its_cursor(rig, tmp_path) -> N
     cut, _ = r.run(page_size=500, clock=clock)
     assert cut.stopped_reason is StopReason.TIME_BUDGET
     state, _ = r.store.read()
-    assert state is not None and state.descent is not None and state.descent.cursor
+    assert state is not None
+    assert state.descent is not None
+    assert state.descent.cursor
     _add(r.sb, 40)  # arriving above the pass meanwhile
     rest, rest_requests = r.run(page_size=500)
 
@@ -140,7 +142,8 @@ def test_a_descending_pass_cut_short_resumes_from_its_cursor(rig, tmp_path) -> N
     assert rest_requests <= math.ceil(6000 / 500) - cut.pages + 3, (cut.pages, rest_requests)
     assert_exact(r.exported(), r.expected())
     state, _ = r.store.read()
-    assert state is not None and state.descent is None
+    assert state is not None
+    assert state.descent is None
 
 
 def test_an_order_that_stops_holding_falls_back_to_the_safe_path_without_a_gap(rig) -> None:  # type: ignore[no-untyped-def]
@@ -148,7 +151,8 @@ def test_an_order_that_stops_holding_falls_back_to_the_safe_path_without_a_gap(r
     first, _ = r.run(page_size=500)
     assert first.order == "asc"
     state, _ = r.store.read()
-    assert state is not None and state.seeks  # the next run would resume from a cursor
+    assert state is not None
+    assert state.seeks  # the next run would resume from a cursor
 
     r.sb.set_listing_order("random")  # what was ascending is not any more
     _add(r.sb, 600)
