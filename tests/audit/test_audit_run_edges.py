@@ -4,7 +4,6 @@ lease, and a backfill stopped with Ctrl-C."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,18 @@ from instantly_guard.audit.sinks.local import read_entries
 from instantly_guard.cli import main
 from instantly_guard.errors import ConfigError
 
-from .audit_support import T0, Clock, ListSource, MemorySink, assert_exact, record, spread
+from .audit_support import (
+    T0,
+    Clock,
+    ListSource,
+    MemorySink,
+    assert_exact,
+    clear_guard_env,
+    local_env,
+    record,
+    restored_logging,
+    spread,
+)
 
 NOW = T0 + timedelta(days=3)
 OPTIONS = ExportOptions(lookback=timedelta(days=7), checkpoint_interval=timedelta(0))
@@ -104,8 +114,7 @@ def test_a_look_back_beyond_the_retention_is_a_configuration_error() -> None:
 def test_a_backfill_older_than_the_retention_is_refused_with_the_numbers(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    for name in [n for n in os.environ if n.startswith(("AUDIT_", "GUARD_", "INSTANTLY_"))]:
-        monkeypatch.delenv(name)
+    clear_guard_env(monkeypatch)
     env = _gcp_env(
         GUARD_STATE_DIR=str(tmp_path),
         LOGGING_EMULATOR_HOST="127.0.0.1:9",  # never dialled: the backfill is refused first
@@ -163,13 +172,7 @@ def test_the_service_logs_why_a_run_did_nothing_and_until_when(
     now = datetime.now(UTC)
     killed = RunRecord("killed", started_at=now - timedelta(minutes=1))
     store.write(Checkpoint.starting_at(now - timedelta(days=1)).with_run(killed, now), 0)
-    env = {
-        "GUARD_BACKEND": "local",
-        "GUARD_STATE_DIR": str(tmp_path),
-        "INSTANTLY_API_BASE": sb.base_url,
-        "INSTANTLY_API_KEY": sb.keys["admin"].key,
-    }
-    service = build_service(env, store=store)
+    service = build_service(local_env(sb, tmp_path), store=store)
     try:
         with caplog.at_level(logging.WARNING, logger="instantly_guard.audit"):
             response = service.handle("POST", {})
@@ -187,34 +190,21 @@ def test_the_service_logs_why_a_run_did_nothing_and_until_when(
 
 
 @pytest.fixture
-def local_env(sandbox_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def local(sandbox_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     sb = sandbox_factory(seed="empty", listing_order="asc")
-    for name in [n for n in os.environ if n.startswith(("AUDIT_", "GUARD_", "INSTANTLY_"))]:
-        monkeypatch.delenv(name)
-    env = {
-        "GUARD_BACKEND": "local",
-        "GUARD_STATE_DIR": str(tmp_path),
-        "INSTANTLY_API_BASE": sb.base_url,
-        "INSTANTLY_API_KEY": sb.keys["admin"].key,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return sb, env
+    return sb, local_env(sb, tmp_path, monkeypatch)
 
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with restored_logging():
+        yield
 
 
 def test_a_backfill_stopped_with_ctrl_c_resumes_where_it_stopped(
-    local_env: Any, tmp_path: Path
+    local: Any, tmp_path: Path
 ) -> None:
-    sb, env = local_env
+    sb, env = local
     start = datetime.now(UTC) - timedelta(days=20)
     ids = sb.seed_audit_logs(4000, start=start, step=timedelta(minutes=5))
     since = start.date()
@@ -243,9 +233,9 @@ def test_a_backfill_stopped_with_ctrl_c_resumes_where_it_stopped(
 
 
 def test_the_summary_reads_as_text_on_request(
-    local_env: Any, capsys: pytest.CaptureFixture[str]
+    local: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sb, _ = local_env
+    sb, _ = local
     sb.seed_audit_logs(1200, step=timedelta(minutes=1))
 
     assert main(["export-audit", "--format", "text"]) == 0

@@ -394,6 +394,16 @@ class Exporter:
         if self._now() >= run.deadline:
             raise _StopRunError(StopReason.TIME_BUDGET)
 
+    def _counted(
+        self, run: _Run, pages: Iterator[Sequence[AuditLog]], *, first_counted: bool
+    ) -> Iterator[Sequence[AuditLog]]:
+        """`pages`, each counted and checked against the deadline (but a first page the probe
+        already counted)."""
+        for index, page in enumerate(pages):
+            if index or not first_counted:
+                self._page_seen(run)
+            yield page
+
     def _page_seen(self, run: _Run) -> None:
         run.summary.pages += 1
         self._check_deadline(run)
@@ -557,11 +567,7 @@ class Exporter:
             first_counted = True  # the probe counted its page
         start, _ = query
         try:
-            for page in pages:
-                if first_counted:
-                    first_counted = False
-                else:
-                    self._page_seen(run)
+            for page in self._counted(run, pages, first_counted=first_counted):
                 newest = last
                 for record in page:
                     timestamp = as_utc(record.timestamp)
@@ -613,11 +619,7 @@ class Exporter:
             pages = self._listing(owed.start_date, end, owed.cursor, self._below(owed.floor))
         previous = owed.lowest if owed.cursor is not None else None
         try:
-            for page in pages:
-                if first_counted:
-                    first_counted = False
-                else:
-                    self._page_seen(run)
+            for page in self._counted(run, pages, first_counted=first_counted):
                 owed, buffer, previous = self._descend_page(run, owed, page, previous, band, until)
                 cursor = next_cursor(page)
                 owed = replace(owed, cursor=cursor)
