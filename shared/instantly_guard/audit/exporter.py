@@ -532,12 +532,20 @@ class Exporter:
         finally:
             _close(pages)
 
-    def _keep(self, run: _Run, page: Sequence[AuditLog], until: date | None) -> Buffer:
-        """The entries of `page` the checkpoint does not hold (up to `until`)."""
+    def _keep(
+        self,
+        run: _Run,
+        page: Sequence[AuditLog],
+        until: date | None,
+        stamps: Sequence[datetime] | None = None,
+    ) -> Buffer:
+        """The entries of `page` the checkpoint does not hold (up to `until`); `stamps` are
+        their UTC timestamps when the caller has them already."""
         kept: Buffer = []
         checkpoint = run.checkpoint
-        for record in page:
-            timestamp = as_utc(record.timestamp)
+        if stamps is None:
+            stamps = [as_utc(record.timestamp) for record in page]
+        for record, timestamp in zip(page, stamps, strict=True):
             if until is not None and timestamp.date() > until:
                 continue
             if checkpoint.is_new(timestamp, record.id):
@@ -569,8 +577,8 @@ class Exporter:
         try:
             for page in self._counted(run, pages, first_counted=first_counted):
                 newest = last
-                for record in page:
-                    timestamp = as_utc(record.timestamp)
+                stamps = [as_utc(record.timestamp) for record in page]
+                for timestamp in stamps:
                     # Out of order within the overlap is a late arrival (the checkpoint handles
                     # it); below the floor nothing could tell it from an exported entry.
                     if last is not None and timestamp < last and timestamp < run.checkpoint.floor:
@@ -581,7 +589,7 @@ class Exporter:
                     if newest is None or timestamp > newest:
                         newest = timestamp
                 last = newest
-                buffer = self._keep(run, page, until)
+                buffer = self._keep(run, page, until, stamps)
                 buffer.sort(key=lambda item: item[0])
                 self._write_window(run, buffer)
                 cursor = next_cursor(page)
