@@ -206,25 +206,28 @@ class AuditExportService:
         self._clock = clock
         self._close = close
 
-    def exporter(self) -> Exporter:
-        """An exporter for one run; its read-ahead (one per run) fetches the next day window
-        while the current one is written."""
-        source = ReadAheadSource(self.source)
-        return Exporter(source, self.sink, self.store, self.options, clock=self._clock)
+    def exporter(
+        self,
+        store: CheckpointStore | None = None,
+        options: ExportOptions | None = None,
+        progress: Callable[[Summary], None] | None = None,
+    ) -> Exporter:
+        """An exporter for one run; its read-ahead (one per run) fetches pages while the
+        current ones are written."""
+        return Exporter(
+            ReadAheadSource(self.source),
+            self.sink,
+            store or self.store,
+            options or self.options,
+            clock=self._clock,
+            progress=progress,
+        )
 
     def run(
         self, *, run_key: str | None = None, progress: Callable[[Summary], None] | None = None
     ) -> Summary:
         """One scheduled-style run against the stored checkpoint, logged."""
-        exporter = Exporter(
-            ReadAheadSource(self.source),
-            self.sink,
-            self.store,
-            self.options,
-            clock=self._clock,
-            progress=progress,
-        )
-        summary = exporter.run(run_key=run_key)
+        summary = self.exporter(progress=progress).run(run_key=run_key)
         self._log(summary)
         return summary
 
@@ -246,15 +249,7 @@ class AuditExportService:
         if store.read()[0] is None:
             store.write(Checkpoint.starting_at(start), 0)
         options = replace(self.options, time_budget=BACKFILL_BUDGET)
-        exporter = Exporter(
-            ReadAheadSource(self.source),
-            self.sink,
-            store,
-            options,
-            clock=self._clock,
-            progress=progress,
-        )
-        summary = exporter.run(until=until)
+        summary = self.exporter(store, options, progress).run(until=until)
         if summary.stopped_reason is StopReason.COMPLETE:
             store.remove()
         self._log(summary)
