@@ -11,6 +11,10 @@ marked):
 - `PUT /_sandbox/listing-order {order*: asc|desc|random}` -> `{"order"}`
 - `GET /_sandbox/variants` -> `{"variants": {...}, "choices": {dimension: [values]}}`
 - `PUT /_sandbox/variants {listed_key, scope_error, audit_fields}` -> `{"variants": {...}}`
+- `PUT /_sandbox/date-filter {utc_offset_s, end_exclusive}` -> the same (how `GET /audit-logs`
+  reads `start_date`/`end_date`)
+- `GET /_sandbox/calls` -> `{"calls": {"METHOD /path": n}}`: API requests received (benchmarks
+  count requests at the sandbox)
 - `POST /_sandbox/faults {operation*, times, mode, hold_s, commit}` -> `{"pending": [...]}`
 - `DELETE /_sandbox/faults` -> `{"pending": []}`
 - `PUT /_sandbox/rate-limit {per_s, per_min}` (null disables) -> the limits
@@ -113,6 +117,13 @@ class Control:
             return _reply({"variants": sb.variants.to_json(), "choices": choices()})
         if route == ("PUT", "/_sandbox/variants"):
             return _reply({"variants": sb.set_variants(**body).to_json()})
+        if route == ("PUT", "/_sandbox/date-filter"):
+            offset = float(body.get("utc_offset_s", 0))
+            exclusive = bool(body.get("end_exclusive", False))
+            sb.set_date_filter(timedelta(seconds=offset), end_exclusive=exclusive)
+            return _reply({"utc_offset_s": offset, "end_exclusive": exclusive})
+        if route == ("GET", "/_sandbox/calls"):
+            return _reply({"calls": dict(sb.calls)})
         if route == ("POST", "/_sandbox/faults"):
             sb.faults.fail_next(
                 body["operation"],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import random
 import threading
 from collections import Counter
@@ -183,3 +186,36 @@ def assert_exact(
     assert not extra, f"{len(extra)} entries exported that do not exist"
     rewrites = len(written) - len(unique)
     assert rewrites <= max_rewrites, f"{rewrites} entries written more than once"
+
+
+def local_env(sb: Any, state_dir: Path, monkeypatch: Any | None = None) -> dict[str, str]:
+    """The environment of a local-backend export against sandbox `sb`; with `monkeypatch`, also
+    set in `os.environ` after clearing every AUDIT_/GUARD_/INSTANTLY_ variable."""
+    env = {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(state_dir),
+        "INSTANTLY_API_BASE": sb.base_url,
+        "INSTANTLY_API_KEY": sb.keys["admin"].key,
+    }
+    if monkeypatch is not None:
+        clear_guard_env(monkeypatch)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+    return env
+
+
+def clear_guard_env(monkeypatch: Any) -> None:
+    for name in [n for n in os.environ if n.startswith(("AUDIT_", "GUARD_", "INSTANTLY_"))]:
+        monkeypatch.delenv(name)
+
+
+@contextlib.contextmanager
+def restored_logging() -> Iterator[None]:
+    """Undo what a CLI run or a function's cold start did to the root logger."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

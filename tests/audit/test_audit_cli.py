@@ -80,12 +80,12 @@ def test_a_backfill_exports_its_window_and_leaves_the_checkpoint_alone(
     assert not (tmp_path / "audit" / "checkpoint.json").exists()
 
 
-def test_a_failed_run_exits_1_with_the_error_in_the_summary(env, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_without_a_paid_plan_exits_2_with_the_error_in_the_summary(env, capsys) -> None:  # type: ignore[no-untyped-def]
     env.set_paid_plan(False)
 
     code = main(["export-audit"])
 
-    assert code == 1
+    assert code == 2  # the plan is configuration a person fixes: the CLI's exit code table
     assert json.loads(capsys.readouterr().out)["error"]["kind"] == "no_paid_plan"
 
 

@@ -74,6 +74,9 @@ class Scenario:
                 lookback=OPTIONS.lookback,
                 checkpoint_interval=OPTIONS.checkpoint_interval,
                 day_margin=self.margin,
+                # Small enough that the safe path splits its windows at UTC days (~200 entries a
+                # day here), which is where an API day offset can hide entries.
+                max_buffered=150,
             )
             source = ReadAheadSource(ClientPageSource(client, page_size=100))
             exporter = Exporter(

@@ -113,3 +113,18 @@ def test_unknown_endpoint_and_bad_body(control) -> None:
 )
 def test_only_loopback_clients_may_use_the_control_api(address: str, expected: bool) -> None:
     assert _is_loopback(address) is expected
+
+
+def test_date_filter_and_request_counts(sandbox: Sandbox, control, admin) -> None:
+    body = {"utc_offset_s": -5 * 3600, "end_exclusive": True}
+    assert control.put("/date-filter", json=body).json() == {
+        "utc_offset_s": -18000.0,
+        "end_exclusive": True,
+    }
+    store = sandbox.state.audit_logs
+    assert store.date_filter_utc_offset.total_seconds() == -18000
+    assert store.date_filter_end_exclusive is True
+    before = control.get("/calls").json()["calls"].get("GET /audit-logs", 0)
+    admin.get("/audit-logs")
+    admin.get("/audit-logs")
+    assert control.get("/calls").json()["calls"]["GET /audit-logs"] == before + 2

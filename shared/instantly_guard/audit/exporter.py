@@ -1,20 +1,25 @@
-"""One export run: Instantly's audit log -> a sink, oldest first, exactly the new entries.
+"""One export run: Instantly's audit log -> a sink, exactly the new entries, at a cost
+proportional to what is new.
 
 The listing order of `GET /audit-logs` is undocumented and a listing is not a snapshot, so the
-run never relies on order. It walks UTC days from the checkpoint's `floor` to today, one window
-per day. The API's day filters are in an undocumented timezone with an undocumented end, so each
-UTC day `d` is queried with a margin (`start_date = d - margin`, `end_date = d + margin`; the last
-window is open-ended, `start_date = today - margin`, so entries written after midnight during the
-run are included) and only the entries whose UTC day is `d` (`>= today` for the last window) are
-kept: every UTC day is covered by its own query whatever the API's offset, and no entry is kept
-by two windows. For each window it pages to the end, keeps what the checkpoint does not already
-hold, sorts by (timestamp, id), writes batches and advances the checkpoint after each written
-batch (compare-and-swap).
+run reads the order from the pages (`listing.classify`) and trusts it only as far as every page
+keeps confirming it:
 
-Memory is bounded by one day's new entries, and by `max_buffered` even for a day larger than
-that: once the window holds `2 * max_buffered` entries it keeps only the oldest `max_buffered`
-and drops anything newer than the cut; after writing those, the same day is fetched again.
-Nothing grows with the size of the backlog. See docs/audit-export.md for the reasoning.
+- ascending: one open-ended listing from the checkpoint's floor (resumed from a remembered
+  cursor near the floor), written page by page as it comes; the checkpoint follows each batch;
+- descending: one open-ended listing from the newest entry down, written page by page, stopped
+  as soon as it is below the floor; a pass cut short (time budget, crash) is remembered in the
+  checkpoint (`Descent`) with its cursor and resumed by the next run;
+- unordered (or an order a page contradicts): the safe path. Windows of UTC days, each queried
+  with the day margin and listed to the end, new entries sorted and written oldest first; the
+  first window is the whole range, and a window is split only where it holds more than
+  `max_buffered` new entries (its oldest are written, the rest is listed again in narrower
+  windows sized from what was seen).
+
+An order contradicted mid-run rewinds the checkpoint to where the run started (what was written
+since is written again: duplicates, collapsed by insertId, never gaps) and finishes on the safe
+path; the checkpoint remembers `unordered` from then on. Memory: one page for the ordered paths,
+at most `2 * max_buffered` entries on the safe path, never the backlog. See docs/audit-export.md.
 
 A run ends with a `Summary`; it never raises for Instantly or backend failures: they end the run
 with `stopped_reason = failed` and the error attached, for the caller to map to a status.
@@ -23,27 +28,54 @@ with `stopped_reason = failed` and the error attached, for the caller to map to 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from instantly_guard.audit.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, batches
 from instantly_guard.audit.checkpoint.base import (
     DEFAULT_RECENT_CAP,
     Checkpoint,
     CheckpointStore,
+    Descent,
     RunRecord,
+    Seek,
 )
 from instantly_guard.audit.entries import as_utc, to_export_entry
+from instantly_guard.audit.listing import (
+    ClientPageSource,
+    Order,
+    PageSource,
+    classify,
+    next_cursor,
+)
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.errors import BackendError, ConflictError, GuardError, InstantlyError
 from instantly_guard.instantly.models import AuditLog
 
+__all__ = [
+    "ClientPageSource",
+    "ExportOptions",
+    "Exporter",
+    "PageSource",
+    "StopReason",
+    "Summary",
+    "utc_now",
+]
+
 _log = logging.getLogger("instantly_guard.audit")
+
+Key = tuple[datetime, str]
+Buffer = list[tuple[Key, AuditLog]]
+
+LOGGING_FUTURE_LIMIT = timedelta(hours=23)
+"""Cloud Logging refuses entries dated more than a day ahead; past this the entry is written
+with the time of the export (its payload keeps Instantly's timestamp)."""
 
 
 class StopReason(StrEnum):
@@ -53,26 +85,7 @@ class StopReason(StrEnum):
     DUPLICATE = "duplicate_delivery"  # this Scheduler run (job + schedule time) already ran
     BUSY = "run_in_progress"  # another run holds a fresh claim on the checkpoint
     FAILED = "failed"  # an Instantly or backend error; `Summary.error` says which
-
-
-class PageSource(Protocol):
-    """Pages of audit entries for a window of API days (`end_date=None`: open-ended)."""
-
-    def pages(self, *, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]: ...
-
-
-class ClientPageSource:
-    """`PageSource` over `InstantlyClient.iter_audit_log_pages` (1,000 entries per page)."""
-
-    def __init__(self, client: Any, *, page_size: int = 1000) -> None:
-        self._client = client
-        self._page_size = page_size
-
-    def pages(self, *, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]:
-        pages: Iterator[Sequence[AuditLog]] = self._client.iter_audit_log_pages(
-            start_date=start_date, end_date=end_date, limit=self._page_size
-        )
-        return pages
+    INTERRUPTED = "interrupted"  # Ctrl-C: what was written is in the checkpoint; rerun resumes
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +96,25 @@ class ExportOptions:
     max_buffered: int = 20_000
     recent_cap: int = DEFAULT_RECENT_CAP
     checkpoint_interval: timedelta = timedelta(seconds=1)
-    lease: timedelta | None = None  # default: time_budget + 2 minutes
+    # How long an unfinished run blocks others after its last sign of life (a checkpoint
+    # write, at least every `lease / 3` while it works). None: the default, 3 minutes.
+    lease: timedelta | None = None
     max_batch_entries: int = MAX_BATCH_ENTRIES
     max_batch_bytes: int = MAX_BATCH_BYTES
     # Days added on each side of a UTC day's query (the API's date filters are in an unknown
     # timezone): 1 covers any UTC offset if `end_date` is inclusive, 2 an exclusive one too.
     day_margin: int = 1
+    # Entries older than now - retention are not written (Cloud Logging would accept and drop
+    # them): counted in `beyond_retention`. None: no limit (the JSONL sink keeps everything).
+    retention: timedelta | None = None
+    # An entry dated more than this ahead of our clock does not move the watermark.
+    clock_skew: timedelta = timedelta(minutes=5)
+    # False: never trust an order, always the safe path (for comparison, and a way out).
+    detect_order: bool = True
 
     @property
     def effective_lease(self) -> timedelta:
-        return self.lease if self.lease is not None else self.time_budget + timedelta(minutes=2)
+        return self.lease if self.lease is not None else timedelta(minutes=3)
 
 
 @dataclass
@@ -106,15 +128,33 @@ class Summary:
     late_entries: int = 0
     pages: int = 0
     batches: int = 0
-    days: int = 0
+    days: int = 0  # listings (windows) made; the name predates windows wider than a day
+    order: str | None = None
+    beyond_retention: int = 0
+    oldest_beyond_retention: datetime | None = None
+    future_entries: int = 0
     watermark: datetime | None = None
     generation: int = 0
     checkpoint_location: str = ""
     duration_ms: int = 0
+    # Why a run did nothing: the run holding the checkpoint and when its lease ends.
+    blocked_by: dict[str, Any] | None = None
+    # Progress through the time span being exported: (start, position, end).
+    span: tuple[datetime, datetime, datetime] | None = None
     error: GuardError | None = field(default=None, repr=False)
 
+    @property
+    def done_fraction(self) -> float | None:
+        if self.span is None:
+            return None
+        start, position, end = self.span
+        total = (end - start).total_seconds()
+        if total <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (position - start).total_seconds() / total))
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "run": self.run,
             "stopped_reason": self.stopped_reason.value,
             "exported": self.exported,
@@ -123,6 +163,7 @@ class Summary:
             "pages": self.pages,
             "batches": self.batches,
             "days": self.days,
+            "order": self.order,
             "checkpoint": {
                 "watermark": self.watermark.isoformat() if self.watermark else None,
                 "generation": self.generation,
@@ -130,9 +171,23 @@ class Summary:
             },
             "duration_ms": self.duration_ms,
         }
+        if self.beyond_retention:
+            body["beyond_retention"] = {
+                "entries": self.beyond_retention,
+                "oldest": (
+                    self.oldest_beyond_retention.isoformat()
+                    if self.oldest_beyond_retention
+                    else None
+                ),
+            }
+        if self.future_entries:
+            body["future_entries"] = self.future_entries
+        if self.blocked_by is not None:
+            body["blocked_by"] = self.blocked_by
+        return body
 
 
-_RETRYABLE = frozenset({"failed", "abandoned"})
+_RETRYABLE = frozenset({"failed", "abandoned", "interrupted"})
 """Outcomes after which a redelivery of the same Scheduler run must export (it is a retry)."""
 
 
@@ -142,8 +197,16 @@ class _StopRunError(Exception):
         self.reason = reason
 
 
+class _UntrustedOrderError(Exception):
+    """A page contradicted the order the run relied on."""
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @dataclass
@@ -151,16 +214,20 @@ class _Run:
     summary: Summary
     record: RunRecord
     checkpoint: Checkpoint
+    start: Checkpoint  # as claimed: where an untrusted order rewinds to
     generation: int
     deadline: datetime
     start_watermark: datetime
     saved_at: datetime
+    end: datetime  # the end of the span exported (now, or the end of `until`)
     dirty: bool = False
     claimed: bool = False
 
 
 class Exporter:
-    """Runs exports from `source` to `sink`, keeping the checkpoint in `store`."""
+    """Runs exports from `source` to `sink`, keeping the checkpoint in `store`.
+
+    `progress(summary)` is called after every page and batch (the CLI draws it)."""
 
     def __init__(
         self,
@@ -170,12 +237,14 @@ class Exporter:
         options: ExportOptions | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
+        progress: Callable[[Summary], None] | None = None,
     ) -> None:
         self._source = source
         self._sink = sink
         self._store = store
         self._options = options or ExportOptions()
         self._clock = clock
+        self._progress = progress
         if self._options.max_buffered < 1:
             raise ValueError("max_buffered must be >= 1")
         if self._options.day_margin < 0:
@@ -193,7 +262,7 @@ class Exporter:
         summary = Summary(run=key, checkpoint_location=self._store.describe())
         run: _Run | None = None
         try:
-            run = self._claim(summary, key, started, deduplicate=run_key is not None)
+            run = self._claim(summary, key, started, until, deduplicate=run_key is not None)
             self._export(run, until)
             self._finish(run, StopReason.COMPLETE)
         except _StopRunError as stop:
@@ -206,9 +275,13 @@ class Exporter:
         except (InstantlyError, BackendError) as exc:
             summary.stopped_reason = StopReason.FAILED
             summary.error = exc
-            self._release(run)
+            self._release(run, "failed")
+        except KeyboardInterrupt:
+            # Ctrl-C on the CLI: keep what was written (the checkpoint says so) and say so.
+            summary.stopped_reason = StopReason.INTERRUPTED
+            self._release(run, "interrupted")
         except BaseException:
-            self._release(run)
+            self._release(run, "failed")
             raise
         finally:
             cancel = getattr(self._source, "cancel", None)
@@ -222,40 +295,58 @@ class Exporter:
     def _now(self) -> datetime:
         return as_utc(self._clock())
 
-    def _claim(self, summary: Summary, key: str, now: datetime, *, deduplicate: bool) -> _Run:
+    def _claim(
+        self, summary: Summary, key: str, now: datetime, until: date | None, *, deduplicate: bool
+    ) -> _Run:
         state, generation = self._store.read()
         checkpoint = state or Checkpoint.starting_at(now - self._options.lookback)
         summary.watermark, summary.generation = checkpoint.watermark, generation
+        summary.order = checkpoint.order
         lease = self._options.effective_lease
         if deduplicate and (previous := checkpoint.run(key)) is not None:
             finished_ok = previous.finished_at is not None and previous.outcome not in _RETRYABLE
-            in_progress = previous.finished_at is None and now - previous.started_at < lease
+            in_progress = previous.finished_at is None and now - previous.alive_at < lease
             if finished_ok or in_progress:
                 raise _StopRunError(StopReason.DUPLICATE)
         active = checkpoint.active_run(now, lease)
         if active is not None and active.key != key:
+            summary.blocked_by = {
+                "run": active.key,
+                "started_at": active.started_at.isoformat(),
+                "last_seen_at": active.alive_at.isoformat(),
+                "lease_until": (active.alive_at + lease).isoformat(),
+            }
             raise _StopRunError(StopReason.BUSY)
         for stale in checkpoint.runs:
             if stale.finished_at is None and stale.key != key:
                 # Its lease ran out (crashed, killed at its timeout): it no longer blocks anyone.
+                _log.warning(
+                    "audit export: run %s stopped showing signs of life at %s; taking over",
+                    stale.key,
+                    stale.alive_at.isoformat(),
+                )
                 checkpoint = checkpoint.with_run(
                     replace(stale, finished_at=now, outcome="abandoned"), now
                 )
-        record = RunRecord(key=key, started_at=now)
+        record = RunRecord(key=key, started_at=now, heartbeat_at=now)
         checkpoint = checkpoint.with_run(record, now)
         try:
             generation = self._store.write(checkpoint, generation)
         except ConflictError as exc:
             raise _StopRunError(StopReason.LOST_RACE) from exc
         summary.generation = generation
+        end = now if until is None else min(now, _day_start(until + timedelta(days=1)))
+        summary.span = (checkpoint.floor, checkpoint.floor, max(end, checkpoint.floor))
         return _Run(
             summary=summary,
             record=record,
             checkpoint=checkpoint,
+            start=checkpoint,
             generation=generation,
             deadline=now + self._options.time_budget,
             start_watermark=checkpoint.watermark,
             saved_at=now,
+            end=end,
             claimed=True,
         )
 
@@ -263,6 +354,9 @@ class Exporter:
         now = self._now()
         if not (force or (run.dirty and now - run.saved_at >= self._options.checkpoint_interval)):
             return
+        if run.record.finished_at is None:  # every write is also a heartbeat
+            run.record = replace(run.record, heartbeat_at=now)
+            run.checkpoint = run.checkpoint.with_run(run.record, now)
         try:
             run.generation = self._store.write(run.checkpoint, run.generation)
         except ConflictError as exc:
@@ -272,20 +366,25 @@ class Exporter:
         run.summary.generation = run.generation
         run.summary.watermark = run.checkpoint.watermark
 
+    def _heartbeat(self, run: _Run) -> None:
+        """Renew the lease while listing without writing (the safe path's long windows)."""
+        if self._now() - run.saved_at >= self._options.effective_lease / 3:
+            self._save(run, force=True)
+
     def _finish(self, run: _Run, reason: StopReason) -> None:
         now = self._now()
-        record = replace(run.record, finished_at=now, outcome=reason.value)
-        run.checkpoint = run.checkpoint.with_run(record, now)
+        run.record = replace(run.record, finished_at=now, outcome=reason.value)
+        run.checkpoint = run.checkpoint.with_run(run.record, now)
         self._save(run, force=True)
         run.claimed = False
 
-    def _release(self, run: _Run | None) -> None:
-        """After a failure: keep what was written and mark the run failed (best effort), so a
+    def _release(self, run: _Run | None, outcome: str) -> None:
+        """After a failure: keep what was written and mark the run (best effort), so a
         Scheduler retry of the same run is not taken for a duplicate and nobody waits on us."""
         if run is None or not run.claimed:
             return
-        record = replace(run.record, finished_at=self._now(), outcome="failed")
-        run.checkpoint = run.checkpoint.with_run(record, self._now())
+        run.record = replace(run.record, finished_at=self._now(), outcome=outcome)
+        run.checkpoint = run.checkpoint.with_run(run.record, self._now())
         with contextlib.suppress(GuardError, _StopRunError):
             self._save(run, force=True)
 
@@ -295,44 +394,364 @@ class Exporter:
         if self._now() >= run.deadline:
             raise _StopRunError(StopReason.TIME_BUDGET)
 
+    def _counted(
+        self, run: _Run, pages: Iterator[Sequence[AuditLog]], *, first_counted: bool
+    ) -> Iterator[Sequence[AuditLog]]:
+        """`pages`, each counted and checked against the deadline (but a first page the probe
+        already counted)."""
+        for index, page in enumerate(pages):
+            if index or not first_counted:
+                self._page_seen(run)
+            yield page
+
+    def _page_seen(self, run: _Run) -> None:
+        run.summary.pages += 1
+        self._check_deadline(run)
+        self._heartbeat(run)
+
+    def _report(self, run: _Run, position: datetime | None = None) -> None:
+        if position is not None and run.summary.span is not None:
+            start, _, end = run.summary.span
+            run.summary.span = (start, min(max(position, start), end), end)
+        if self._progress is not None:
+            self._progress(run.summary)
+
+    def _set_order(self, run: _Run, order: Order) -> None:
+        if run.checkpoint.order != order.value:
+            run.checkpoint = replace(run.checkpoint, order=order.value)
+            run.dirty = True
+        run.summary.order = order.value
+
     def _export(self, run: _Run, until: date | None) -> None:
-        today = self._now().date()
-        day = min(run.checkpoint.floor.date(), today)
+        order = run.checkpoint.order if self._options.detect_order else Order.UNORDERED.value
+        try:
+            if order == Order.DESC:
+                resumed = run.checkpoint.descent is not None
+                self._descend(run, until)
+                if resumed and until is None:
+                    self._descend(run, until)  # what arrived above the resumed pass
+                return
+            if order == Order.ASC:
+                self._ascend(run, until)
+                return
+            if order is None and self._probe(run, until):
+                return
+        except _UntrustedOrderError as exc:
+            _log.warning(
+                "audit export: the listing order stopped being %s (%s); rewinding the checkpoint "
+                "to this run's start and exporting the safe way (entries written since are "
+                "written again and collapse by insertId)",
+                run.checkpoint.order,
+                exc,
+            )
+            self._rewind(run)
+        self._set_order(run, Order.UNORDERED)
+        self._walk(run, until)
+
+    def _rewind(self, run: _Run) -> None:
+        start = run.start
+        if start.descent is not None:  # what the unfinished pass had not yet proved
+            owed = start.descent
+            start = replace(
+                start,
+                watermark=owed.watermark,
+                floor=owed.floor,
+                recent=dict.fromkeys(owed.known, owed.floor),
+            )
+        run.checkpoint = replace(
+            run.checkpoint,
+            watermark=start.watermark,
+            floor=start.floor,
+            recent=start.recent,
+            seeks=(),
+            descent=None,
+        )
+        run.dirty = True
+        self._save(run, force=True)
+
+    def _listing(
+        self,
+        start: date,
+        end: date | None,
+        after: str | None = None,
+        last_page: Callable[[Sequence[AuditLog]], bool] | None = None,
+    ) -> Iterator[Sequence[AuditLog]]:
+        """The pages of one query, fetched ahead in the background when the source can (never
+        beyond a page `last_page` says the run stops at)."""
+        kwargs: dict[str, Any] = {"start_date": start, "end_date": end}
+        if after is not None:
+            kwargs["starting_after"] = after
         prefetch = getattr(self._source, "prefetch", None)
-        while until is None or day <= until:
-            open_ended = until is None and day >= today
+        if callable(prefetch):
+            prefetch(**kwargs, last_page=last_page)
+        return iter(self._source.pages(**kwargs))
+
+    @staticmethod
+    def _below(floor: datetime) -> Callable[[Sequence[AuditLog]], bool]:
+        """Whether a page of a descending listing reaches below `floor` (the descent's last)."""
+        return lambda page: any(as_utc(r.timestamp) < floor for r in page)
+
+    def _ordered_query(self, run: _Run, until: date | None) -> tuple[date, date | None]:
+        margin = timedelta(days=self._options.day_margin)
+        return run.checkpoint.floor.date() - margin, None if until is None else until + margin
+
+    def _probe(self, run: _Run, until: date | None) -> bool:
+        """Read the order from the first page of the open listing and carry on with it.
+        False: no usable order (the safe path follows)."""
+        start, end = self._ordered_query(run, until)
+        floor = run.checkpoint.floor
+        # Read ahead no further than a descending listing would go (an ascending one starts
+        # below the floor: its read-ahead is the first page's).
+        pages = self._listing(start, end, last_page=self._below(floor))
+        try:
+            first = next(pages, None)
+            if first is None:
+                self._page_seen(run)  # nothing at all since the floor's day
+                return True
+            self._page_seen(run)
+            order = classify([as_utc(r.timestamp) for r in first])
+            if order is Order.ASC:
+                self._set_order(run, order)
+                self._ascend(run, until, (start, end), itertools.chain([first], pages))
+                return True
+            if order is Order.DESC:
+                self._set_order(run, order)
+                self._descend(run, until, itertools.chain([first], pages))
+                return True
+            second = next(pages, None)
+            if order is Order.UNORDERED:
+                self._set_order(run, order)
+            if second is None:  # one page holds the whole window: no order needed
+                buffer = self._keep(run, first, until)
+                buffer.sort(key=lambda item: item[0])
+                self._write_window(run, buffer)
+                self._report(run, run.end)
+                return True
+            self._page_seen(run)
+            return False
+        finally:
+            _close(pages)
+
+    def _keep(
+        self,
+        run: _Run,
+        page: Sequence[AuditLog],
+        until: date | None,
+        stamps: Sequence[datetime] | None = None,
+    ) -> Buffer:
+        """The entries of `page` the checkpoint does not hold (up to `until`); `stamps` are
+        their UTC timestamps when the caller has them already."""
+        kept: Buffer = []
+        checkpoint = run.checkpoint
+        if stamps is None:
+            stamps = [as_utc(record.timestamp) for record in page]
+        for record, timestamp in zip(page, stamps, strict=True):
+            if until is not None and timestamp.date() > until:
+                continue
+            if checkpoint.is_new(timestamp, record.id):
+                kept.append(((timestamp, record.id), record))
+            else:
+                run.summary.duplicates_skipped += 1
+        return kept
+
+    def _ascend(
+        self,
+        run: _Run,
+        until: date | None,
+        query: tuple[date, date | None] | None = None,
+        pages: Iterator[Sequence[AuditLog]] | None = None,
+    ) -> None:
+        """Oldest first: write each page as it comes (sorted within the page)."""
+        last: datetime | None = None
+        if pages is None or query is None:
+            start, end = self._ordered_query(run, until)
+            seek = run.checkpoint.seek_for(run.checkpoint.floor)
+            if seek is not None:
+                start, last = seek.start_date, seek.last
+            query = (start, end)
+            pages = self._listing(start, end, seek.cursor if seek else None)
+            first_counted = False
+        else:
+            first_counted = True  # the probe counted its page
+        start, _ = query
+        try:
+            for page in self._counted(run, pages, first_counted=first_counted):
+                newest = last
+                stamps = [as_utc(record.timestamp) for record in page]
+                for timestamp in stamps:
+                    # Out of order within the overlap is a late arrival (the checkpoint handles
+                    # it); below the floor nothing could tell it from an exported entry.
+                    if last is not None and timestamp < last and timestamp < run.checkpoint.floor:
+                        raise _UntrustedOrderError(
+                            f"an entry dated {timestamp.isoformat()} after one dated "
+                            f"{last.isoformat()}"
+                        )
+                    if newest is None or timestamp > newest:
+                        newest = timestamp
+                last = newest
+                buffer = self._keep(run, page, until, stamps)
+                buffer.sort(key=lambda item: item[0])
+                self._write_window(run, buffer)
+                cursor = next_cursor(page)
+                if cursor is not None and last is not None:
+                    run.checkpoint = run.checkpoint.with_seek(Seek(cursor, start, last))
+                    run.dirty = True
+                self._report(run, last)
+                if until is not None and last is not None and last.date() > until:
+                    return
+        finally:
+            _close(pages)
+
+    def _descend(
+        self, run: _Run, until: date | None, pages: Iterator[Sequence[AuditLog]] | None = None
+    ) -> None:
+        """Newest first, down to the floor: write each page as it comes, and keep in the
+        checkpoint what the pass still owes below it (see `Descent`)."""
+        margin = timedelta(days=self._options.day_margin)
+        owed = run.checkpoint.descent
+        resumed = owed is not None
+        if owed is None:
+            checkpoint = run.checkpoint
+            owed = Descent(
+                floor=checkpoint.floor,
+                watermark=checkpoint.watermark,
+                start_date=checkpoint.floor.date() - margin,
+                known=frozenset(checkpoint.recent),
+            )
+            run.checkpoint = replace(checkpoint, descent=owed)
+        first_counted = pages is not None
+        # A source without cursors restarts a resumed pass from the top: skip what it wrote.
+        band = (owed.lowest, owed.top) if resumed and owed.cursor is None else None
+        if pages is None:
+            end = None if until is None else until + margin
+            pages = self._listing(owed.start_date, end, owed.cursor, self._below(owed.floor))
+        previous = owed.lowest if owed.cursor is not None else None
+        try:
+            for page in self._counted(run, pages, first_counted=first_counted):
+                owed, buffer, previous = self._descend_page(run, owed, page, previous, band, until)
+                cursor = next_cursor(page)
+                owed = replace(owed, cursor=cursor)
+                lowest, top = owed.lowest, owed.top
+                done = lowest is not None and lowest < owed.floor
+                # Only once the page is written does the pass move past it: a failure before
+                # leaves the previous cursor, and the next run lists this page again.
+                self._write_window(run, buffer)
+                run.checkpoint = replace(run.checkpoint, descent=None if done else owed)
+                run.dirty = True
+                self._save(run)
+                if lowest is not None and top is not None and top > owed.floor:
+                    covered = top - max(lowest, owed.floor)
+                    span = run.summary.span
+                    if span is not None:
+                        start, _, end = span
+                        fraction = covered / (top - owed.floor)
+                        self._report(run, start + (end - start) * fraction)
+                if done:
+                    return
+            run.checkpoint = replace(run.checkpoint, descent=None)
+            run.dirty = True
+            self._save(run)
+        finally:
+            _close(pages)
+
+    def _descend_page(  # noqa: PLR0917 (one page's inputs)
+        self,
+        run: _Run,
+        owed: Descent,
+        page: Sequence[AuditLog],
+        previous: datetime | None,
+        band: tuple[datetime | None, datetime | None] | None,
+        until: date | None,
+    ) -> tuple[Descent, Buffer, datetime | None]:
+        """What one page of a descent owes, checking that it keeps descending."""
+        lowest, top = owed.lowest, owed.top
+        skip_low, skip_high = band if band is not None else (None, None)
+        buffer: Buffer = []
+        for record in page:
+            timestamp = as_utc(record.timestamp)
+            if previous is not None and timestamp > previous:
+                raise _UntrustedOrderError(
+                    f"an entry dated {timestamp.isoformat()} after one dated {previous.isoformat()}"
+                )
+            previous = timestamp
+            lowest = timestamp if lowest is None else min(lowest, timestamp)
+            top = timestamp if top is None else max(top, timestamp)
+            if until is not None and timestamp.date() > until:
+                continue
+            skipped = skip_low is not None and skip_high is not None
+            if (skipped and skip_low <= timestamp <= skip_high) or not owed.owes(  # type: ignore[operator]
+                timestamp, record.id
+            ):
+                run.summary.duplicates_skipped += 1
+                continue
+            buffer.append(((timestamp, record.id), record))
+        buffer.sort(key=lambda item: item[0])
+        return replace(owed, lowest=lowest, top=top), buffer, previous
+
+    # -- the safe path ------------------------------------------------------------------------
+
+    def _walk(self, run: _Run, until: date | None) -> None:
+        """Windows of UTC days from the floor's day on, each listed to the end and sorted: the
+        first is the whole range; a window is split only where it held too many new entries."""
+        limit = self._options.max_buffered
+        today = self._now().date()
+        last_day = until if until is not None else today
+        day = min(run.checkpoint.floor.date(), last_day)
+        span: int | None = None  # days per window; None: to the end of the range
+        prefetch = getattr(self._source, "prefetch", None)
+        while day <= last_day:
+            upto = last_day if span is None else min(last_day, day + timedelta(days=span - 1))
+            open_ended = until is None and upto >= today
             run.summary.days += 1
-            buffer, complete = self._list_window(run, day, open_ended=open_ended)
-            following = day + timedelta(days=1)
-            more = complete and not open_ended and (until is None or following <= until)
-            if more and callable(prefetch):
-                # Let the source fetch the next window while this one is being written.
-                last = until is None and following >= today
-                start, end = self._query(following, open_ended=last)
-                prefetch(start_date=start, end_date=end)
+            buffer, complete, seen = self._list_window(run, day, upto, open_ended=open_ended)
+            if complete:
+                following = upto + timedelta(days=1)
+                if span is not None and len(buffer) < limit // 4:
+                    span *= 2  # sparse here: widen again
+                if following <= last_day and not open_ended and callable(prefetch):
+                    nxt = (
+                        last_day
+                        if span is None
+                        else min(last_day, following + timedelta(days=span - 1))
+                    )
+                    start, end = self._query(
+                        following, nxt, open_ended=until is None and nxt >= today
+                    )
+                    prefetch(start_date=start, end_date=end)
             self._write_window(run, buffer)
             if complete:
+                self._report(run, _day_start(upto + timedelta(days=1)))
                 if open_ended:
                     return
-                day = following
+                day = upto + timedelta(days=1)
+                continue
+            cut = buffer[-1][0][0].date()
+            remaining = (upto - cut).days + 1
+            per_day = max(1.0, (seen - len(buffer)) / remaining)
+            span = max(1, int(0.7 * limit / per_day))
+            self._report(run, buffer[-1][0][0])
+            day = cut
 
-    def _query(self, day: date, *, open_ended: bool) -> tuple[date, date | None]:
-        """The API window (`start_date`, `end_date`) that holds every entry of UTC `day` (and
-        after, when open-ended) as long as the API's day boundaries are within the margin."""
+    def _query(self, first: date, last: date, *, open_ended: bool) -> tuple[date, date | None]:
+        """The API window (`start_date`, `end_date`) that holds every entry of the UTC days
+        `first`..`last` (and after, when open-ended) as long as the API's day boundaries are
+        within the margin."""
         margin = timedelta(days=self._options.day_margin)
-        return day - margin, None if open_ended else day + margin
+        return first - margin, None if open_ended else last + margin
 
     def _list_window(
-        self, run: _Run, day: date, *, open_ended: bool
-    ) -> tuple[list[tuple[tuple[datetime, str], AuditLog]], bool]:
-        """The new entries of `day` (and after, when open-ended), sorted oldest first, and
-        whether that is all of them: False when the window held more than `max_buffered` new
-        entries and must be fetched again for the rest, after these are written."""
+        self, run: _Run, first: date, last: date, *, open_ended: bool
+    ) -> tuple[Buffer, bool, int]:
+        """The new entries of UTC days `first`..`last` (and after, when open-ended), sorted
+        oldest first; whether that is all of them (False when the window held more than
+        `max_buffered` new entries: the rest must be listed again after these are written);
+        and how many new entries the window held in all."""
         limit = self._options.max_buffered
         checkpoint = run.checkpoint
         summary = run.summary
-        buffer: list[tuple[tuple[datetime, str], AuditLog]] = []
-        cutoff: tuple[datetime, str] | None = None
+        buffer: Buffer = []
+        cutoff: Key | None = None
+        seen = 0
 
         def trim() -> None:
             nonlocal cutoff
@@ -340,51 +759,101 @@ class Exporter:
             del buffer[limit:]
             cutoff = buffer[-1][0]
 
-        start, end = self._query(day, open_ended=open_ended)
-        pages = self._source.pages(start_date=start, end_date=end)
-        for page in pages:
-            summary.pages += 1
-            self._check_deadline(run)
-            for record in page:
-                timestamp = as_utc(record.timestamp)
-                when = timestamp.date()
-                if when < day or (when > day and not open_ended):
-                    continue  # the margin's: another UTC day's window keeps it
-                if not checkpoint.is_new(timestamp, record.id):
-                    summary.duplicates_skipped += 1
-                    continue
-                key = (timestamp, record.id)
-                if cutoff is not None and key > cutoff:
-                    continue  # beyond this pass's cut: the next pass over the day gets it
-                buffer.append((key, record))
-                if len(buffer) >= 2 * limit:
-                    trim()
+        start, end = self._query(first, last, open_ended=open_ended)
+        pages = self._listing(start, end)
+        try:
+            for page in pages:
+                self._page_seen(run)
+                for record in page:
+                    timestamp = as_utc(record.timestamp)
+                    when = timestamp.date()
+                    if when < first or (when > last and not open_ended):
+                        continue  # the margin's: another window keeps it
+                    if not checkpoint.is_new(timestamp, record.id):
+                        summary.duplicates_skipped += 1
+                        continue
+                    seen += 1
+                    key = (timestamp, record.id)
+                    if cutoff is not None and key > cutoff:
+                        continue  # beyond this pass's cut: the next window gets it
+                    buffer.append((key, record))
+                    if len(buffer) >= 2 * limit:
+                        trim()
+                self._report(run)
+        finally:
+            _close(pages)
         complete = cutoff is None and len(buffer) <= limit
         if complete:
             buffer.sort(key=lambda item: item[0])
         else:
             trim()
-        return buffer, complete
+        return buffer, complete, seen
 
-    def _write_window(self, run: _Run, buffer: list[tuple[tuple[datetime, str], AuditLog]]) -> None:
+    # -- writing ------------------------------------------------------------------------------
+
+    def _write_window(self, run: _Run, buffer: Buffer) -> None:
         """Write sorted entries in batches, advancing the checkpoint after each batch."""
         summary = run.summary
-        entries = (to_export_entry(record, timestamp=key[0]) for key, record in buffer)
+        options = self._options
+        now = self._now()
+        horizon = now + options.clock_skew
+        if options.retention is not None and buffer:
+            # Cloud Logging accepts entries older than the bucket's retention and stores
+            # nothing: count them (the summary and the log say so) and move past them.
+            oldest_kept = now - options.retention
+            refused = 0
+            while refused < len(buffer) and buffer[refused][0][0] < oldest_kept:
+                refused += 1
+            if refused:
+                summary.beyond_retention += refused
+                first = buffer[0][0][0]
+                if summary.oldest_beyond_retention is None or first < (
+                    summary.oldest_beyond_retention
+                ):
+                    summary.oldest_beyond_retention = first
+                run.checkpoint = run.checkpoint.advanced(
+                    (key for key, _ in buffer[:refused]),
+                    overlap=options.overlap,
+                    recent_cap=options.recent_cap,
+                    now=now,
+                    horizon=horizon,
+                )
+                run.dirty = True
+                buffer = buffer[refused:]
+        limit = now + LOGGING_FUTURE_LIMIT
+
+        def export(key: Key, record: AuditLog) -> Any:
+            if key[0] > limit:
+                summary.future_entries += 1
+                return to_export_entry(record, timestamp=now)
+            return to_export_entry(record, timestamp=key[0])
+
+        entries = (export(key, record) for key, record in buffer)
+        keys = iter(buffer)
         for batch in batches(
             entries,
-            max_entries=self._options.max_batch_entries,
-            max_bytes=self._options.max_batch_bytes,
+            max_entries=options.max_batch_entries,
+            max_bytes=options.max_batch_bytes,
         ):
             self._check_deadline(run)
             self._sink.write(batch)
+            written = [next(keys)[0] for _ in batch]
             summary.exported += len(batch)
             summary.batches += 1
-            summary.late_entries += sum(1 for e in batch if e.timestamp < run.start_watermark)
+            summary.late_entries += sum(1 for t, _ in written if t < run.start_watermark)
             run.checkpoint = run.checkpoint.advanced(
-                ((e.timestamp, e.insert_id) for e in batch),
-                overlap=self._options.overlap,
-                recent_cap=self._options.recent_cap,
+                written,
+                overlap=options.overlap,
+                recent_cap=options.recent_cap,
                 now=self._now(),
+                horizon=horizon,
             )
             run.dirty = True
             self._save(run)
+            self._report(run)
+
+
+def _close(pages: Iterator[Sequence[AuditLog]]) -> None:
+    close = getattr(pages, "close", None)
+    if callable(close):
+        close()

@@ -1,10 +1,10 @@
-"""A page source that fetches the next day window in the background while the exporter writes.
+"""A page source that fetches pages in the background while the exporter writes.
 
 The exporter lists a window, then writes it; listing is network-bound and writing is CPU- and
 sink-bound, so done one after the other a run costs their sum. Before writing a window the
-exporter calls `prefetch(next window)`: a thread starts fetching those pages into a queue of at
-most `depth` pages (memory stays bounded), and the next `pages()` call for that same window is
-served from it. A `pages()` call for any other window discards the prefetch (the exporter passes
+exporter calls `prefetch(next window)` (or `prefetch(this listing)` before streaming it): a thread
+starts fetching those pages into a queue of at most `depth` pages (memory stays bounded), and the
+next `pages()` call for that same query (window and cursor) is served from it. A `pages()` call for any other window discards the prefetch (the exporter passes
 over a day again after a cut, or stops). Pages are handed over in the order the inner source
 gives them and errors are raised where the exporter consumes them, so the exporter's logic and
 guarantees are unchanged; only the waiting overlaps.
@@ -14,21 +14,29 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from instantly_guard.audit.exporter import PageSource
+from instantly_guard.audit.listing import PageSource
 from instantly_guard.instantly.models import AuditLog
 
-Window = tuple[date, date | None]
+Window = tuple[date, date | None, str | None]  # start_date, end_date, starting_after
 
 
 class _Fetch:
     """One background listing of one window."""
 
-    def __init__(self, inner: PageSource, window: Window, depth: int) -> None:
+    def __init__(
+        self,
+        inner: PageSource,
+        window: Window,
+        depth: int,
+        last_page: Callable[[Sequence[AuditLog]], bool] | None = None,
+    ) -> None:
         self.window = window
+        self._last_page = last_page
+        self._pages: Iterator[Sequence[AuditLog]] | None = None
         self._inner = inner
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -45,10 +53,15 @@ class _Fetch:
         return False
 
     def _run(self) -> None:
-        start, end = self.window
         try:
-            for page in self._inner.pages(start_date=start, end_date=end):
+            self._pages = _inner_pages(self._inner, self.window)
+            for page in self._pages:
                 if not self._put(("page", page)):
+                    return
+                if self._last_page is not None and self._last_page(page):
+                    # The consumer will likely stop here: fetching on could waste requests.
+                    # If it does want more, it goes on with the same listing itself.
+                    self._put(("pause", None))
                     return
             self._put(("end", None))
         except Exception as exc:  # handed to the consumer, raised in its thread
@@ -59,6 +72,11 @@ class _Fetch:
             while True:
                 kind, value = self._queue.get()
                 if kind == "end":
+                    return
+                if kind == "pause":
+                    self._thread.join()
+                    if self._pages is not None:
+                        yield from self._pages
                     return
                 if kind == "error":
                     raise value
@@ -89,24 +107,42 @@ class ReadAheadSource:
         self._pending: _Fetch | None = None
         self._lock = threading.Lock()
 
-    def prefetch(self, *, start_date: date, end_date: date | None) -> None:
-        """Start fetching this window in the background (replacing any earlier prefetch)."""
+    def prefetch(
+        self,
+        *,
+        start_date: date,
+        end_date: date | None,
+        starting_after: str | None = None,
+        last_page: Callable[[Sequence[AuditLog]], bool] | None = None,
+    ) -> None:
+        """Start fetching this query in the background (replacing any earlier prefetch of
+        another query; one of the same query is kept). `last_page(page)` True: the consumer
+        will stop after that page, so nothing after it is fetched."""
         with self._lock:
+            if self._pending is not None and self._pending.window == (
+                start_date,
+                end_date,
+                starting_after,
+            ):
+                return
             previous, self._pending = self._pending, None
         if previous is not None:
             previous.cancel()
-        fetch = _Fetch(self._inner, (start_date, end_date), self._depth)
+        fetch = _Fetch(self._inner, (start_date, end_date, starting_after), self._depth, last_page)
         with self._lock:
             self._pending = fetch
 
-    def pages(self, *, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]:
+    def pages(
+        self, *, start_date: date, end_date: date | None, starting_after: str | None = None
+    ) -> Iterator[Sequence[AuditLog]]:
+        window = (start_date, end_date, starting_after)
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None:
-            if pending.window == (start_date, end_date):
+            if pending.window == window:
                 return pending.drain()
             pending.cancel()
-        return self._inner.pages(start_date=start_date, end_date=end_date)
+        return _inner_pages(self._inner, window)
 
     def cancel(self) -> None:
         """Discard any prefetch (the run is over)."""
@@ -114,3 +150,10 @@ class ReadAheadSource:
             pending, self._pending = self._pending, None
         if pending is not None:
             pending.cancel()
+
+
+def _inner_pages(inner: PageSource, window: Window) -> Iterator[Sequence[AuditLog]]:
+    start, end, after = window
+    if after is None:  # sources without cursors take no `starting_after`
+        return inner.pages(start_date=start, end_date=end)
+    return inner.pages(start_date=start, end_date=end, starting_after=after)

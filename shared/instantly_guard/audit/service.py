@@ -28,7 +28,6 @@ from typing import Any
 
 from instantly_guard.audit.checkpoint.base import Checkpoint, CheckpointStore
 from instantly_guard.audit.checkpoint.local import LocalCheckpointStore
-from instantly_guard.audit.checkpoint.memory import MemoryCheckpointStore
 from instantly_guard.audit.exporter import (
     ClientPageSource,
     Exporter,
@@ -196,8 +195,10 @@ class AuditExportService:
         log_level: str = "INFO",
         clock: Callable[[], datetime] = utc_now,
         close: Callable[[], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.source, self.sink, self.store = source, sink, store
+        self._state_dir = state_dir or Path(".instantly-guard") / "audit"
         self.log_level = log_level
         self.options = options
         self.key_source = key_source
@@ -205,32 +206,58 @@ class AuditExportService:
         self._clock = clock
         self._close = close
 
-    def exporter(self) -> Exporter:
-        """An exporter for one run; its read-ahead (one per run) fetches the next day window
-        while the current one is written."""
-        source = ReadAheadSource(self.source)
-        return Exporter(source, self.sink, self.store, self.options, clock=self._clock)
+    def exporter(
+        self,
+        store: CheckpointStore | None = None,
+        options: ExportOptions | None = None,
+        progress: Callable[[Summary], None] | None = None,
+    ) -> Exporter:
+        """An exporter for one run; its read-ahead (one per run) fetches pages while the
+        current ones are written."""
+        return Exporter(
+            ReadAheadSource(self.source),
+            self.sink,
+            store or self.store,
+            options or self.options,
+            clock=self._clock,
+            progress=progress,
+        )
 
-    def run(self, *, run_key: str | None = None) -> Summary:
+    def run(
+        self, *, run_key: str | None = None, progress: Callable[[Summary], None] | None = None
+    ) -> Summary:
         """One scheduled-style run against the stored checkpoint, logged."""
-        summary = self.exporter().run(run_key=run_key)
+        summary = self.exporter(progress=progress).run(run_key=run_key)
         self._log(summary)
         return summary
 
-    def backfill(self, since: date, until: date | None = None) -> Summary:
-        """Export [since, until] (UTC days) without reading or moving the stored checkpoint.
-        Entries already exported collapse by insertId in Cloud Logging."""
+    def backfill(
+        self,
+        since: date,
+        until: date | None = None,
+        *,
+        progress: Callable[[Summary], None] | None = None,
+    ) -> Summary:
+        """Export [since, until] (UTC days) without reading or moving the scheduled runs'
+        checkpoint. Entries already exported collapse by insertId in Cloud Logging.
+
+        The backfill keeps its own checkpoint under the state directory (one per since/until),
+        so a backfill interrupted (Ctrl-C, a failure) resumes where it stopped when the same
+        command is run again; it is removed once the backfill is complete."""
         start = datetime(since.year, since.month, since.day, tzinfo=UTC)
-        store = MemoryCheckpointStore(Checkpoint.starting_at(start))
-        options = replace(
-            self.options, time_budget=BACKFILL_BUDGET, checkpoint_interval=timedelta(0)
-        )
-        exporter = Exporter(
-            ReadAheadSource(self.source), self.sink, store, options, clock=self._clock
-        )
-        summary = exporter.run(until=until)
+        store = self.backfill_store(since, until)
+        if store.read()[0] is None:
+            store.write(Checkpoint.starting_at(start), 0)
+        options = replace(self.options, time_budget=BACKFILL_BUDGET)
+        summary = self.exporter(store, options, progress).run(until=until)
+        if summary.stopped_reason is StopReason.COMPLETE:
+            store.remove()
         self._log(summary)
         return summary
+
+    def backfill_store(self, since: date, until: date | None) -> LocalCheckpointStore:
+        end = until.isoformat() if until is not None else "now"
+        return LocalCheckpointStore(self._state_dir / f"backfill-{since.isoformat()}-{end}.json")
 
     def handle(self, method: str, headers: Mapping[str, str]) -> Response:
         """An HTTP request from Cloud Scheduler (or a person) -> the response to send."""
@@ -246,6 +273,37 @@ class AuditExportService:
 
     def _log(self, summary: Summary) -> None:
         fields = summary.to_json()
+        if summary.beyond_retention:
+            oldest = summary.oldest_beyond_retention
+            _log.warning(
+                "audit export: %d entries (the oldest dated %s) are older than the log bucket's "
+                "retention (AUDIT_LOG_RETENTION, %d days) and were not written: Cloud Logging "
+                "accepts such entries and stores none of them",
+                summary.beyond_retention,
+                oldest.isoformat() if oldest else "?",
+                self.options.retention.days if self.options.retention else 0,
+                extra={"fields": fields},
+            )
+        if summary.future_entries:
+            _log.warning(
+                "audit export: %d entries are dated more than a day ahead of this clock (clock "
+                "skew?); Cloud Logging refuses those, so they were written with the export's "
+                "time (the payload keeps Instantly's timestamp)",
+                summary.future_entries,
+                extra={"fields": fields},
+            )
+        if summary.stopped_reason is StopReason.BUSY and summary.blocked_by is not None:
+            blocked = summary.blocked_by
+            _log.warning(
+                "audit export did nothing: run %s holds the checkpoint (started %s, last seen "
+                "%s). If it was killed, its lease ends at %s and the next run then takes over.",
+                blocked["run"],
+                blocked["started_at"],
+                blocked["last_seen_at"],
+                blocked["lease_until"],
+                extra={"fields": fields},
+            )
+            return
         if summary.error is None:
             level = (
                 logging.WARNING if summary.stopped_reason is StopReason.LOST_RACE else logging.INFO
@@ -363,7 +421,10 @@ def _gcs_store(settings: AuditSettings) -> CheckpointStore:
 
 
 def export_options(settings: AuditSettings) -> ExportOptions:
+    gcp = settings.common.backend is Backend.GCP
     return ExportOptions(
+        # Only Cloud Logging forgets: the local JSONL sink keeps everything.
+        retention=settings.log_retention if gcp else None,
         lookback=settings.lookback,
         time_budget=settings.time_budget,
         overlap=settings.overlap,
@@ -416,6 +477,7 @@ def build_service(
         log_level=settings.common.log_level,
         clock=clock,
         close=client.close,
+        state_dir=settings.common.state_dir / "audit",
     )
 
 

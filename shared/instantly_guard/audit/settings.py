@@ -73,6 +73,7 @@ class AuditSettings:
     overlap: timedelta
     max_buffered: int
     day_margin: int
+    log_retention: timedelta
     rate_share: float
     key: KeySource
     logging_emulator_host: str | None
@@ -106,6 +107,16 @@ class AuditSettings:
         lookback = reader.duration("AUDIT_LOOKBACK", timedelta(days=7))
         if lookback <= timedelta(0):
             reader.problems.append("AUDIT_LOOKBACK must be positive")
+        # The log bucket's retention (Cloud Logging's `_Default` bucket: 30 days). Entries older
+        # than that are accepted by Cloud Logging and never stored.
+        retention = reader.duration("AUDIT_LOG_RETENTION", timedelta(days=30))
+        if retention < timedelta(days=1):
+            reader.problems.append("AUDIT_LOG_RETENTION must be at least 1d")
+        elif gcp and lookback > retention:
+            reader.problems.append(
+                f"AUDIT_LOOKBACK ({lookback.days}d) reaches past AUDIT_LOG_RETENTION "
+                f"({retention.days}d): Cloud Logging would silently drop the oldest entries"
+            )
         emulator = reader.text("LOGGING_EMULATOR_HOST")
         if emulator and not emulator.startswith(_LOOPBACK):
             reader.problems.append("LOGGING_EMULATOR_HOST must be a loopback host:port")
@@ -127,6 +138,7 @@ class AuditSettings:
             overlap=reader.duration("AUDIT_OVERLAP", timedelta(minutes=5)),
             max_buffered=reader.integer("AUDIT_MAX_BUFFERED", 20_000, minimum=1000),
             day_margin=reader.integer("AUDIT_DAY_MARGIN", 1, minimum=0, maximum=7),
+            log_retention=retention,
             rate_share=reader.number("AUDIT_RATE_SHARE", 0.25, minimum=0.01, maximum=1.0),
             key=_key_source(reader, common),
             logging_emulator_host=emulator,

@@ -185,18 +185,32 @@ class InstantlyClient:
         (undocumented: do not rely on it). Dates are days; a datetime is taken as its UTC day.
         An entry that does not match `AuditLog` comes as a `MalformedAuditLog` (`salvage.py`)
         instead of failing its page."""
-        params: dict[str, str | int] = {
-            "limit": pagination.check_limit(limit, pagination.AUDIT_LOG_LIMIT_MAX)
-        }
-        if start_date is not None:
-            params["start_date"] = _day(start_date)
-        if end_date is not None:
-            params["end_date"] = _day(end_date)
+        params = _audit_params(start_date, end_date, limit)
         if activity_type is not None:
             params["activity_type"] = int(activity_type)
         if search is not None:
             params["search"] = search
         return self._pages(AuditLog, "/audit-logs", params, item=salvage.audit_log)
+
+    def audit_log_page(
+        self,
+        *,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        starting_after: str | None = None,
+        limit: int = 1000,
+    ) -> Page[AuditLog]:
+        """One page of `GET /audit-logs`, with the cursor Instantly answered (opaque: pass it
+        back as `starting_after` to continue that listing)."""
+        params = _audit_params(start_date, end_date, limit)
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        path = "/audit-logs"
+        # As `iter_audit_log_pages`: a malformed entry is salvaged, never fails its page.
+        response = self._session.send(Call("GET", path, path, params=params))
+        return responses.validate_page(
+            AuditLog, response, method="GET", path=path, item=salvage.audit_log
+        )
 
     def iter_audit_logs(
         self,
@@ -372,6 +386,18 @@ class InstantlyClient:
 
     def _items(self, model: type[ModelT], path: str, *, limit: int) -> Iterator[ModelT]:
         return (item for page in self._pages(model, path, {"limit": limit}) for item in page)
+
+
+def _audit_params(start: date | None, end: date | None, limit: int) -> dict[str, str | int]:
+    """The query of `GET /audit-logs`: `limit` (1..1000) and the day filters that are set."""
+    params: dict[str, str | int] = {
+        "limit": pagination.check_limit(limit, pagination.AUDIT_LOG_LIMIT_MAX)
+    }
+    if start is not None:
+        params["start_date"] = _day(start)
+    if end is not None:
+        params["end_date"] = _day(end)
+    return params
 
 
 def _reveal_headers(headers: Mapping[str, str | Secret]) -> dict[str, str]:

@@ -61,6 +61,13 @@ class LocalCheckpointStore:
         with self._locked(fcntl.LOCK_SH):
             return self._load()
 
+    def remove(self) -> None:
+        """Delete the checkpoint (a finished backfill's): the next read finds none."""
+        with self._locked(fcntl.LOCK_EX), contextlib.suppress(FileNotFoundError):
+            self._path.unlink()
+        with contextlib.suppress(OSError):
+            self._lock_path.unlink()
+
     def write(self, state: Checkpoint, if_generation: int) -> int:
         with self._locked(fcntl.LOCK_EX):
             _, current = self._load()

@@ -5,12 +5,19 @@ Each line is one entry in Cloud Logging's `LogEntry` JSON shape (`logName`, `ins
 exclusive `flock` and fsync'd before `write` returns, so concurrent writers never interleave
 lines. Like Cloud Logging, the file may hold an entry twice after a crash; readers collapse
 equal `insertId`s (`read_entries(..., unique=True)`).
+
+Never a torn line: an append that fails part-way (disk full, quota) is cut back to where the
+batch started (`ftruncate`), and an append after a file that does not end in a newline (a crash
+in the middle of a `write`, or a truncate that failed too) starts on a fresh line. `read_entries`
+skips (and logs) a line that is not complete JSON: a tail torn by a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +26,7 @@ from typing import Any
 from instantly_guard.audit.entries import ExportEntry
 from instantly_guard.errors import BackendError
 
+_log = logging.getLogger("instantly_guard.audit")
 _str = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
 
 
@@ -77,18 +85,29 @@ class JsonlSink:
         data = "".join([f"{line(e)}\n" for e in entries]).encode()
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise BackendError(f"cannot append to {self._path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            start = os.fstat(fd).st_size
+            if start and os.pread(fd, 1, start - 1) != b"\n":
+                data = b"\n" + data  # a torn last line: ours starts on a fresh one
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 view = memoryview(data)
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
                 os.fsync(fd)
-            finally:
-                os.close(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):  # roll the partial batch back
+                    os.ftruncate(fd, start)
+                    os.fsync(fd)
+                raise BackendError(f"cannot append to {self._path}: {exc.strerror}") from exc
         except OSError as exc:
             raise BackendError(f"cannot append to {self._path}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
 
     def describe(self) -> str:
         return str(self._path)
@@ -99,11 +118,18 @@ def read_entries(path: Path, *, unique: bool = False) -> Iterator[dict[str, Any]
     seen: set[str] = set()
     if not Path(path).exists():
         return
-    with Path(path).open(encoding="utf-8") as handle:
+    with Path(path).open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
             if not line.strip():
                 continue
-            entry: dict[str, Any] = json.loads(line)
+            try:
+                entry: dict[str, Any] = json.loads(line)
+            except ValueError:
+                # A line torn by a crash mid-append (at the end, or followed by the fresh line
+                # the next append started): its entry was not acknowledged, so it is written
+                # again by the next run.
+                _log.warning("%s: skipping a torn line (%d characters)", path, len(line))
+                continue
             if unique:
                 if entry["insertId"] in seen:
                     continue

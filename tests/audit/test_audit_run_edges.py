@@ -1,0 +1,246 @@
+"""Edges of a run: clocks that disagree, entries older than the log bucket keeps, a killed run's
+lease, and a backfill stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from instantly_guard.audit.checkpoint import Checkpoint, MemoryCheckpointStore, RunRecord
+from instantly_guard.audit.exporter import Exporter, ExportOptions, StopReason
+from instantly_guard.audit.service import build_service
+from instantly_guard.audit.settings import AuditSettings
+from instantly_guard.audit.sinks.local import read_entries
+from instantly_guard.cli import main
+from instantly_guard.errors import ConfigError
+
+from .audit_support import (
+    T0,
+    Clock,
+    ListSource,
+    MemorySink,
+    assert_exact,
+    clear_guard_env,
+    local_env,
+    record,
+    restored_logging,
+    spread,
+)
+
+NOW = T0 + timedelta(days=3)
+OPTIONS = ExportOptions(lookback=timedelta(days=7), checkpoint_interval=timedelta(0))
+
+
+def _exporter(source, store, sink, clock, options=OPTIONS):  # type: ignore[no-untyped-def]
+    return Exporter(source, sink, store, options, clock=clock)
+
+
+# -- clock skew ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["asc", "desc", "random"])
+def test_an_entry_dated_days_ahead_neither_is_refused_nor_hides_the_entries_before_it(
+    order: str,
+) -> None:
+    records = spread(50, NOW - timedelta(hours=2), timedelta(minutes=1))
+    ahead = record(NOW + timedelta(days=2))
+    source = ListSource([*records, ahead], order=order, page_size=20)
+    sink, store, clock = MemorySink(), MemoryCheckpointStore(), Clock(NOW)
+
+    first = _exporter(source, store, sink, clock).run()
+
+    assert first.exported == 51
+    assert first.future_entries == 1
+    written = {e.insert_id: e for e in sink.entries}
+    # Cloud Logging refuses entries over a day ahead: it is written at the export's time.
+    assert written[ahead.id].timestamp == NOW
+    assert first.watermark == records[-1].timestamp  # the watermark did not jump two days
+    later = record(NOW + timedelta(minutes=1))
+    source.records.append(later)
+    clock.advance(timedelta(minutes=2))
+
+    second = _exporter(source, store, sink, clock).run()
+
+    assert second.exported == 1  # the later entry, not the one ahead again
+    assert_exact(sink.ids, [r.id for r in [*records, ahead, later]])
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+def test_entries_older_than_the_buckets_retention_are_counted_not_written() -> None:
+    old = spread(5, NOW - timedelta(days=40), timedelta(hours=1))
+    kept = spread(5, NOW - timedelta(days=10), timedelta(hours=1))
+    options = ExportOptions(
+        lookback=timedelta(days=60), retention=timedelta(days=30), checkpoint_interval=timedelta(0)
+    )
+    source = ListSource([*old, *kept], order="random")
+    sink, store, clock = MemorySink(), MemoryCheckpointStore(), Clock(NOW)
+
+    summary = _exporter(source, store, sink, clock, options).run()
+
+    assert summary.exported == 5
+    assert summary.beyond_retention == 5
+    assert summary.oldest_beyond_retention == old[0].timestamp
+    assert summary.to_json()["beyond_retention"]["entries"] == 5
+    assert_exact(sink.ids, [r.id for r in kept])
+    again = _exporter(source, store, sink, clock, options).run()
+    assert (again.exported, again.beyond_retention) == (0, 0)
+
+
+def _gcp_env(**extra: str) -> dict[str, str]:
+    return {
+        "GUARD_BACKEND": "gcp",
+        "GOOGLE_CLOUD_PROJECT": "demo",
+        "AUDIT_CHECKPOINT_BUCKET": "bucket",
+        "INSTANTLY_API_KEY": "k" * 40,
+        **extra,
+    }
+
+
+def test_a_look_back_beyond_the_retention_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="AUDIT_LOG_RETENTION"):
+        AuditSettings.from_env(_gcp_env(AUDIT_LOOKBACK="40d"))
+    assert AuditSettings.from_env(_gcp_env()).log_retention == timedelta(days=30)
+    longer = AuditSettings.from_env(_gcp_env(AUDIT_LOOKBACK="40d", AUDIT_LOG_RETENTION="400d"))
+    assert longer.log_retention == timedelta(days=400)
+
+
+def test_a_backfill_older_than_the_retention_is_refused_with_the_numbers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    clear_guard_env(monkeypatch)
+    env = _gcp_env(
+        GUARD_STATE_DIR=str(tmp_path),
+        LOGGING_EMULATOR_HOST="127.0.0.1:9",  # never dialled: the backfill is refused first
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
+    )
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    assert main(["export-audit", "--since", "2000-01-01"]) == 2
+
+    err = capsys.readouterr().err
+    assert "keeps 30 days (AUDIT_LOG_RETENTION)" in err
+    oldest = (datetime.now(UTC) - timedelta(days=30)).date() + timedelta(days=1)
+    assert f"--since {oldest} or later" in err
+
+
+# -- leases -------------------------------------------------------------------------------------
+
+
+def test_a_killed_run_blocks_others_for_one_lease_from_its_last_sign_of_life_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    records = spread(10, NOW - timedelta(hours=1), timedelta(minutes=1))
+    store = MemoryCheckpointStore()
+    killed = RunRecord(
+        "killed",
+        started_at=NOW - timedelta(minutes=8),
+        heartbeat_at=NOW - timedelta(minutes=1),
+    )
+    store.write(Checkpoint.starting_at(NOW - timedelta(days=1)).with_run(killed, NOW), 0)
+    sink, clock = MemorySink(), Clock(NOW)
+
+    blocked = _exporter(ListSource(records), store, sink, clock).run()
+
+    assert blocked.stopped_reason is StopReason.BUSY
+    assert blocked.blocked_by is not None
+    assert blocked.blocked_by["run"] == "killed"
+    assert blocked.blocked_by["lease_until"] == (NOW + timedelta(minutes=2)).isoformat()
+    assert sink.entries == []
+    # Three minutes after its last heartbeat (not ten after its start), the next run takes over.
+    clock.advance(timedelta(minutes=2, seconds=1))
+    taken = _exporter(ListSource(records), store, sink, clock).run()
+    assert taken.stopped_reason is StopReason.COMPLETE
+    assert taken.exported == 10
+    final, _ = store.read()
+    assert final is not None
+    assert final.run("killed").outcome == "abandoned"  # type: ignore[union-attr]
+
+
+def test_the_service_logs_why_a_run_did_nothing_and_until_when(
+    sandbox_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sb = sandbox_factory(seed="empty")
+    store = MemoryCheckpointStore()
+    now = datetime.now(UTC)
+    killed = RunRecord("killed", started_at=now - timedelta(minutes=1))
+    store.write(Checkpoint.starting_at(now - timedelta(days=1)).with_run(killed, now), 0)
+    service = build_service(local_env(sb, tmp_path), store=store)
+    try:
+        with caplog.at_level(logging.WARNING, logger="instantly_guard.audit"):
+            response = service.handle("POST", {})
+    finally:
+        service.close()
+
+    assert response.status == 200
+    assert response.body["stopped_reason"] == "run_in_progress"
+    lease_until = response.body["blocked_by"]["lease_until"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("did nothing" in m and "killed" in m and lease_until in m for m in messages)
+
+
+# -- backfills ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local(sandbox_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    sb = sandbox_factory(seed="empty", listing_order="asc")
+    return sb, local_env(sb, tmp_path, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    with restored_logging():
+        yield
+
+
+def test_a_backfill_stopped_with_ctrl_c_resumes_where_it_stopped(
+    local: Any, tmp_path: Path
+) -> None:
+    sb, env = local
+    start = datetime.now(UTC) - timedelta(days=20)
+    ids = sb.seed_audit_logs(4000, start=start, step=timedelta(minutes=5))
+    since = start.date()
+    written: list[int] = []
+
+    def ctrl_c(summary: Any) -> None:  # the terminal's SIGINT arrives while it works
+        written.append(summary.exported)
+        if summary.exported >= 1500:
+            raise KeyboardInterrupt
+
+    service = build_service(env)
+    try:
+        stopped = service.backfill(since, progress=ctrl_c)
+        assert stopped.stopped_reason is StopReason.INTERRUPTED
+        assert 1500 <= stopped.exported < 4000
+        assert service.backfill_store(since, None).read()[0] is not None
+        resumed = service.backfill(since)
+    finally:
+        service.close()
+
+    assert resumed.stopped_reason is StopReason.COMPLETE
+    assert stopped.exported + resumed.exported == 4000  # nothing listed twice
+    sink = tmp_path / "audit" / "instantly-audit.jsonl"
+    assert_exact([e["insertId"] for e in read_entries(sink)], ids)
+    assert service.backfill_store(since, None).read()[0] is None  # done: a rerun starts over
+
+
+def test_the_summary_reads_as_text_on_request(
+    local: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sb, _ = local
+    sb.seed_audit_logs(1200, step=timedelta(minutes=1))
+
+    assert main(["export-audit", "--format", "text"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("Audit export complete.")
+    assert "1,200 entries" in out
+    assert "order asc" in out
