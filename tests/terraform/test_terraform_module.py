@@ -285,14 +285,14 @@ def test_labels_and_annotations_are_the_ones_the_rotation_function_reads(tf: Mod
     assert tf.locals["managed_label"] == model.MANAGED_LABELS
     assert tf.locals["kind_label"] == model.KIND_LABEL
     declared = {
-        model.A.KIND,
-        model.A.SCOPES,
-        model.A.KEY_PREFIX,
-        model.A.GRACE,
-        model.A.RETENTION,
-        model.A.ADMIN_SECRET,
-        model.A.WEBHOOK_IDS,
-        model.A.WEBHOOK_HEADER,
+        model.AnnotationKey.KIND,
+        model.AnnotationKey.SCOPES,
+        model.AnnotationKey.KEY_PREFIX,
+        model.AnnotationKey.GRACE,
+        model.AnnotationKey.RETENTION,
+        model.AnnotationKey.ADMIN_SECRET,
+        model.AnnotationKey.WEBHOOK_IDS,
+        model.AnnotationKey.WEBHOOK_HEADER,
     }
     assert set(tf.locals["annotation_keys"].values()) == declared
     assert not declared & model.STATE_KEYS  # Terraform never writes the function's state
