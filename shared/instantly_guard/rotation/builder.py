@@ -101,5 +101,3 @@ def build_rotator(
         test_attempts=settings.test_attempts,
         **options,
     )
-
-
