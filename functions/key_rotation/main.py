@@ -9,7 +9,9 @@ Thin by design: decoding, the protocol and the ack/retry decision live in
 first event (cold start), from the environment; nothing is read or connected at import time.
 
 Returning acknowledges the message; raising makes Pub/Sub redeliver it, which we do only for
-failures a later attempt can fix.
+failures a later attempt can fix. A failed build (configuration included) raises
+`BuildFailedError`: the message is redelivered until a fixed deployment handles it or it reaches
+the dead-letter topic, so a rotation is never lost (`instantly_guard.lazy`, docs/lazy-build.md).
 """
 
 from __future__ import annotations
@@ -19,26 +21,20 @@ from typing import Any
 
 import functions_framework
 
-from instantly_guard.logs import configure_logging
-from instantly_guard.rotation.function import RetryRotationError, RotationFunction, get_function
+from instantly_guard.lazy import Lazy
+from instantly_guard.rotation.builder import build_rotator
+from instantly_guard.rotation.function import RetryRotationError, RotationFunction
 
-_logging_ready = False
-
-
-def _function() -> RotationFunction:
-    global _logging_ready
-    if not _logging_ready:
-        level = os.environ.get("LOG_LEVEL", "INFO").upper()
-        configure_logging(level if level in {"DEBUG", "INFO", "WARNING", "ERROR"} else "INFO")
-        _logging_ready = True
-    # A configuration error raises here, so the message is redelivered until a fixed
-    # deployment can handle it (or it reaches the dead-letter topic): a rotation is never lost.
-    return get_function(os.environ)
+_function = Lazy(
+    lambda: RotationFunction(build_rotator(os.environ)),
+    what="rotation function",
+    env=lambda: os.environ,
+)
 
 
 @functions_framework.cloud_event
 def rotate_api_key(cloud_event: Any) -> None:
-    handled = _function().handle(
+    handled = _function.get().handle(
         cloud_event["type"], cloud_event.data, event_id=str(cloud_event["id"])
     )
     if handled.retry:

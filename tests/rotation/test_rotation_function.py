@@ -16,7 +16,6 @@ import functions_framework
 import pytest
 from rotation_helpers import MANAGED, World
 
-from instantly_guard.rotation.function import reset_function
 from instantly_guard.rotation.model import AnnotationKey
 from instantly_guard.secrets.local import LocalSecretStore
 
@@ -65,12 +64,10 @@ def deployed(
     monkeypatch.setenv("GUARD_STATE_DIR", str(state))
     monkeypatch.setenv("INSTANTLY_API_BASE", world.sandbox.base_url)
     monkeypatch.setenv("ROTATION_TEST_ATTEMPTS", "1")
-    reset_function()
     app = functions_framework.create_app(
         target="rotate_api_key", source=str(MAIN), signature_type="cloudevent"
     )
     yield world, app.test_client()
-    reset_function()
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_instantly_guard", False):

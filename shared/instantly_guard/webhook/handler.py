@@ -90,6 +90,13 @@ def _json_response(status: int, document: Mapping[str, Any], **extra: str) -> Re
 # Fixed bodies: a refused request learns nothing about which check failed.
 UNAUTHORIZED: Final = _json_response(401, {"error": "unauthorized"})
 UNAVAILABLE: Final = _json_response(503, {"error": "unavailable, retry later"})
+
+
+def unavailable(headers: Mapping[str, str]) -> Response:
+    """The 503 of a receiver that could not be built, with the caller's `Retry-After`."""
+    return Response(503, UNAVAILABLE.body, {**UNAVAILABLE.headers, **headers})
+
+
 METHOD_NOT_ALLOWED: Final = _json_response(405, {"error": "method not allowed"}, Allow="POST")
 UNSUPPORTED: Final = _json_response(415, {"error": "unsupported media type: send application/json"})
 
