@@ -119,9 +119,10 @@ def test_webhook_bundle_holds_only_what_the_webhook_imports(bundles: dict[str, P
     assert "instantly_guard/webhook/testing.py" not in names
     assert {"instantly_guard/webhook/handler.py", "instantly_guard/publish/gcp.py"} <= names
     pins = _pins(bundles["webhook"])
-    assert {"functions-framework", "google-cloud-pubsub", "pydantic"} <= pins
+    assert {"functions-framework", "google-cloud-pubsub"} <= pins
     assert (
         not {
+            "pydantic",  # the payload is validated by hand: pydantic costs every cold start
             "detect-secrets",
             "google-cloud-storage",
             "google-cloud-secret-manager",

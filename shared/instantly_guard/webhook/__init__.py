@@ -3,7 +3,8 @@
 - `secrets`: the secret payload format (plain or `{"current", "previous", "previous_expires_at"}`)
   and sources that re-read a mounted file when it changes;
 - `auth`: constant-time secret check, optional HTTP Basic, optional source networks;
-- `payload`: pydantic models of Instantly's events, the deterministic event id;
+- `payload`: validation of Instantly's events (hand-written, no pydantic: it is on every
+  request's path), the deterministic event id;
 - `dedupe`: the recent-id memory that answers immediate duplicates;
 - `handler`: `handle(request, deps) -> Response`, the order of checks and the durable hand-off;
 - `settings`: `WebhookSettings` from the environment; `receiver`: `wire_receiver(env)` (raises;
