@@ -1,4 +1,5 @@
-"""receive_webhook driven through functions-framework's app, one case per rule of issue 3."""
+"""receive_webhook driven through functions-framework's app, one case per rule of the
+receiver (see the order of checks in `instantly_guard.webhook.handler`)."""
 
 from __future__ import annotations
 
