@@ -75,8 +75,9 @@ fmt: $(STAMP) ## Format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-scopes: $(STAMP) ## Regenerate the scope table from the OpenAPI document
+scopes: $(STAMP) ## Regenerate the scope table and the vocabulary from the OpenAPI document
 	$(PY) scripts/gen_scopes.py
+	$(PY) scripts/gen_vocabulary.py
 
 bench: $(STAMP) ## Run every benchmark and print one table
 	$(PY) -m benchmarks
