@@ -407,7 +407,7 @@ def test_function_wiring_matches_the_bundles(tf: Module) -> None:
     bundle = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bundle
     spec.loader.exec_module(bundle)
-    assert tf.locals["entry_points"] == bundle.FUNCTIONS
+    assert tf.locals["entry_points"] == bundle.discover_functions()
     for function in tf.resources("google_cloudfunctions2_function"):
         build = function.block("build_config")
         assert build["entry_point"] == f"${{local.entry_points.{function.name}}}"

@@ -29,23 +29,12 @@ from datetime import datetime
 from typing import Any, Final
 
 from instantly_guard.errors import GuardError
+from instantly_guard.vocabulary import DELIVERED_EVENT_TYPES
 
 EMAIL_EVENTS: Final = frozenset({"email_sent", "email_opened", "link_clicked", "email_bounced"})
 REPLY_EVENTS: Final = frozenset({"reply_received", "auto_reply_received"})
-LEAD_EVENTS: Final = frozenset(
-    {
-        "lead_unsubscribed",
-        "lead_neutral",
-        "lead_interested",
-        "lead_not_interested",
-        "lead_meeting_booked",
-        "lead_meeting_completed",
-        "lead_closed",
-        "lead_out_of_office",
-        "lead_wrong_person",
-        "lead_no_show",
-    }
-)
+# Every lead status change Instantly documents (`lead_interested`, `lead_meeting_booked`, ...).
+LEAD_EVENTS: Final = frozenset(t for t in DELIVERED_EVENT_TYPES if t.startswith("lead_"))
 CAMPAIGN_EVENTS: Final = frozenset({"campaign_completed"})
 ACCOUNT_EVENTS: Final = frozenset({"account_error"})
 ENRICHMENT_EVENTS: Final = frozenset({"supersearch_enrichment_completed"})
