@@ -38,9 +38,10 @@ setup: $(STAMP) ## Create .venv with the locked dependencies
 test: $(STAMP) ## Run the test suite (the README's test command)
 	$(PY) -m pytest
 
-lint: $(STAMP) ## Format check, ruff (includes the security rules S and B), terraform fmt -check
+lint: $(STAMP) ## Format check, ruff (security rules S and B), import contracts, terraform fmt -check
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	@if command -v terraform >/dev/null 2>&1; then \
 		echo "terraform -chdir=terraform fmt -check -recursive"; \
 		$(TERRAFORM_ENV) terraform -chdir=terraform fmt -check -recursive; \
@@ -74,8 +75,9 @@ fmt: $(STAMP) ## Format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-scopes: $(STAMP) ## Regenerate the scope table from the OpenAPI document
+scopes: $(STAMP) ## Regenerate the scope table and the vocabulary from the OpenAPI document
 	$(PY) scripts/gen_scopes.py
+	$(PY) scripts/gen_vocabulary.py
 
 bench: $(STAMP) ## Run every benchmark and print one table
 	$(PY) -m benchmarks

@@ -37,7 +37,7 @@ import httpx
 
 from benchmarks.common import Row, percentile
 from instantly_guard.logs import configure_logging
-from instantly_guard.webhook import build_receiver
+from instantly_guard.webhook.receiver import build_receiver
 from instantly_guard.webhook.testing import delivery, sample_event
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,10 @@ Thin by design: decoding, the protocol and the ack/retry decision live in
 first request (cold start), from the environment; nothing is read or connected at import time.
 
 A 2xx answer acknowledges the message; any other makes Pub/Sub redeliver it, which we do only for
-failures a later attempt can fix.
+failures a later attempt can fix. A failed build (configuration included) raises
+`BuildFailedError` (answered 500): the message is redelivered until a fixed deployment handles it
+or it reaches the dead-letter topic, so a rotation is never lost (`instantly_guard.lazy`,
+docs/lazy-build.md).
 """
 
 from __future__ import annotations
@@ -21,24 +24,18 @@ from typing import Any
 
 import functions_framework
 
-from instantly_guard.logs import configure_logging
-from instantly_guard.rotation.function import RotationFunction, get_function
+from instantly_guard.lazy import Lazy
+from instantly_guard.rotation.builder import build_rotator
+from instantly_guard.rotation.function import RotationFunction
 
-_logging_ready = False
-
-
-def _function() -> RotationFunction:
-    global _logging_ready
-    if not _logging_ready:
-        level = os.environ.get("LOG_LEVEL", "INFO").upper()
-        configure_logging(level if level in {"DEBUG", "INFO", "WARNING", "ERROR"} else "INFO")
-        _logging_ready = True
-    # A configuration error raises here (answered 500), so the message is redelivered until a
-    # fixed deployment can handle it (or it reaches the dead-letter topic): a rotation is never lost.
-    return get_function(os.environ)
+_function = Lazy(
+    lambda: RotationFunction(build_rotator(os.environ)),
+    what="rotation function",
+    env=lambda: os.environ,
+)
 
 
 @functions_framework.http
 def rotate_api_key(request: Any) -> tuple[str, int]:
-    handled = _function().handle_push(request.headers, request.get_data())
+    handled = _function.get().handle_push(request.headers, request.get_data())
     return handled.outcome, handled.status

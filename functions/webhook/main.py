@@ -3,8 +3,8 @@
 Thin by design: every rule lives in `instantly_guard.webhook` (see `handler.py` for the order of
 checks). The receiver is built once per instance, on the first request (cold start), from the
 environment; nothing is read or connected at import time. A build that fails (configuration or
-otherwise) answers 503 and logs the problem once; an unexpected failure is retried at most every
-few seconds (`instantly_guard.webhook.receiver.LazyReceiver`).
+otherwise) answers 503 with Retry-After, is logged once, and is tried again a few seconds later
+(`instantly_guard.lazy`, docs/lazy-build.md).
 """
 
 from __future__ import annotations
@@ -14,20 +14,19 @@ import os
 import flask
 import functions_framework
 
-from instantly_guard.logs import configure_logging
-from instantly_guard.webhook import LazyReceiver, Receiver
+from instantly_guard.lazy import BuildFailedError, Lazy, unavailable_headers
+from instantly_guard.webhook.handler import unavailable
+from instantly_guard.webhook.receiver import wire_receiver
 
-
-def _configure(receiver: Receiver) -> None:
-    configure_logging(receiver.log_level)
-
-
-_receiver = LazyReceiver(lambda: os.environ, on_build=_configure)
+_receiver = Lazy(lambda: wire_receiver(os.environ), what="webhook receiver", env=lambda: os.environ)
 
 
 @functions_framework.http
 def receive_webhook(request: flask.Request) -> flask.Response:
-    response = _receiver.get().handle(request)
+    try:
+        response = _receiver.get().handle(request)
+    except BuildFailedError as exc:
+        response = unavailable(unavailable_headers(exc))
     if response.status == 200:
         # A 200 means the whole body was read (to its end, within the limit): a plain body is
         # cheaper, and the after-request hook below has nothing left to read.

@@ -2,22 +2,42 @@
 
     GuardError                      root: catch this to catch everything we raise
     ├── ConfigError                 bad or missing configuration (lists every problem at once)
-    │   ├── scopes.ScopeParseError      a scope string that is not `resource:action`
-    │   └── scopes.UnknownOperationError an operation the OpenAPI document does not have
+    │   ├── scopes.errors.ScopeParseError          a scope string that is not `resource:action`
+    │   └── scopes.errors.UnknownOperationError    an operation the OpenAPI document lacks
     ├── BackendError                a Google Cloud or local backend failed (retryable or not)
-    │   └── ConflictError           a compare-and-swap lost (etag / generation precondition)
-    └── InstantlyError              a call to Instantly's API failed
-        ├── AuthenticationError     401: missing, invalid or revoked key
-        ├── ScopeError              401 or 403 about a scope (with or without `Found:`)
-        ├── PaymentRequiredError    402: the workspace has no paid plan
-        ├── PermissionDeniedError   403 that is not about scopes
-        ├── NotFoundError           404
-        │   └── AlreadyDeletedError 404 on a retried DELETE whose earlier attempt may have done it
-        ├── InvalidRequestError     400 (and other 4xx we do not single out)
-        ├── RateLimitedError        429
-        ├── ServerError             5xx
-        ├── TransportError          no HTTP answer: connect error, timeout, dropped connection
-        └── UnexpectedResponseError an answer we cannot use: not JSON, wrong shape, cursor loop
+    │   ├── ConflictError           a compare-and-swap lost (etag / generation precondition)
+    │   ├── publish.base.PublishError              a message was not acknowledged as stored
+    │   ├── secrets.base.SecretNotFoundError       no such secret, version or alias
+    │   ├── secrets.base.VersionUnavailableError   the version is disabled or destroyed
+    │   └── audit.service.KeyUnavailableError      the exporter's key cannot be read
+    ├── InstantlyError              a call to Instantly's API failed
+    │   ├── AuthenticationError     401: missing, invalid or revoked key
+    │   ├── ScopeError              401 or 403 about a scope (with or without `Found:`)
+    │   ├── PaymentRequiredError    402: the workspace has no paid plan
+    │   ├── PermissionDeniedError   403 that is not about scopes
+    │   ├── NotFoundError           404
+    │   │   └── AlreadyDeletedError 404 on a retried DELETE whose earlier attempt may have done it
+    │   ├── InvalidRequestError     400 (and other 4xx we do not single out)
+    │   ├── RateLimitedError        429
+    │   ├── ServerError             5xx
+    │   ├── TransportError          no HTTP answer: connect error, timeout, dropped connection
+    │   └── UnexpectedResponseError an answer we cannot use: not JSON, wrong shape, cursor loop
+    ├── rotation.errors.RotationError               a rotation could not complete (`retryable`)
+    │   ├── rotation.errors.RotationBusyError       another delivery holds the lease
+    │   ├── rotation.errors.KeyTestError            the new key failed its test
+    │   └── rotation.errors.RotationStateFullError  the state would not fit the annotation limit
+    ├── lazy.BuildFailedError                       a function's collaborators could not be built
+    ├── webhook.secrets.SecretFormatError           a webhook-secret payload breaks the format
+    ├── webhook.secrets.SecretUnavailableError      no usable webhook secret right now
+    ├── webhook.payload.PayloadError                a webhook body that is not an event
+    ├── check.gitrepo.RepositoryUnreadableError     not a git work tree, or git is missing
+    └── localstack.processes.StackError             the local stack could not start
+
+`SecretFormatError` and `PayloadError` are also `ValueError`s. Google's own errors are classified
+as transient or not in one place, `google_errors.is_transient`, and reach callers as a
+`BackendError` whose `retryable` says so. Private exceptions that only carry control flow inside
+one module (`_StopRunError`, ...) are not errors and are not drawn. `tests/unit/test_error_tree.py`
+walks every class in the package and holds this drawing to it.
 
 Every InstantlyError carries the HTTP method, the path (never the query string, never a header),
 the status (None when there was no answer) and whether repeating the call can help. None carries

@@ -13,6 +13,7 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -117,8 +118,19 @@ def configure_logging(
     root.setLevel(level)
 
 
-def get_logger(name: str) -> logging.Logger:
-    return logging.getLogger(name)
+_LEVELS: Final = frozenset({"DEBUG", "INFO", "WARNING", "ERROR"})
+_once_lock = threading.Lock()
+
+
+def configure_logging_once(env: Mapping[str, str]) -> None:
+    """`configure_logging` at `LOG_LEVEL` (INFO when unset or not a level: the settings report
+    that as a configuration problem), unless our handler is already installed: every function
+    configures logging here, once per process, before it builds anything."""
+    with _once_lock:
+        if any(getattr(h, "_instantly_guard", False) for h in logging.getLogger().handlers):
+            return
+        level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+        configure_logging(level if level in _LEVELS else "INFO")
 
 
 def trace_fields(trace_header: str | None, project: str | None) -> dict[str, str]:

@@ -73,10 +73,6 @@ class Reader:
             return default
         return raw
 
-    def required_text(self, name: str) -> str:
-        value = self.text(name, required=True)
-        return value if value is not None else ""
-
     def integer(
         self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
     ) -> int:

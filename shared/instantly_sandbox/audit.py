@@ -31,46 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple, get_args
 
+from instantly_guard.vocabulary import ACTIVITY_DESCRIPTIONS
 from instantly_sandbox.ids import Uuid7Factory, iso_ms, to_ms, uuid7_floor, uuid7_from_parts
 
 ListingOrder = Literal["asc", "desc", "random"]
 LISTING_ORDERS: tuple[str, ...] = get_args(ListingOrder)
 
-ACTIVITY_NAMES: Mapping[int, str] = {
-    1: "User login",
-    2: "Lead deletion",
-    3: "Campaign deletion",
-    4: "Campaign launch",
-    5: "Campaign pause",
-    6: "Account addition",
-    7: "Account deletion",
-    8: "Lead moved",
-    9: "Lead added",
-    10: "Lead merged",
-    11: "Campaign update",
-    12: "Subsequence update",
-    18: "Webhook created",
-    19: "Webhook updated",
-    20: "Webhook marked as error",
-    21: "Webhook resumed",
-    22: "TOTP enrollment started",
-    23: "TOTP enabled",
-    24: "TOTP replacement started",
-    25: "TOTP replaced",
-    26: "TOTP disabled",
-    27: "MFA recovery codes generated",
-    28: "MFA recovery code used",
-    29: "MFA login challenge failed",
-    30: "MFA login challenge failed too many times",
-    31: "MFA login succeeded",
-    32: "Subscriber import started",
-    33: "Subscriber import cancelled",
-    34: "Lead exported",
-    35: "SuperSearch enrichment created",
-    36: "Account update",
-    37: "API key created",
-    38: "API key deleted",
-}
+ACTIVITY_NAMES: Mapping[int, str] = ACTIVITY_DESCRIPTIONS
 """The documented activity types (the `AuditLog.activity_type` enum) and their names."""
 
 OPTIONAL_FIELDS: tuple[str, ...] = (

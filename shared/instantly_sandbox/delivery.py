@@ -18,33 +18,8 @@ from typing import Any
 
 import httpx
 
+from instantly_guard.vocabulary import DELIVERED_AS, SUBSCRIBABLE_EVENT_TYPES
 from instantly_sandbox.ids import iso
-
-SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = (
-    "all_events",
-    "email_sent",
-    "email_opened",
-    "email_link_clicked",
-    "reply_received",
-    "email_bounced",
-    "lead_unsubscribed",
-    "campaign_completed",
-    "account_error",
-    "lead_neutral",
-    "lead_interested",
-    "lead_not_interested",
-    "lead_meeting_booked",
-    "lead_meeting_completed",
-    "lead_closed",
-    "lead_out_of_office",
-    "lead_wrong_person",
-    "lead_no_show",
-    "supersearch_enrichment_completed",
-)
-"""The `Webhook.event_type` enum: what `POST /webhooks` accepts (plus null for custom labels)."""
-
-DELIVERED_AS: Mapping[str, str] = {"email_link_clicked": "link_clicked"}
-"""Subscription name -> the `event_type` a delivery carries, where they differ."""
 
 DELIVERY_USER_AGENT = "axios/1.7.9"
 """Instantly documents no User-Agent for deliveries; its backend is Node, so an axios-style one.

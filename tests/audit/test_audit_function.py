@@ -56,7 +56,10 @@ def function(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
     yield make
     for module in loaded:
-        module._service.close()
+        for lazy in (module._service, module._check):
+            built = lazy.reset()
+            if built is not None:
+                built.close()
 
 
 @pytest.fixture
@@ -89,12 +92,21 @@ def test_local_stack_exports_and_answers_the_summary(sb, tmp_path, function) -> 
     assert client.get("/").status_code == 405
 
 
-def test_missing_configuration_answers_500_naming_every_variable(function) -> None:  # type: ignore[no-untyped-def]
+def test_missing_configuration_answers_503_naming_every_variable_and_logs_once(
+    function, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    # 503 with Retry-After, and built again later (instantly_guard.lazy): the earlier function
+    # cached the error and answered 500 for the instance's whole life.
     client = function({"GUARD_BACKEND": "gcp"})
 
-    response = client.post("/")
+    with caplog.at_level(logging.ERROR, logger="instantly_guard"):
+        response = client.post("/", headers=SCHEDULER)
+        again = client.post("/", headers=SCHEDULER)
 
-    assert response.status_code == 500
+    assert response.status_code == again.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["kind"] == "config"
+    assert len([r for r in caplog.records if "could not be built" in r.getMessage()]) == 1
     problems = " ".join(response.get_json()["error"]["problems"])
     assert "AUDIT_CHECKPOINT_BUCKET" in problems
     assert "GOOGLE_CLOUD_PROJECT" in problems

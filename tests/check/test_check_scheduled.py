@@ -16,10 +16,10 @@ from instantly_guard.check import Policy
 from instantly_guard.check.scheduled import (
     ScheduledCheck,
     build_scheduled_check,
-    reset_scheduled_check,
     run_scheduled_check,
 )
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
+from instantly_guard.lazy import BUILD_RETRY_SECONDS, Lazy
 from instantly_guard.logs import JsonFormatter
 from instantly_guard.rotation.engine import set_current
 from instantly_guard.secret import Secret
@@ -43,14 +43,30 @@ def records() -> Iterator[io.StringIO]:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    reset_scheduled_check()
     try:
         yield stream
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
         logger.propagate = old_propagate
-        reset_scheduled_check()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lazy_check(env: dict[str, str], clock: _Clock | None = None) -> Lazy[ScheduledCheck | None]:
+    """What functions/audit_export/main.py holds, logging where the fixture listens."""
+    return Lazy(
+        lambda: build_scheduled_check(env),
+        what="scheduled posture check",
+        monotonic=clock or _Clock(),
+        logger=logging.getLogger("instantly_guard.check"),
+    )
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -100,8 +116,14 @@ def test_key_from_the_local_secret_store_and_policy_file(
         "AUDIT_CHECK_KEY_SECRET": "posture-check",  # pragma: allowlist secret
         "AUDIT_CHECK_POLICY": str(policy),
     }
-    assert run_scheduled_check(env)
-    assert run_scheduled_check(env) is None  # once per interval (1h default)
+    check = lazy_check(env)
+    try:
+        assert run_scheduled_check(check)
+        assert run_scheduled_check(check) is None  # once per interval (1h default)
+    finally:
+        built = check.reset()
+        if built is not None:
+            built.close()
     rules = {r.get("check_rule") for r in lines(records)}
     assert "keys.full-access" in rules
     assert "keys.unmanaged" not in rules
@@ -113,6 +135,37 @@ def test_misconfiguration_is_logged_never_raised(records: io.StringIO) -> None:
         "AUDIT_RUN_CHECK": "true",
         "AUDIT_CHECK_POLICY": "/nonexistent.toml",
     }
-    assert run_scheduled_check(env) is None
+    assert run_scheduled_check(lazy_check(env)) is None
     errors = [r for r in lines(records) if r["severity"] == "ERROR"]
     assert "cannot read" in str(errors[0]["message"])
+
+
+def test_a_failed_build_is_retried_on_a_later_export(
+    demo: Sandbox, records: io.StringIO, tmp_path: Path
+) -> None:
+    # The policy file is not there yet at the first export (a late mount): the check is skipped,
+    # then built on an export after the retry interval. The earlier code never built it again.
+    key = demo.add_key("posture-check", scopes.PROFILES["posture_check"].scope_strings)
+    policy = tmp_path / "policy.toml"
+    env = {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(tmp_path),
+        "INSTANTLY_API_BASE": demo.base_url,
+        "INSTANTLY_API_KEY": key.key,
+        "AUDIT_RUN_CHECK": "true",
+        "AUDIT_CHECK_POLICY": str(policy),
+    }
+    clock = _Clock()
+    check = lazy_check(env, clock)
+
+    assert run_scheduled_check(check) is None
+    policy.write_text("disabled_rules = []\n")
+    assert run_scheduled_check(check) is None  # within the interval: not built again yet
+    clock.now += BUILD_RETRY_SECONDS
+    try:
+        assert run_scheduled_check(check)
+    finally:
+        built = check.reset()
+        if built is not None:
+            built.close()
+    assert key.key not in records.getvalue()

@@ -12,6 +12,8 @@ import importlib.util
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -77,7 +79,143 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_bundle_script_and_terraform_agree_on_entry_points() -> None:
-    assert {name: entry for name, (entry, _) in ENTRY_POINTS.items()} == bundle_script.FUNCTIONS
+    # The script discovers functions/*/main.py and reads each entry point from its decorator.
+    assert {
+        name: entry for name, (entry, _) in ENTRY_POINTS.items()
+    } == bundle_script.discover_functions()
+
+
+def test_bundles_print_their_module_and_requirement_counts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bundle.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(PRESENT)
+    for line in lines:
+        assert re.search(r"\.zip +\d+ modules +\d+ requirements +[\d,]+ bytes +sha256=", line), line
+
+
+def _names(path: Path) -> set[str]:
+    with zipfile.ZipFile(path) as archive:
+        return set(archive.namelist())
+
+
+def _pins(path: Path) -> set[str]:
+    with zipfile.ZipFile(path) as archive:
+        lines = archive.read("requirements.txt").decode().splitlines()
+    return {line.split("==", 1)[0].lower() for line in lines}
+
+
+def test_webhook_bundle_holds_only_what_the_webhook_imports(bundles: dict[str, Path]) -> None:
+    _needs_main("webhook")
+    names = _names(bundles["webhook"])
+    for package in ("cli", "localstack", "check", "audit", "rotation", "instantly", "scopes"):
+        assert not any(n.startswith(f"instantly_guard/{package}/") for n in names), package
+    assert "instantly_guard/webhook/testing.py" not in names
+    assert {"instantly_guard/webhook/handler.py", "instantly_guard/publish/gcp.py"} <= names
+    pins = _pins(bundles["webhook"])
+    assert {"functions-framework", "google-cloud-pubsub"} <= pins
+    assert (
+        not {
+            "pydantic",  # the payload is validated by hand: pydantic costs every cold start
+            "detect-secrets",
+            "google-cloud-storage",
+            "google-cloud-secret-manager",
+            "google-cloud-logging",
+            "httpx",
+        }
+        & pins
+    )
+
+
+def test_rotation_bundle_has_no_audit_or_check_code(bundles: dict[str, Path]) -> None:
+    _needs_main("key_rotation")
+    names = _names(bundles["key_rotation"])
+    for package in ("cli", "localstack", "check", "audit"):
+        assert not any(n.startswith(f"instantly_guard/{package}/") for n in names), package
+    pins = _pins(bundles["key_rotation"])
+    assert "google-cloud-secret-manager" in pins
+    assert not {"google-cloud-storage", "google-cloud-pubsub", "detect-secrets"} & pins
+
+
+def test_a_check_rule_change_leaves_the_webhook_bundle_alone(tmp_path: Path) -> None:
+    _needs_main("webhook")
+    _needs_main("audit_export")
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "functions", source / "functions", ignore=_BYTECODE)
+    shutil.copytree(ROOT / "shared", source / "shared", ignore=_BYTECODE)
+    exported = bundle_script.export_requirements(str(UV))
+
+    def build(out: str) -> dict[str, str]:
+        built = bundle_script.build(
+            tmp_path / out,
+            ["webhook", "audit_export"],
+            functions_dir=source / "functions",
+            shared=source / "shared",
+            exported=exported,
+        )
+        return {bundle.name: bundle.sha256 for bundle in built}
+
+    before = build("before")
+    rule = source / "shared" / "instantly_guard" / "check" / "rules" / "keys.py"
+    rule.write_text(rule.read_text() + "\n# a changed rule\n")
+    after = build("after")
+
+    assert after["webhook"] == before["webhook"]
+    assert after["audit_export"] != before["audit_export"]
+
+
+_BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def test_import_graph_follows_lazy_imports_and_skips_type_checking() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "import json\n"
+        "from . import sibling\n"
+        "from .sub import thing\n"
+        "if TYPE_CHECKING:\n"
+        "    from instantly_guard.cli import main\n"
+        "else:\n"
+        "    import yaml\n"
+        "def later():\n"
+        "    from google.cloud import pubsub_v1\n"
+    )
+    names = bundle_script.imported_names(source, "pkg.mod", is_package=False)
+    assert {"json", "pkg.sibling", "pkg.sub", "pkg.sub.thing", "yaml"} <= names
+    assert {"google.cloud", "google.cloud.pubsub_v1"} <= names
+    assert not any(name.startswith("instantly_guard.cli") for name in names)
+
+
+def test_import_graph_refuses_a_computed_module_name() -> None:
+    source = "import importlib\ndef f(name):\n    return importlib.import_module(name)\n"
+    with pytest.raises(bundle_script.BundleError, match="computed module name"):
+        bundle_script.imported_names(source, "pkg.mod", is_package=False)
+
+
+@pytest.mark.parametrize("module", ["instantly_sandbox", "instantly_guard.cli.check"])
+def test_a_function_reaching_a_development_part_is_refused(tmp_path: Path, module: str) -> None:
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "main.py").write_text(f"def handler():\n    import {module}\n")
+    with pytest.raises(bundle_script.BundleError, match="must never ship"):
+        bundle_script.import_graph(tmp_path / "f" / "main.py", ROOT / "shared")
+
+
+def test_lock_closure_follows_extras() -> None:
+    lock = {
+        "package": [
+            {"name": "a", "dependencies": [{"name": "b", "extra": ["grpc"]}]},
+            {"name": "b", "optional-dependencies": {"grpc": [{"name": "c"}]}},
+            {"name": "c"},
+            {"name": "unused"},
+        ]
+    }
+    assert bundle_script.lock_closure(["a"], lock) == {"a", "b", "c"}
 
 
 def test_same_sources_give_the_same_bytes(tmp_path_factory: pytest.TempPathFactory) -> None:

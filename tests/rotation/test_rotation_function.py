@@ -17,8 +17,7 @@ import functions_framework
 import pytest
 from rotation_helpers import MANAGED, World
 
-from instantly_guard.rotation.function import reset_function
-from instantly_guard.rotation.model import A
+from instantly_guard.rotation.model import AnnotationKey
 from instantly_guard.secrets.local import LocalSecretStore
 
 MAIN = Path(__file__).resolve().parents[2] / "functions" / "key_rotation" / "main.py"
@@ -66,12 +65,10 @@ def deployed(
     monkeypatch.setenv("GUARD_STATE_DIR", str(state))
     monkeypatch.setenv("INSTANTLY_API_BASE", world.sandbox.base_url)
     monkeypatch.setenv("ROTATION_TEST_ATTEMPTS", "1")
-    reset_function()
     app = functions_framework.create_app(
         target="rotate_api_key", source=str(MAIN), signature_type="http"
     )
     yield world, app.test_client()
-    reset_function()
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_instantly_guard", False):
@@ -181,7 +178,7 @@ def test_a_permanent_failure_is_logged_and_acknowledged(
     with caplog.at_level(logging.ERROR, logger="instantly_guard"):
         assert post_structured(client, rotate_message("misdeclared", "2026-03-01T00:00:00Z")) == 200
     assert any(getattr(r, "fields", {}).get("rotation_failed") for r in caplog.records)
-    assert "missing-admin-secret" in world.annotations("misdeclared")[A.LAST_ERROR]
+    assert "missing-admin-secret" in world.annotations("misdeclared")[AnnotationKey.LAST_ERROR]
 
 
 def test_a_secret_that_does_not_exist_is_acknowledged(deployed: Any) -> None:
@@ -199,8 +196,8 @@ def test_the_sweep_message_revokes_what_is_due(deployed: Any) -> None:
     # Make the revocation due now, as if the grace had passed.
     meta = world.store.inner.get(MANAGED)
     notes = dict(meta.annotations)
-    notes[A.REVOCATIONS] = notes[A.REVOCATIONS].replace(
-        json.loads(notes[A.REVOCATIONS])[0]["after"], "2000-01-01T00:00:00+00:00"
+    notes[AnnotationKey.REVOCATIONS] = notes[AnnotationKey.REVOCATIONS].replace(
+        json.loads(notes[AnnotationKey.REVOCATIONS])[0]["after"], "2000-01-01T00:00:00+00:00"
     )
     world.store.inner.update(MANAGED, aliases=meta.aliases, annotations=notes, etag=meta.etag)
 

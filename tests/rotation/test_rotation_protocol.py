@@ -9,7 +9,7 @@ from rotation_helpers import ADMIN, GRACE, MANAGED, PREFIX, World
 
 from instantly_guard.errors import ConfigError
 from instantly_guard.rotation.errors import RotationError
-from instantly_guard.rotation.model import A, Kind, ManagedConfig, RotationState
+from instantly_guard.rotation.model import AnnotationKey, Kind, ManagedConfig, RotationState
 from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import VersionState, VersionUnavailableError
@@ -27,7 +27,7 @@ def test_first_rotation_provisions_a_declared_secret_with_no_version(world: Worl
     assert world.current_key() == world.latest_key()
     assert world.key_record(world.current_key()).id == key.id
     assert world.aliases() == {"current": "1"}
-    assert world.annotations()[A.CURRENT_KEY_ID] == key.id
+    assert world.annotations()[AnnotationKey.CURRENT_KEY_ID] == key.id
     world.assert_consistent()
 
 
@@ -82,7 +82,7 @@ def test_disabled_versions_are_destroyed_after_the_retention(world: World) -> No
     result = world.rotator.sweep()[MANAGED]
     assert result.destroyed_versions == ["1"]  # type: ignore[union-attr]
     assert world.store.inner.list_versions(MANAGED)[0].state is VersionState.DESTROYED
-    assert A.DESTRUCTIONS not in world.annotations()
+    assert AnnotationKey.DESTRUCTIONS not in world.annotations()
 
 
 def test_the_next_event_also_finishes_due_revocations(world: World) -> None:
@@ -192,8 +192,8 @@ def test_a_secret_without_our_label_is_ignored(world: World) -> None:
 
 def test_a_badly_declared_secret_is_a_permanent_configuration_error(world: World) -> None:
     labels, notes = ManagedConfig.declare(kind=Kind.API_KEY, scopes=("audit_logs:read",))
-    notes[A.SCOPES] = "audit_log:read"  # a typo
-    notes[A.GRACE] = "soon"
+    notes[AnnotationKey.SCOPES] = "audit_log:read"  # a typo
+    notes[AnnotationKey.GRACE] = "soon"
     world.store.inner.create_secret("broken", labels=labels, annotations=notes)
     with pytest.raises(ConfigError, match="scopes") as info:
         world.rotator.handle(world.rotate_event("broken"))

@@ -21,7 +21,7 @@ from rotation_helpers import GRACE, LEASE, Crash, World
 from instantly_guard.errors import InstantlyError
 from instantly_guard.instantly import StaticKey
 from instantly_guard.rotation.errors import RotationError
-from instantly_guard.rotation.model import A, Kind
+from instantly_guard.rotation.model import AnnotationKey, Kind
 from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import VersionState
@@ -329,7 +329,7 @@ def test_a_refused_test_delivery_keeps_the_rotation_unfinished_until_it_succeeds
     with pytest.raises(RotationError, match="refused Instantly's test delivery") as failed:
         world.rotator.handle(event)
     assert failed.value.retryable
-    assert world.annotations(HOOK_SECRET).get(A.PHASE) == "stored"
+    assert world.annotations(HOOK_SECRET).get(AnnotationKey.PHASE) == "stored"
 
     receiver.refuse_all = False
     assert world.rotator.handle(event).outcome is Outcome.ROTATED

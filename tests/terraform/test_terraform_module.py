@@ -285,14 +285,14 @@ def test_labels_and_annotations_are_the_ones_the_rotation_function_reads(tf: Mod
     assert tf.locals["managed_label"] == model.MANAGED_LABELS
     assert tf.locals["kind_label"] == model.KIND_LABEL
     declared = {
-        model.A.KIND,
-        model.A.SCOPES,
-        model.A.KEY_PREFIX,
-        model.A.GRACE,
-        model.A.RETENTION,
-        model.A.ADMIN_SECRET,
-        model.A.WEBHOOK_IDS,
-        model.A.WEBHOOK_HEADER,
+        model.AnnotationKey.KIND,
+        model.AnnotationKey.SCOPES,
+        model.AnnotationKey.KEY_PREFIX,
+        model.AnnotationKey.GRACE,
+        model.AnnotationKey.RETENTION,
+        model.AnnotationKey.ADMIN_SECRET,
+        model.AnnotationKey.WEBHOOK_IDS,
+        model.AnnotationKey.WEBHOOK_HEADER,
     }
     assert set(tf.locals["annotation_keys"].values()) == declared
     assert not declared & model.STATE_KEYS  # Terraform never writes the function's state
@@ -407,7 +407,7 @@ def test_function_wiring_matches_the_bundles(tf: Module) -> None:
     bundle = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bundle
     spec.loader.exec_module(bundle)
-    assert tf.locals["entry_points"] == bundle.FUNCTIONS
+    assert tf.locals["entry_points"] == bundle.discover_functions()
     for function in tf.resources("google_cloudfunctions2_function"):
         build = function.block("build_config")
         assert build["entry_point"] == f"${{local.entry_points.{function.name}}}"

@@ -1,4 +1,5 @@
-"""A receiver whose build fails (not only its configuration) fails closed, logs once, and retries."""
+"""A receiver whose build fails (its configuration or anything else) fails closed (503 with
+Retry-After), logs once, and is built again after an interval (instantly_guard.lazy)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import sys
 import pytest
 from webhook_support import SECRET, RecordingPublisher, local_env
 
+from instantly_guard.lazy import BUILD_RETRY_SECONDS, BuildFailedError, Lazy
 from instantly_guard.webhook import receiver as receiver_module
-from instantly_guard.webhook.receiver import BUILD_RETRY_SECONDS, LazyReceiver, build_receiver
+from instantly_guard.webhook.receiver import build_receiver, wire_receiver
 from instantly_guard.webhook.testing import delivery, sample_event
 
 
@@ -17,7 +19,11 @@ def _build_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [
         r
         for r in caplog.records
-        if r.levelno == logging.ERROR and "could not build the receiver" in r.getMessage()
+        if r.levelno == logging.ERROR
+        and (
+            "could not build the receiver" in r.getMessage()
+            or "could not be built" in r.getMessage()
+        )
     ]
 
 
@@ -46,6 +52,8 @@ def test_missing_pubsub_library_answers_503_and_logs_once_through_main(
     ]
 
     assert statuses == [503, 503, 503]
+    assert client.post("/", json=sample_event()).headers["Retry-After"] == "5"
+    assert client.post("/", json=sample_event()).headers["Retry-After"] == "5"
     [error] = _build_errors(caplog)
     assert "module 'instantly_guard.publish.gcp' is missing" in error.getMessage()
     assert SECRET not in caplog.text
@@ -102,11 +110,15 @@ def test_failed_build_is_retried_at_most_every_interval_then_recovers(
     monkeypatch.setattr(receiver_module, "make_publisher", flaky)
     caplog.set_level(logging.INFO, logger="instantly_guard")
     clock = _Clock()
-    built = []
-    lazy = LazyReceiver(lambda: local_env(tmp_path), on_build=built.append, monotonic=clock)
+    lazy = Lazy(
+        lambda: wire_receiver(local_env(tmp_path)), what="webhook receiver", monotonic=clock
+    )
 
     def status() -> int:
-        return lazy.get().handle(delivery(sample_event(step=len(built)), SECRET)).status
+        try:
+            return lazy.get().handle(delivery(sample_event(step=len(attempts)), SECRET)).status
+        except BuildFailedError:
+            return 503
 
     assert [status() for _ in range(5)] == [503] * 5
     assert len(attempts) == 1  # one attempt, not one per request
@@ -119,7 +131,6 @@ def test_failed_build_is_retried_at_most_every_interval_then_recovers(
     clock.now += BUILD_RETRY_SECONDS
     assert status() == 200  # third attempt succeeds
     assert len(attempts) == 3
-    assert len(built) == 3
     assert len(publisher.messages) == 1
     assert [status() for _ in range(3)] == [200, 200, 200]
     assert len(attempts) == 3  # a working receiver is never rebuilt
@@ -128,21 +139,13 @@ def test_failed_build_is_retried_at_most_every_interval_then_recovers(
     assert sum("after an earlier failure" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_configuration_error_is_not_retried(tmp_path):
-    clock = _Clock()
-    calls = []
+def test_configuration_error_through_main_answers_503_with_retry_after(make_client, tmp_path):
+    # Deployed with a log level the settings refuse: a configuration error at cold start.
+    # The earlier receiver answered 503 for the instance's whole life, without Retry-After.
+    client = make_client(local_env(tmp_path, LOG_LEVEL="LOUD"))
 
-    def builder(env, **kwargs):
-        calls.append(1)
-        return build_receiver(env, **kwargs)
+    first = client.post("/", json=sample_event(), headers={"x-webhook-secret": SECRET})
 
-    lazy = LazyReceiver(
-        lambda: local_env(tmp_path, INSTANTLY_WEBHOOK_SECRET=None), monotonic=clock, builder=builder
-    )
-
-    first = lazy.get()
-    clock.now += 10 * BUILD_RETRY_SECONDS
-
-    assert lazy.get() is first
-    assert len(calls) == 1
-    assert first.handle(delivery(sample_event(), SECRET)).status == 503
+    assert first.status_code == 503
+    assert first.json == {"error": "unavailable, retry later"}
+    assert int(first.headers["Retry-After"]) == BUILD_RETRY_SECONDS

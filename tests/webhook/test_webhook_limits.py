@@ -7,9 +7,9 @@ import json
 
 from webhook_support import SECRET, RecordingPublisher, local_env
 
-from instantly_guard.webhook import build_receiver
 from instantly_guard.webhook.handler import MAX_MESSAGE_BYTES, message_attributes, message_size
 from instantly_guard.webhook.payload import parse_event
+from instantly_guard.webhook.receiver import build_receiver
 from instantly_guard.webhook.testing import delivery, sample_event
 
 

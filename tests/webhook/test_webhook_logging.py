@@ -11,7 +11,7 @@ from webhook_support import SECRET, WRONG_SAME_LENGTH, RecordingPublisher, local
 
 from instantly_guard.logs import JsonFormatter
 from instantly_guard.redaction import hash_email
-from instantly_guard.webhook import build_receiver
+from instantly_guard.webhook.receiver import build_receiver
 from instantly_guard.webhook.testing import SimpleRequest, delivery, sample_event
 
 LEAD = "jordan.lee@prospect.example"

@@ -10,7 +10,7 @@ from webhook_support import SECRET, json_headers
 
 from instantly_guard.publish.base import PublishError
 from instantly_guard.publish.gcp import PubSubPublisher
-from instantly_guard.webhook import build_receiver
+from instantly_guard.webhook.receiver import build_receiver
 from instantly_guard.webhook.testing import delivery, sample_event
 from standins.pubsub import PubSubStandIn
 

@@ -7,11 +7,13 @@ job's retry config; it cannot be told "do not retry"):
     200  the run ended as planned: complete, stopped at its time budget, lost the checkpoint to
          another run, a duplicate Scheduler delivery, or another run in progress
     500  a permanent problem a person must fix: the key lacks `audit_logs:read`, was revoked or
-         is invalid, no paid plan, bad configuration, a sink or store refusing for good. The
+         is invalid, no paid plan, a sink or store refusing for good. The
          job shows as failed; a retry costs one rejected API call and changes nothing
     503  a transient failure (Instantly 5xx/429/timeouts after the client's own retries, Cloud
          Logging or Cloud Storage unavailable): the job shows as failed and Scheduler's retry
-         config tries again; the checkpoint holds everything written so far
+         config tries again; the checkpoint holds everything written so far. Also the answer,
+         with Retry-After, while the service cannot be built (bad configuration included):
+         `instantly_guard.lazy`'s policy, the same for every function (docs/lazy-build.md)
 
 Every failure is logged once at ERROR (permanent) or WARNING (transient) with what to do.
 """
@@ -19,7 +21,6 @@ Every failure is logged once at ERROR (permanent) or WARNING (transient) with wh
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +53,7 @@ from instantly_guard.errors import (
     ScopeError,
 )
 from instantly_guard.instantly.keys import CachedKey, KeyProvider, StaticKey
+from instantly_guard.lazy import BuildFailedError, unavailable_headers
 from instantly_guard.logs import bind_request_context
 from instantly_guard.secret import Secret
 from instantly_guard.settings import Backend
@@ -173,10 +175,13 @@ def respond(summary: Summary, key_source: str) -> Response:
     return Response(500 if failure.permanent else 503, body)
 
 
-def config_failure_response(error: ConfigError) -> Response:
-    failure = describe_failure(error, "")
+def build_failure_response(error: BuildFailedError) -> Response:
+    """The answer while the service cannot be built (instantly_guard.lazy): 503 and Retry-After,
+    for a configuration error too, so Scheduler's retry config tries again after a fix."""
     return Response(
-        500, {"error": {"kind": failure.kind, "message": failure.message, **failure.fields}}
+        503,
+        {"error": {"kind": error.kind, "message": error.reason, "problems": list(error.problems)}},
+        unavailable_headers(error),
     )
 
 
@@ -479,44 +484,3 @@ def build_service(
         close=client.close,
         state_dir=settings.common.state_dir / "audit",
     )
-
-
-class LazyService:
-    """Builds the service on first use, once per process (cold start), thread-safe.
-
-    A configuration error is remembered and answered as 500 on every request (logged once):
-    the environment of a running instance does not change.
-    """
-
-    def __init__(self, build: Callable[[], AuditExportService]) -> None:
-        self._build = build
-        self._lock = threading.Lock()
-        self._service: AuditExportService | None = None
-        self._error: ConfigError | None = None
-
-    def get(self) -> AuditExportService:
-        with self._lock:
-            if self._error is not None:
-                raise self._error
-            if self._service is None:
-                try:
-                    self._service = self._build()
-                except ConfigError as exc:
-                    self._error = exc
-                    _log.error("audit export is misconfigured: %s", exc)
-                    raise
-            return self._service
-
-    def close(self) -> None:
-        """Close the service's connections (tests, orderly shutdown); a later call rebuilds."""
-        with self._lock:
-            service, self._service = self._service, None
-        if service is not None:
-            service.close()
-
-    def handle(self, method: str, headers: Mapping[str, str]) -> Response:
-        try:
-            service = self.get()
-        except ConfigError as exc:
-            return config_failure_response(exc)
-        return service.handle(method, headers)

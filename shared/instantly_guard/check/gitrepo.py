@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from instantly_guard.check.model import CommittedSecret, EnvFile, RepoSnapshot, SectionError
+from instantly_guard.errors import GuardError
 
 ENV_PATTERNS = (".env", ".env.*", "*.env")
 BASELINE = ".secrets.baseline"
@@ -29,7 +30,7 @@ MAX_SCAN_BYTES = 2 * 1024 * 1024
 _GIT_TIMEOUT_S = 60
 
 
-class RepositoryUnreadableError(Exception):
+class RepositoryUnreadableError(GuardError):
     """The path is not a git work tree, or git is missing. `error` explains it for the report."""
 
     def __init__(self, error: SectionError) -> None:

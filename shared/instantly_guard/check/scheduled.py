@@ -25,17 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from instantly_guard.check.engine import log_findings, run_check
 from instantly_guard.check.policy import Policy
 from instantly_guard.errors import ConfigError, GuardError
 from instantly_guard.instantly import InstantlyClient, KeyProvider, RateLimiter, StaticKey
+from instantly_guard.lazy import BuildFailedError, Lazy
 from instantly_guard.secrets.factory import open_store, parse_secret_reference
 from instantly_guard.settings import CommonSettings, Reader
-
-if TYPE_CHECKING:
-    pass
 
 _log = logging.getLogger("instantly_guard.check")
 
@@ -150,30 +147,16 @@ def build_scheduled_check(env: Mapping[str, str]) -> ScheduledCheck | None:
     return ScheduledCheck(client, policy, settings.interval)
 
 
-_lock = threading.Lock()
-_instance: ScheduledCheck | None = None
-_built = False
-
-
-def run_scheduled_check(env: Mapping[str, str]) -> int | None:
-    """Build once per instance from `env`, then run the check if due. Never raises: a bad
-    configuration or a failed run is logged as an error and the caller goes on."""
-    global _instance, _built
+def run_scheduled_check(check: Lazy[ScheduledCheck | None]) -> int | None:
+    """Run the instance's check if enabled and due. Never raises: the export's answer must not
+    depend on the check. A failed build is logged once by `Lazy` and tried again on a later
+    export (the Lazy policy); a failed run is logged here."""
     try:
-        with _lock:
-            if not _built:
-                _built = True
-                _instance = build_scheduled_check(env)
-        return _instance.maybe_run() if _instance is not None else None
-    except Exception as exc:  # the export's answer must not depend on the check
-        _log.error("scheduled posture check misconfigured or failed: %s", exc)
+        instance = check.get()
+    except BuildFailedError:
         return None
-
-
-def reset_scheduled_check() -> None:
-    """Close and forget the instance (tests)."""
-    global _instance, _built
-    with _lock:
-        if _instance is not None:
-            _instance.close()
-        _instance, _built = None, False
+    try:
+        return instance.maybe_run() if instance is not None else None
+    except Exception as exc:
+        _log.error("scheduled posture check failed: %s", type(exc).__name__)
+        return None

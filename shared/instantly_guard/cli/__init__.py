@@ -23,6 +23,9 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+_DEVELOPMENT_PARTS = ("instantly_sandbox", "instantly_guard.localstack")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="instantly-guard",
@@ -47,6 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        # The sandbox and the local stack are development parts, not in the wheel.
+        if (exc.name or "").startswith(_DEVELOPMENT_PARTS):
+            print(
+                f"instantly-guard: `{args.command}` needs the development checkout (the sandbox "
+                "and the local stack are not in the installed package): run it from a clone, "
+                "e.g. `make run`",
+                file=sys.stderr,
+            )
+            return 2
+        raise
     return code
 
 

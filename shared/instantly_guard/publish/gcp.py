@@ -16,23 +16,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
-from google.api_core import exceptions as core_exceptions
 from google.api_core import retry as core_retry
 from google.cloud.pubsub_v1 import PublisherClient
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
+from instantly_guard.google_errors import is_transient
 from instantly_guard.publish.base import PublishError
 
-# The errors Pub/Sub documents as transient for Publish (its generated default retry predicate).
-_RETRYABLE = core_retry.if_exception_type(
-    core_exceptions.Aborted,
-    core_exceptions.Cancelled,
-    core_exceptions.DeadlineExceeded,
-    core_exceptions.InternalServerError,
-    core_exceptions.ResourceExhausted,
-    core_exceptions.ServiceUnavailable,
-    core_exceptions.Unknown,
-)
 # Extra wait on the future beyond the RPC deadline, for the batch to flush and the callback to run.
 _FUTURE_SLACK_SECONDS = 0.5
 
@@ -83,7 +73,7 @@ class PubSubPublisher:
                 self._topic,
                 data,
                 retry=core_retry.Retry(
-                    predicate=_RETRYABLE,
+                    predicate=is_transient,
                     initial=0.05,
                     maximum=max(0.05, timeout / 4),
                     multiplier=2.0,

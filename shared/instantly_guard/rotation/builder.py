@@ -13,7 +13,7 @@ GUARD_STATE_DIR/secrets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -101,6 +101,3 @@ def build_rotator(
         test_attempts=settings.test_attempts,
         **options,
     )
-
-
-Builder = Callable[[Mapping[str, str]], Rotator]

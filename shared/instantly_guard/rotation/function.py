@@ -18,9 +18,8 @@ CloudEvent: `events.decode_push`), runs it, and decides its fate, answered by `H
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,29 +145,3 @@ class RotationFunction:
             },
         )
         return handled
-
-
-_lock = threading.Lock()
-_instance: RotationFunction | None = None
-
-
-def get_function(
-    env: Mapping[str, str], build: Callable[[Mapping[str, str]], Rotator] | None = None
-) -> RotationFunction:
-    """The instance's `RotationFunction`, built on first use (cold start), never at import."""
-    global _instance
-    with _lock:
-        if _instance is None:
-            if build is None:
-                from instantly_guard.rotation.builder import build_rotator
-
-                build = build_rotator
-            _instance = RotationFunction(build(env))
-        return _instance
-
-
-def reset_function() -> None:
-    """Forget the instance (tests)."""
-    global _instance
-    with _lock:
-        _instance = None

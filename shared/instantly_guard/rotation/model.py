@@ -68,8 +68,9 @@ STATE_RESERVE: Final = 1024
 finishes (ids, a fingerprint, a lease, one revocation, a last error) with room to spare."""
 
 
-class A:
-    """Annotation keys."""
+class AnnotationKey:
+    """The Secret Manager annotation keys we read and write on a managed secret: its declaration
+    (kind, scopes, grace, ...) and the resumable rotation state (phase, lease, pending key, ...)."""
 
     KIND = PREFIX + "kind"
     SCOPES = PREFIX + "scopes"
@@ -95,17 +96,17 @@ class A:
 
 STATE_KEYS: Final = frozenset(
     {
-        A.PHASE,
-        A.ROTATION_ID,
-        A.ROTATION_TIME,
-        A.LEASE,
-        A.PENDING_KEY_ID,
-        A.PENDING_FINGERPRINT,
-        A.CURRENT_KEY_ID,
-        A.REVOCATIONS,
-        A.DESTRUCTIONS,
-        A.LAST_ROTATED,
-        A.LAST_ERROR,
+        AnnotationKey.PHASE,
+        AnnotationKey.ROTATION_ID,
+        AnnotationKey.ROTATION_TIME,
+        AnnotationKey.LEASE,
+        AnnotationKey.PENDING_KEY_ID,
+        AnnotationKey.PENDING_FINGERPRINT,
+        AnnotationKey.CURRENT_KEY_ID,
+        AnnotationKey.REVOCATIONS,
+        AnnotationKey.DESTRUCTIONS,
+        AnnotationKey.LAST_ROTATED,
+        AnnotationKey.LAST_ERROR,
     }
 )
 
@@ -189,11 +190,11 @@ class ManagedConfig:
 
         notes = meta.annotations
         problems: list[str] = []
-        raw_kind = notes.get(A.KIND, Kind.API_KEY.value)
+        raw_kind = notes.get(AnnotationKey.KIND, Kind.API_KEY.value)
         try:
             kind = Kind(raw_kind)
         except ValueError:
-            problems.append(f"{A.KIND}={raw_kind!r} is not api-key or webhook-secret")
+            problems.append(f"{AnnotationKey.KIND}={raw_kind!r} is not api-key or webhook-secret")
             kind = Kind.API_KEY
 
         def duration(key: str, default: timedelta) -> timedelta:
@@ -207,31 +208,35 @@ class ManagedConfig:
                 return default
 
         scopes: tuple[str, ...] = ()
-        raw_scopes = notes.get(A.SCOPES, "")
+        raw_scopes = notes.get(AnnotationKey.SCOPES, "")
         if kind is Kind.API_KEY:
             try:
                 scopes = tuple(sorted(str(s) for s in parse_scopes(raw_scopes)))
             except ConfigError as exc:
-                problems.append(f"{A.SCOPES}: {exc}")
+                problems.append(f"{AnnotationKey.SCOPES}: {exc}")
             if not scopes and not problems:
-                problems.append(f"{A.SCOPES} is required for an api-key secret")
-        webhook_ids = tuple(p.strip() for p in notes.get(A.WEBHOOK_IDS, "").split(",") if p.strip())
-        admin = notes.get(A.ADMIN_SECRET, "").strip() or meta.name
+                problems.append(f"{AnnotationKey.SCOPES} is required for an api-key secret")
+        webhook_ids = tuple(
+            p.strip() for p in notes.get(AnnotationKey.WEBHOOK_IDS, "").split(",") if p.strip()
+        )
+        admin = notes.get(AnnotationKey.ADMIN_SECRET, "").strip() or meta.name
         if kind is Kind.WEBHOOK_SECRET and admin == meta.name:
             problems.append(
-                f"{A.ADMIN_SECRET} is required for a webhook secret "
+                f"{AnnotationKey.ADMIN_SECRET} is required for a webhook secret "
                 "(a secret holding a key with webhooks:update)"
             )
         config = cls(
             name=meta.name,
             kind=kind,
             scopes=scopes,
-            key_prefix=notes.get(A.KEY_PREFIX, "").strip() or DEFAULT_KEY_PREFIX,
+            key_prefix=notes.get(AnnotationKey.KEY_PREFIX, "").strip() or DEFAULT_KEY_PREFIX,
             admin_secret=admin,
-            grace=duration(A.GRACE, DEFAULT_GRACE),
-            retention=duration(A.RETENTION, DEFAULT_RETENTION),
+            grace=duration(AnnotationKey.GRACE, DEFAULT_GRACE),
+            retention=duration(AnnotationKey.RETENTION, DEFAULT_RETENTION),
             webhook_ids=webhook_ids,
-            webhook_header=(notes.get(A.WEBHOOK_HEADER, "").strip() or DEFAULT_WEBHOOK_HEADER),
+            webhook_header=(
+                notes.get(AnnotationKey.WEBHOOK_HEADER, "").strip() or DEFAULT_WEBHOOK_HEADER
+            ),
         )
         if problems:
             raise ConfigError([f"secret {meta.name}: {p}" for p in problems])
@@ -251,20 +256,20 @@ class ManagedConfig:
         webhook_header: str | None = None,
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Labels and annotations declaring a managed secret (what Terraform writes too)."""
-        notes = {A.KIND: kind.value}
+        notes = {AnnotationKey.KIND: kind.value}
         if scopes:
-            notes[A.SCOPES] = ",".join(scopes)
+            notes[AnnotationKey.SCOPES] = ",".join(scopes)
         for key, value in (
-            (A.KEY_PREFIX, key_prefix),
-            (A.ADMIN_SECRET, admin_secret),
-            (A.GRACE, grace),
-            (A.RETENTION, retention),
-            (A.WEBHOOK_HEADER, webhook_header),
+            (AnnotationKey.KEY_PREFIX, key_prefix),
+            (AnnotationKey.ADMIN_SECRET, admin_secret),
+            (AnnotationKey.GRACE, grace),
+            (AnnotationKey.RETENTION, retention),
+            (AnnotationKey.WEBHOOK_HEADER, webhook_header),
         ):
             if value:
                 notes[key] = value
         if webhook_ids:
-            notes[A.WEBHOOK_IDS] = ",".join(webhook_ids)
+            notes[AnnotationKey.WEBHOOK_IDS] = ",".join(webhook_ids)
         return {**MANAGED_LABELS, KIND_LABEL: kind.value}, notes
 
 
@@ -370,23 +375,33 @@ class RotationState:
     def read(cls, meta: SecretMetadata) -> RotationState:
         notes = meta.annotations
         try:
-            phase = Phase(notes.get(A.PHASE, Phase.IDLE.value))
+            phase = Phase(notes.get(AnnotationKey.PHASE, Phase.IDLE.value))
         except ValueError:
             phase = Phase.IDLE
         return cls(
             phase=phase,
-            rotation_id=notes.get(A.ROTATION_ID) or None,
-            rotation_time=_parse_time(notes.get(A.ROTATION_TIME)),
-            lease=Lease.parse(notes.get(A.LEASE)),
-            pending_key_id=notes.get(A.PENDING_KEY_ID) or None,
-            pending_fingerprint=notes.get(A.PENDING_FINGERPRINT) or None,
-            current_key_id=notes.get(A.CURRENT_KEY_ID) or None,
-            revocations=tuple(_load(A.REVOCATIONS, notes.get(A.REVOCATIONS), Revocation.from_json)),
-            destructions=tuple(
-                _load(A.DESTRUCTIONS, notes.get(A.DESTRUCTIONS), Destruction.from_json)
+            rotation_id=notes.get(AnnotationKey.ROTATION_ID) or None,
+            rotation_time=_parse_time(notes.get(AnnotationKey.ROTATION_TIME)),
+            lease=Lease.parse(notes.get(AnnotationKey.LEASE)),
+            pending_key_id=notes.get(AnnotationKey.PENDING_KEY_ID) or None,
+            pending_fingerprint=notes.get(AnnotationKey.PENDING_FINGERPRINT) or None,
+            current_key_id=notes.get(AnnotationKey.CURRENT_KEY_ID) or None,
+            revocations=tuple(
+                _load(
+                    AnnotationKey.REVOCATIONS,
+                    notes.get(AnnotationKey.REVOCATIONS),
+                    Revocation.from_json,
+                )
             ),
-            last_rotated=_parse_time(notes.get(A.LAST_ROTATED)),
-            last_error=notes.get(A.LAST_ERROR) or None,
+            destructions=tuple(
+                _load(
+                    AnnotationKey.DESTRUCTIONS,
+                    notes.get(AnnotationKey.DESTRUCTIONS),
+                    Destruction.from_json,
+                )
+            ),
+            last_rotated=_parse_time(notes.get(AnnotationKey.LAST_ROTATED)),
+            last_error=notes.get(AnnotationKey.LAST_ERROR) or None,
             aliases=dict(meta.aliases),
         )
 
@@ -397,18 +412,20 @@ class RotationState:
         """The full annotation map to write: declared keys kept, state keys from this state."""
         notes = {k: v for k, v in declared.items() if k not in STATE_KEYS}
         values: dict[str, str | None] = {
-            A.PHASE: None if self.phase is Phase.IDLE else self.phase.value,
-            A.ROTATION_ID: self.rotation_id,
+            AnnotationKey.PHASE: None if self.phase is Phase.IDLE else self.phase.value,
+            AnnotationKey.ROTATION_ID: self.rotation_id,
             # Full precision: duplicate detection compares event times exactly.
-            A.ROTATION_TIME: self.rotation_time.isoformat() if self.rotation_time else None,
-            A.LEASE: str(self.lease) if self.lease else None,
-            A.PENDING_KEY_ID: self.pending_key_id,
-            A.PENDING_FINGERPRINT: self.pending_fingerprint,
-            A.CURRENT_KEY_ID: self.current_key_id,
-            A.REVOCATIONS: _dump([r.to_json() for r in self.revocations]),
-            A.DESTRUCTIONS: _dump([d.to_json() for d in self.destructions]),
-            A.LAST_ROTATED: _iso(self.last_rotated) if self.last_rotated else None,
-            A.LAST_ERROR: self.last_error[:500] if self.last_error else None,
+            AnnotationKey.ROTATION_TIME: self.rotation_time.isoformat()
+            if self.rotation_time
+            else None,
+            AnnotationKey.LEASE: str(self.lease) if self.lease else None,
+            AnnotationKey.PENDING_KEY_ID: self.pending_key_id,
+            AnnotationKey.PENDING_FINGERPRINT: self.pending_fingerprint,
+            AnnotationKey.CURRENT_KEY_ID: self.current_key_id,
+            AnnotationKey.REVOCATIONS: _dump([r.to_json() for r in self.revocations]),
+            AnnotationKey.DESTRUCTIONS: _dump([d.to_json() for d in self.destructions]),
+            AnnotationKey.LAST_ROTATED: _iso(self.last_rotated) if self.last_rotated else None,
+            AnnotationKey.LAST_ERROR: self.last_error[:500] if self.last_error else None,
         }
         notes.update({k: v for k, v in values.items() if v})
         return notes

@@ -19,6 +19,7 @@ from google.cloud import secretmanager_v1
 from google.protobuf import field_mask_pb2
 
 from instantly_guard.errors import BackendError, ConflictError
+from instantly_guard.google_errors import is_transient
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import (
     LATEST,
@@ -36,15 +37,6 @@ from instantly_guard.secrets.base import (
 
 T = TypeVar("T")
 
-_RETRYABLE = (
-    gexc.ServiceUnavailable,
-    gexc.DeadlineExceeded,
-    gexc.InternalServerError,
-    gexc.ResourceExhausted,
-    gexc.Unknown,
-    gexc.RetryError,
-    gexc.Aborted,
-)
 _STATES = {
     secretmanager_v1.SecretVersion.State.ENABLED: VersionState.ENABLED,
     secretmanager_v1.SecretVersion.State.DISABLED: VersionState.DISABLED,
@@ -107,10 +99,8 @@ class GcpSecretStore:
             if precondition is not None:
                 raise precondition(f"{what}: {exc.message}") from exc
             raise BackendError(f"{what}: {exc.message}", retryable=False) from exc
-        except _RETRYABLE as exc:
-            raise BackendError(f"{what}: {exc}", retryable=True) from exc
-        except gexc.GoogleAPICallError as exc:
-            raise BackendError(f"{what}: {exc}", retryable=False) from exc
+        except gexc.GoogleAPIError as exc:
+            raise BackendError(f"{what}: {exc}", retryable=is_transient(exc)) from exc
 
     def _metadata(self, secret: secretmanager_v1.Secret) -> SecretMetadata:
         return SecretMetadata(

@@ -90,6 +90,13 @@ def _json_response(status: int, document: Mapping[str, Any], **extra: str) -> Re
 # Fixed bodies: a refused request learns nothing about which check failed.
 UNAUTHORIZED: Final = _json_response(401, {"error": "unauthorized"})
 UNAVAILABLE: Final = _json_response(503, {"error": "unavailable, retry later"})
+
+
+def unavailable(headers: Mapping[str, str]) -> Response:
+    """The 503 of a receiver that could not be built, with the caller's `Retry-After`."""
+    return Response(503, UNAVAILABLE.body, {**UNAVAILABLE.headers, **headers})
+
+
 METHOD_NOT_ALLOWED: Final = _json_response(405, {"error": "method not allowed"}, Allow="POST")
 UNSUPPORTED: Final = _json_response(415, {"error": "unsupported media type: send application/json"})
 
@@ -150,8 +157,10 @@ class Deps:
     problems: ProblemLog = field(default_factory=ProblemLog)
 
 
-@dataclass(slots=True)
-class _Outcome:
+@dataclass(slots=True, kw_only=True)
+class _Handled:
+    """What happened to one delivery: the answer and what its log line says."""
+
     name: str
     response: Response
     auth: AuthResult | None = None
@@ -232,36 +241,40 @@ def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, 
     return attributes
 
 
-def _process(request: RequestLike, deps: Deps) -> _Outcome:
+def _process(request: RequestLike, deps: Deps) -> _Handled:
     headers = request.headers
     auth = deps.gate.check(headers, request.remote_addr)
     if auth.verdict is Verdict.UNAVAILABLE:
         deps.problems.report(auth.reason or "no usable webhook secret")
-        return _Outcome("unavailable", UNAVAILABLE, auth)
+        return _Handled(name="unavailable", response=UNAVAILABLE, auth=auth)
     if request.method.upper() != "POST":
-        return _Outcome("method_not_allowed", METHOD_NOT_ALLOWED, auth)
+        return _Handled(name="method_not_allowed", response=METHOD_NOT_ALLOWED, auth=auth)
     if not auth.allowed:
-        return _Outcome("unauthorized", UNAUTHORIZED, auth)
+        return _Handled(name="unauthorized", response=UNAUTHORIZED, auth=auth)
     if not _is_json(headers.get("content-type")):
-        return _Outcome("unsupported_media_type", UNSUPPORTED, auth)
+        return _Handled(name="unsupported_media_type", response=UNSUPPORTED, auth=auth)
     limit = deps.max_body_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
-        return _Outcome("too_large", _too_large(limit), auth, body_bytes=declared)
+        return _Handled(
+            name="too_large", response=_too_large(limit), auth=auth, body_bytes=declared
+        )
     try:
         body = read_body(request.stream, limit)
     except Exception as exc:  # the client went away mid-body, or sent a broken chunked encoding
         detail = f"{type(exc).__name__}: {exc}"
         response = _json_response(400, {"error": "could not read the request body"})
-        return _Outcome("unreadable", response, auth, detail=detail)
+        return _Handled(name="unreadable", response=response, auth=auth, detail=detail)
     if body is None:
-        return _Outcome("too_large", _too_large(limit), auth)
+        return _Handled(name="too_large", response=_too_large(limit), auth=auth)
     try:
         parsed = parse_event(body)
     except PayloadError as exc:
         message = str(exc)
         response = _json_response(400, {"error": "invalid payload", "detail": message})
-        return _Outcome("invalid", response, auth, detail=message, body_bytes=len(body))
+        return _Handled(
+            name="invalid", response=response, auth=auth, detail=message, body_bytes=len(body)
+        )
     return _hand_off(parsed, auth, deps, len(body))
 
 
@@ -273,24 +286,40 @@ def message_size(data: bytes, attributes: Mapping[str, str]) -> int:
     )
 
 
-def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _Outcome:
+def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _Handled:
     attributes = message_attributes(parsed, deps.clock())
     encoded = message_size(parsed.canonical, attributes)
     if encoded > deps.max_message_bytes:
         response = _message_too_large(deps.max_message_bytes)
         extra: dict[str, Any] = {"message_bytes": encoded}
-        return _Outcome("too_large", response, auth, parsed, None, size, extra)
+        return _Handled(
+            name="too_large",
+            response=response,
+            auth=auth,
+            event=parsed,
+            body_bytes=size,
+            fields=extra,
+        )
     claim = deps.recent.claim(parsed.event_id, wait=deps.publish_timeout)
     if claim is Claim.DUPLICATE:
         response = _received(parsed.event_id, duplicate=True)
-        return _Outcome("duplicate", response, auth, parsed, body_bytes=size)
+        return _Handled(
+            name="duplicate", response=response, auth=auth, event=parsed, body_bytes=size
+        )
     ok = False
     try:
         message_id = deps.publisher.publish(parsed.canonical, attributes, deps.publish_timeout)
         ok = True
     except Exception as exc:  # any failure of the hand-off means "not stored": Instantly retries
         detail = f"{type(exc).__name__}: {exc}"
-        return _Outcome("publish_failed", UNAVAILABLE, auth, parsed, detail=detail, body_bytes=size)
+        return _Handled(
+            name="publish_failed",
+            response=UNAVAILABLE,
+            auth=auth,
+            event=parsed,
+            detail=detail,
+            body_bytes=size,
+        )
     finally:
         if claim is Claim.OWNED:
             deps.recent.finish(parsed.event_id, accepted=ok)
@@ -298,10 +327,17 @@ def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _
             deps.recent.remember(parsed.event_id)
     # The outbox's message id is the event id; Pub/Sub's is worth logging to follow a message.
     fields = {"message_id": message_id} if message_id != parsed.event_id else {}
-    return _Outcome("accepted", _received(parsed.event_id), auth, parsed, None, size, fields)
+    return _Handled(
+        name="accepted",
+        response=_received(parsed.event_id),
+        auth=auth,
+        event=parsed,
+        body_bytes=size,
+        fields=fields,
+    )
 
 
-def _log(outcome: _Outcome, latency_ms: float, deps: Deps) -> None:
+def _log(outcome: _Handled, latency_ms: float, deps: Deps) -> None:
     status = outcome.response.status
     fields: dict[str, Any] = {
         "outcome": outcome.name,
@@ -364,6 +400,8 @@ def handle(request: RequestLike, deps: Deps) -> Response:
         try:
             outcome = _process(request, deps)
         except Exception as exc:
-            outcome = _Outcome("internal_error", UNAVAILABLE, detail=type(exc).__name__, error=exc)
+            outcome = _Handled(
+                name="internal_error", response=UNAVAILABLE, detail=type(exc).__name__, error=exc
+            )
         _log(outcome, (time.perf_counter() - started) * 1000, deps)
     return outcome.response

@@ -6,7 +6,7 @@ extra keys). The rules here:
 
 - the body is UTF-8 JSON holding an object, with a non-empty string `event_type` and an ISO-8601
   `timestamp` string (400 otherwise, with a message naming the problem and never echoing data);
-- a known event type is validated with the model of its family: present documented fields must
+- a known event type is validated against the documented fields of its family (`FAMILIES`): present documented fields must
   have their documented types (a `step` of "two" is rejected; "2" is read as 2). Documented fields may
   be absent or null: a 400 is final for Instantly, which would retry and then switch the webhook
   off, so only a structurally wrong payload is refused;
@@ -23,110 +23,170 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from instantly_guard.errors import GuardError
+from instantly_guard.vocabulary import DELIVERED_EVENT_TYPES
 
 EMAIL_EVENTS: Final = frozenset({"email_sent", "email_opened", "link_clicked", "email_bounced"})
 REPLY_EVENTS: Final = frozenset({"reply_received", "auto_reply_received"})
-LEAD_EVENTS: Final = frozenset(
-    {
-        "lead_unsubscribed",
-        "lead_neutral",
-        "lead_interested",
-        "lead_not_interested",
-        "lead_meeting_booked",
-        "lead_meeting_completed",
-        "lead_closed",
-        "lead_out_of_office",
-        "lead_wrong_person",
-        "lead_no_show",
-    }
-)
+# Every lead status change Instantly documents (`lead_interested`, `lead_meeting_booked`, ...).
+LEAD_EVENTS: Final = frozenset(t for t in DELIVERED_EVENT_TYPES if t.startswith("lead_"))
 CAMPAIGN_EVENTS: Final = frozenset({"campaign_completed"})
 ACCOUNT_EVENTS: Final = frozenset({"account_error"})
 ENRICHMENT_EVENTS: Final = frozenset({"supersearch_enrichment_completed"})
 
 
-class PayloadError(ValueError):
+class PayloadError(GuardError, ValueError):
     """The body is not an acceptable event. The message is safe to return to the sender."""
 
 
-class InstantlyEvent(BaseModel):
-    """Fields every delivery may carry. Extra keys (lead data) are kept as they came."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    custom: ClassVar[bool] = False
-
-    timestamp: str
-    event_type: str
-    workspace: str | None = None
-    campaign_id: str | None = None
-    campaign_name: str | None = None
-    lead_email: str | None = None
-    email_account: str | None = None
-    step: int | None = None
-    variant: int | None = None
-    is_first: bool | None = None
-
-
-class EmailEvent(InstantlyEvent):
-    """email_sent, email_opened, link_clicked, email_bounced."""
-
-    email_id: str | None = None
-    email_subject: str | None = None
-    email_text: str | None = None
-    email_html: str | None = None
-    unibox_url: str | None = None
-
-
-class ReplyEvent(EmailEvent):
-    """reply_received, auto_reply_received."""
-
-    reply_text_snippet: str | None = None
-    reply_subject: str | None = None
-    reply_text: str | None = None
-    reply_html: str | None = None
-
-
-class LeadEvent(EmailEvent):
-    """Lead status changes (interested, meeting booked, unsubscribed, ...)."""
-
-
-class CampaignEvent(InstantlyEvent):
-    """campaign_completed."""
-
-
-class AccountEvent(InstantlyEvent):
-    """account_error."""
-
-
-class EnrichmentEvent(InstantlyEvent):
-    """supersearch_enrichment_completed."""
-
-
-class CustomEvent(InstantlyEvent):
-    """An event type we do not know (custom lead label or new Instantly event): accepted as is."""
-
-    custom: ClassVar[bool] = True
-
-
-MODELS: Final[dict[str, type[InstantlyEvent]]] = {
-    **dict.fromkeys(EMAIL_EVENTS, EmailEvent),
-    **dict.fromkeys(REPLY_EVENTS, ReplyEvent),
-    **dict.fromkeys(LEAD_EVENTS, LeadEvent),
-    **dict.fromkeys(CAMPAIGN_EVENTS, CampaignEvent),
-    **dict.fromkeys(ACCOUNT_EVENTS, AccountEvent),
-    **dict.fromkeys(ENRICHMENT_EVENTS, EnrichmentEvent),
+# The documented fields of each family and their types. Read leniently, as Instantly's own
+# serializer may: an integer may arrive as "2" or 2.0, a boolean as 0/1 or "true"/"false"; a
+# field may be absent or null. Anything else (a `step` of "two", a list as `lead_email`) is a 400.
+_STR, _INT, _BOOL = "a string", "an integer", "a boolean"
+_COMMON: Final = {
+    "workspace": _STR,
+    "campaign_id": _STR,
+    "campaign_name": _STR,
+    "lead_email": _STR,
+    "email_account": _STR,
+    "step": _INT,
+    "variant": _INT,
+    "is_first": _BOOL,
 }
-KNOWN_EVENT_TYPES: Final = frozenset(MODELS)
+_EMAIL: Final = {
+    **_COMMON,
+    "email_id": _STR,
+    "email_subject": _STR,
+    "email_text": _STR,
+    "email_html": _STR,
+    "unibox_url": _STR,
+}
+_REPLY: Final = {
+    **_EMAIL,
+    "reply_text_snippet": _STR,
+    "reply_subject": _STR,
+    "reply_text": _STR,
+    "reply_html": _STR,
+}
+FAMILIES: Final[dict[str, dict[str, str]]] = {
+    "email": _EMAIL,
+    "reply": _REPLY,
+    "lead": _EMAIL,
+    "campaign": _COMMON,
+    "account": _COMMON,
+    "enrichment": _COMMON,
+    "custom": _COMMON,  # an event type we do not know (a custom lead label, a new event)
+}
+FAMILY_OF: Final[dict[str, str]] = {
+    **dict.fromkeys(EMAIL_EVENTS, "email"),
+    **dict.fromkeys(REPLY_EVENTS, "reply"),
+    **dict.fromkeys(LEAD_EVENTS, "lead"),
+    **dict.fromkeys(CAMPAIGN_EVENTS, "campaign"),
+    **dict.fromkeys(ACCOUNT_EVENTS, "account"),
+    **dict.fromkeys(ENRICHMENT_EVENTS, "enrichment"),
+}
+KNOWN_EVENT_TYPES: Final = frozenset(FAMILY_OF)
+_TRUE: Final = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE: Final = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+@dataclass(frozen=True, slots=True)
+class InstantlyEvent:
+    """One accepted delivery: its type and family, the documented fields it carried (read as
+    their documented types), and every other key as it came (the customer's lead data)."""
+
+    event_type: str
+    timestamp: str
+    family: str
+    fields: Mapping[str, Any]
+    extra: Mapping[str, Any]
+
+    @property
+    def custom(self) -> bool:
+        return self.family == "custom"
+
+    @property
+    def workspace(self) -> str | None:
+        return self.fields.get("workspace")
+
+    @property
+    def campaign_id(self) -> str | None:
+        return self.fields.get("campaign_id")
+
+    @property
+    def lead_email(self) -> str | None:
+        return self.fields.get("lead_email")
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, int):  # bool included: True is 1
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit() and len(text) <= 20:
+            return int(text)
+    return None
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None
+
+
+def _read(value: Any, kind: str) -> Any:
+    """`value` read as `kind`, or None when it is not one."""
+    if kind is _STR:
+        return value if isinstance(value, str) else None
+    if kind is _INT:
+        return _as_int(value)
+    return _as_bool(value)
+
+
+def _validate(document: dict[str, Any], event_type: str, timestamp: str) -> InstantlyEvent:
+    family = FAMILY_OF.get(event_type, "custom")
+    documented = FAMILIES[family]
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in document.items():
+        kind = documented.get(key)
+        if kind is None:
+            if key not in ("event_type", "timestamp"):
+                extra[key] = value
+            continue
+        if value is None:
+            fields[key] = None
+            continue
+        read = _read(value, kind)
+        if read is None:
+            # Name the field and what it must be, never the sender's value.
+            problems.append(f"{key}: must be {kind}, got {_type_name(value)}")
+        else:
+            fields[key] = read
+    if problems:
+        raise PayloadError(f"invalid event fields: {'; '.join(problems)}")
+    return InstantlyEvent(event_type, timestamp, family, fields, extra)
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedEvent:
-    """An accepted payload: the model, its canonical bytes, and the id derived from them."""
+    """An accepted payload: the event, its canonical bytes, and the id derived from them."""
 
     event: InstantlyEvent
     canonical: bytes
@@ -183,7 +243,7 @@ def _decode(body: bytes) -> Any:
         raise PayloadError("body is not valid JSON: nested too deeply") from exc
 
 
-def _check_timestamp(value: Any) -> None:
+def _check_timestamp(value: Any) -> str:
     if value is None:
         raise PayloadError("timestamp is required")
     if not isinstance(value, str):
@@ -192,14 +252,7 @@ def _check_timestamp(value: Any) -> None:
         datetime.fromisoformat(value)
     except ValueError as exc:
         raise PayloadError("timestamp is not an ISO-8601 date-time") from exc
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False, include_input=False, include_context=False):
-        where = ".".join(str(part) for part in item["loc"]) or "payload"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
+    return value
 
 
 def parse_event(body: bytes) -> ParsedEvent:
@@ -212,13 +265,8 @@ def parse_event(body: bytes) -> ParsedEvent:
         raise PayloadError("event_type is required")
     if not isinstance(event_type, str) or not event_type.strip():
         raise PayloadError("event_type must be a non-empty string")
-    _check_timestamp(document.get("timestamp"))
-    model = MODELS.get(event_type, CustomEvent)
-    try:
-        event = model.model_validate(document)
-    except ValidationError as exc:
-        # Name the fields and the problems, never the sender's values (event_type included).
-        raise PayloadError(f"invalid event fields: {_describe(exc)}") from exc
+    timestamp = _check_timestamp(document.get("timestamp"))
+    event = _validate(document, event_type, timestamp)
     try:
         canonical = canonical_json(document)
     except ValueError as exc:  # NaN, Infinity, or a number too large for a float (1e999)

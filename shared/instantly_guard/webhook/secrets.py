@@ -59,17 +59,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from instantly_guard.errors import GuardError
 from instantly_guard.secret import Secret
 
 MIN_SECRET_BYTES: Final = 16
 _VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
 
 
-class SecretFormatError(ValueError):
+class SecretFormatError(GuardError, ValueError):
     """The payload breaks the format. The message never contains a secret value."""
 
 
-class SecretUnavailableError(Exception):
+class SecretUnavailableError(GuardError):
     """No usable secret right now (missing file, unreadable, bad payload). `problem` says why."""
 
     def __init__(self, problem: str) -> None:

@@ -11,13 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from instantly_guard.vocabulary import SUBSCRIBABLE_EVENT_TYPES
 from instantly_sandbox.api import ApiRequest, Reply, Route, ok
-from instantly_sandbox.delivery import (
-    SUBSCRIBABLE_EVENT_TYPES,
-    DeliveryError,
-    build_event_payload,
-    post_event,
-)
+from instantly_sandbox.delivery import DeliveryError, build_event_payload, post_event
 from instantly_sandbox.errors import bad_request, not_found
 from instantly_sandbox.pagination import list_body, page, parse_limit
 from instantly_sandbox.state import WebhookRecord, Workspace

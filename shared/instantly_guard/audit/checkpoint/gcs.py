@@ -20,21 +20,14 @@ from requests import exceptions as http_exc
 
 from instantly_guard.audit.checkpoint.base import Checkpoint
 from instantly_guard.errors import BackendError, ConflictError
+from instantly_guard.google_errors import is_transient
 
-_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.GatewayTimeout,
-    gexc.DeadlineExceeded,
-    gexc.BadGateway,
-)
 _NETWORK = (http_exc.RequestException, auth_exc.TransportError)
 
 
 def _backend_error(action: str, where: str, exc: Exception) -> BackendError:
     if isinstance(exc, gexc.GoogleAPICallError):
-        retryable = isinstance(exc, _TRANSIENT)
+        retryable = is_transient(exc)
         return BackendError(
             f"{action} {where} failed: {exc.code} {exc.message}", retryable=retryable
         )

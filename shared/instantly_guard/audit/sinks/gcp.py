@@ -28,6 +28,7 @@ from google.logging.type import log_severity_pb2
 
 from instantly_guard.audit.entries import ExportEntry, fit_payload
 from instantly_guard.errors import BackendError
+from instantly_guard.google_errors import is_transient
 
 _log = logging.getLogger("instantly_guard.audit")
 
@@ -45,15 +46,6 @@ entries would fail on every run and wedge the export."""
 _REQUEST_OVERHEAD = 1024  # log name, resource, flags
 _ENTRY_FRAMING = 6  # the `entries` field tag and the length prefix of one entry
 _STUB_FIELDS = ("id", "timestamp", "organization_id", "activity_type", "activity", "from_api")
-_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.DeadlineExceeded,
-    gexc.GatewayTimeout,
-    gexc.Aborted,
-    gexc.Unknown,
-)
 
 
 def log_name_for(project: str, log_id: str) -> str:
@@ -127,7 +119,7 @@ class CloudLoggingSink:
                 hint = " (the function's service account needs roles/logging.logWriter)"
             raise BackendError(
                 f"Cloud Logging write to {self._log_name} failed: {exc.code} {exc.message}{hint}",
-                retryable=isinstance(exc, _TRANSIENT),
+                retryable=is_transient(exc),
             ) from exc
         return {}
 

@@ -30,11 +30,6 @@ _log = logging.getLogger("instantly_guard.audit")
 _str = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
 
 
-def entry_json(entry: ExportEntry, log_name: str) -> dict[str, Any]:
-    """An entry in Cloud Logging's `LogEntry` JSON shape."""
-    return json.loads(entry_line(entry, log_name))  # type: ignore[no-any-return]
-
-
 def entry_line(entry: ExportEntry, log_name: str) -> str:
     """One JSONL line (without the newline)."""
     return _LineEncoder(log_name).line(entry)

@@ -23,12 +23,13 @@ from instantly_guard.check.policy import Policy
 from instantly_guard.check.rules.base import Failure, Outcome, plural, rule
 from instantly_guard.check.rules.keys import is_managed_name
 from instantly_guard.redaction import redact
+from instantly_guard.vocabulary import ActivityType
 
-MFA_CHALLENGE_FAILED = 29
-MFA_TOO_MANY_FAILURES = 30
-TOTP_DISABLED = 26
-API_KEY_CREATED = 37
-API_KEY_DELETED = 38
+MFA_CHALLENGE_FAILED = ActivityType.MFA_LOGIN_CHALLENGE_FAILED
+MFA_TOO_MANY_FAILURES = ActivityType.MFA_LOGIN_CHALLENGE_FAILED_TOO_MANY_TIMES
+TOTP_DISABLED = ActivityType.TOTP_DISABLED
+API_KEY_CREATED = ActivityType.API_KEY_CREATED
+API_KEY_DELETED = ActivityType.API_KEY_DELETED
 
 # Where Instantly's (sanitised, schemaless) audit_metadata may name the key an entry is about.
 _NAME_FIELDS = ("name", "key_name", "api_key_name")
