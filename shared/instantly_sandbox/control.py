@@ -18,6 +18,9 @@ marked):
 - `POST /_sandbox/webhooks/{id}/disable` -> the webhook (status -1, audit entry 20)
 - `POST /_sandbox/webhooks/{id}/deliver {payload | event_type}` -> `{"status": <target's status>}`,
   or 502 `{"error"}` when the target gave no answer
+- `PUT /_sandbox/delivery-log {order, retries, payload, success_filter, timestamps, retry_limit,
+  retry_delay_s}` -> `{"options"}`: how `GET /webhook-events` behaves (`instantly_sandbox.delivery_log`)
+- `POST /_sandbox/webhook-events/retry` -> `{"retried": n}`: Instantly's retry pass, now
 - `POST /_sandbox/reset {seed}` -> `{"keys": {...}}` (a fresh workspace: new ids and key strings)
 """
 
@@ -31,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from instantly_sandbox.delivery import DeliveryError
+from instantly_sandbox.delivery_log import DeliveryLogOptions
 from instantly_sandbox.variants import choices
 from instantly_sandbox.wire import HttpRequest, Outcome
 
@@ -112,6 +116,11 @@ class Control:
             return _reply({"variants": sb.variants.to_json(), "choices": choices()})
         if route == ("PUT", "/_sandbox/variants"):
             return _reply({"variants": sb.set_variants(**body).to_json()})
+        if route == ("PUT", "/_sandbox/delivery-log"):
+            sb.set_delivery_log(DeliveryLogOptions.from_json(body))
+            return _reply({"options": body})
+        if route == ("POST", "/_sandbox/webhook-events/retry"):
+            return _reply({"retried": sb.retry_webhook_events()})
         if route == ("POST", "/_sandbox/faults"):
             sb.faults.fail_next(
                 body["operation"],

@@ -1,0 +1,43 @@
+"""Cloud Function `reconcile_webhooks`: Cloud Scheduler calls it (OIDC) every few minutes to
+publish the events Instantly failed to deliver to the webhook receiver, and optionally to resume
+a webhook Instantly disabled.
+
+Thin by design: the run lives in `instantly_guard.reconcile` (`run.py` for the algorithm,
+`service.py` for the status mapping). Collaborators are built once per instance, on the first
+request, from the environment; nothing is read or connected at import time.
+
+Answers the run's JSON report: 200 when the run ended as planned (whatever it found missing),
+500 for a problem a person must fix, 503 for a transient failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import flask
+import functions_framework
+
+from instantly_guard.logs import configure_logging
+from instantly_guard.reconcile.service import LazyService, ReconcileService, build_service
+
+
+def _build() -> ReconcileService:
+    configure_logging()  # so that a configuration error is logged as JSON too
+    service = build_service(os.environ)
+    configure_logging(service.log_level)
+    return service
+
+
+_service = LazyService(_build)
+
+
+@functions_framework.http
+def reconcile_webhooks(request: flask.Request) -> flask.Response:
+    response = _service.handle(request.method, dict(request.headers))
+    return flask.Response(
+        json.dumps(response.body, separators=(",", ":")),
+        status=response.status,
+        headers=dict(response.headers),
+        mimetype="application/json",
+    )
