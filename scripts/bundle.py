@@ -32,6 +32,7 @@ FUNCTIONS: dict[str, str] = {
     "webhook": "receive_webhook",
     "audit_export": "export_audit_logs",
     "key_rotation": "rotate_api_key",
+    "reconcile": "reconcile_webhooks",
 }
 
 LIBRARY = "instantly_guard"
