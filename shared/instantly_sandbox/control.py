@@ -16,8 +16,8 @@ marked):
 - `PUT /_sandbox/rate-limit {per_s, per_min}` (null disables) -> the limits
 - `PUT /_sandbox/paid-plan {active*}` -> `{"active"}`
 - `POST /_sandbox/webhooks/{id}/disable` -> the webhook (status -1, audit entry 20)
-- `POST /_sandbox/webhooks/{id}/deliver {payload | event_type}` -> `{"status": <target's status>}`,
-  or 502 `{"error"}` when the target gave no answer
+- `POST /_sandbox/webhooks/{id}/deliver {payload | event_type, unreachable}` -> `{"status": <target's
+  status>}`, or 502 `{"error"}` when the target gave no answer (`unreachable`: as if it were down)
 - `PUT /_sandbox/delivery-log {order, retries, payload, success_filter, timestamps, retry_limit,
   retry_delay_s}` -> `{"options"}`: how `GET /webhook-events` behaves (`instantly_sandbox.delivery_log`)
 - `POST /_sandbox/webhook-events/retry` -> `{"retried": n}`: Instantly's retry pass, now
@@ -157,7 +157,12 @@ class Control:
         if payload is None and body.get("event_type"):
             payload = sb.build_event_payload(body["event_type"], webhook_id=webhook_id)
         try:
-            status = sb.deliver_webhook_event(webhook_id, payload, force=bool(body.get("force")))
+            status = sb.deliver_webhook_event(
+                webhook_id,
+                payload,
+                force=bool(body.get("force")),
+                unreachable=bool(body.get("unreachable")),
+            )
         except DeliveryError as exc:
             return _reply({"error": str(exc)}, 502)
         return _reply({"status": status})

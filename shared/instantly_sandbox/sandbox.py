@@ -325,12 +325,15 @@ class Sandbox:
         *,
         timeout: float = 5.0,
         force: bool = False,
+        unreachable: bool = False,
     ) -> int:
         """POST `payload` (default: one built for the webhook's event type) to the webhook's
         target with its custom headers; returns the target's HTTP status.
 
         Records a webhook event (`GET /webhook-events`). Raises KeyError for an unknown webhook and
         DeliveryError when the webhook is disabled (unless `force`) or the target gives no answer.
+        `unreachable` fails the delivery as a refused connection without contacting the target:
+        the receiver's outage as Instantly sees it, without stopping a process someone owns.
         """
         ws = self._ws
         with ws.lock:
@@ -345,6 +348,10 @@ class Sandbox:
         if payload is None:
             name = "reply_received" if event_type in (None, "all_events") else event_type
             payload = self.build_event_payload(name, webhook_id=webhook_id)
+        if unreachable:
+            problem = f"delivery to {url} failed: ConnectError: [Errno 111] Connection refused"
+            self._record_delivery(hook, payload, None, problem, None)
+            raise DeliveryError(problem)
         # Not under the lock: the receiver may well call the sandbox back.
         try:
             status, elapsed = post_event(
