@@ -18,8 +18,8 @@ marked):
 - `POST /_sandbox/webhooks/{id}/disable` -> the webhook (status -1, audit entry 20)
 - `POST /_sandbox/webhooks/{id}/deliver {payload | event_type, unreachable}` -> `{"status": <target's
   status>}`, or 502 `{"error"}` when the target gave no answer (`unreachable`: as if it were down)
-- `PUT /_sandbox/delivery-log {order, retries, payload, success_filter, timestamps, retry_limit,
-  retry_delay_s}` -> `{"options"}`: how `GET /webhook-events` behaves (`instantly_sandbox.delivery_log`)
+- `PUT /_sandbox/delivery-log {order, retries, payload, success_filter, search_filter, timestamps,
+  retry_limit, retry_delay_s}` -> `{"options"}`: how `GET /webhook-events` behaves (`instantly_sandbox.delivery_log`)
 - `POST /_sandbox/webhook-events/retry` -> `{"retried": n}`: Instantly's retry pass, now
 - `POST /_sandbox/reset {seed}` -> `{"keys": {...}}` (a fresh workspace: new ids and key strings)
 """

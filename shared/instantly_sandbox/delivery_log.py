@@ -12,6 +12,7 @@ can be tested under all of them:
 - `payload`: listed with every record (`listed`), only by `GET /webhook-events/{id}`
   (`detail_only`), or never (`absent`; the schema does not require it);
 - `success_filter`: `?success=` is applied (`honoured`) or ignored (`ignored`);
+- `search_filter`: `?search=` (an exact webhook URL or lead email) is applied or ignored;
 - `timestamps`: `2026-08-13T11:11:58.208Z` (`ms_z`, the document's examples) or
   `2026-08-13T11:11:58.208+00:00` (`offset`);
 - `retry_limit`: how many retries Instantly makes after a failed delivery (0: none, the record
@@ -29,6 +30,7 @@ ListingDirection = Literal["asc", "desc"]
 RetryRecording = Literal["separate", "in_place"]
 PayloadListing = Literal["listed", "detail_only", "absent"]
 SuccessFilter = Literal["honoured", "ignored"]
+SearchFilter = Literal["honoured", "ignored"]
 TimestampStyle = Literal["ms_z", "offset"]
 
 
@@ -40,6 +42,7 @@ class DeliveryLogOptions:
     retries: RetryRecording = "separate"
     payload: PayloadListing = "listed"
     success_filter: SuccessFilter = "honoured"
+    search_filter: SearchFilter = "honoured"
     timestamps: TimestampStyle = "ms_z"
     retry_limit: int = 0
     retry_delay: timedelta = timedelta(seconds=30)
@@ -50,6 +53,7 @@ class DeliveryLogOptions:
             "retries": ("separate", "in_place"),
             "payload": ("listed", "detail_only", "absent"),
             "success_filter": ("honoured", "ignored"),
+            "search_filter": ("honoured", "ignored"),
             "timestamps": ("ms_z", "offset"),
         }
         for name, allowed in choices.items():

@@ -17,6 +17,7 @@ from instantly_guard.publish.local import OutboxPublisher
 from instantly_guard.reconcile import checkpoint
 from instantly_guard.reconcile.service import build_service
 from instantly_guard.webhook.payload import canonical_json, event_id
+from instantly_sandbox import DeliveryLogOptions
 
 from .reconcile_support import Clock, ReceiverServer, add_webhook, deliver, reconcile_env
 
@@ -180,3 +181,31 @@ def test_a_stale_lease_of_a_crashed_run_is_taken_over(outage, receiver: Receiver
 
     assert (report.outcome, report.republished) == ("complete", 6)
     assert sorted(receiver.outbox_ids()) == sorted(expected)
+
+
+def test_a_failed_publish_never_lets_older_records_fall_below_the_overlap(
+    sandbox_factory, receiver: ReceiverServer
+) -> None:
+    """Newest-first listing, an outage 8 hours ago and one now (overlap 6h), and a publish that
+    fails after three: the records are settled oldest first, so the checkpoint never moves past
+    an older record that is still unsettled."""
+    clock = Clock()
+    clock.advance(timedelta(hours=-10))
+    sb = sandbox_factory(seed="empty", clock=clock, delivery_log=DeliveryLogOptions(order="desc"))
+    hook = add_webhook(sb, receiver.url)
+    receiver.stop()
+    payloads = deliver(sb, hook, 3, lead="old")
+    clock.advance(timedelta(hours=8))
+    payloads += deliver(sb, hook, 3, lead="new")
+    receiver.start()
+    env = reconcile_env(sb, receiver.state_dir, receiver.url, RECONCILE_OVERLAP="6h")
+    publisher = FlakyPublisher(receiver.state_dir, fail_at={4})
+    service = build_service(env, publisher=publisher)
+    try:
+        first = service.run("job@1")
+        second = service.run("job@2")
+    finally:
+        service.close()
+
+    assert (first.outcome, first.republished, second.republished) == ("failed", 3, 3)
+    assert sorted(receiver.outbox_ids()) == sorted(event_id(canonical_json(p)) for p in payloads)

@@ -39,6 +39,8 @@ def list_events(ws: Workspace, req: ApiRequest) -> Reply:
     options = ws.delivery_log
     if options.success_filter == "ignored":
         success = None
+    if options.search_filter == "ignored":
+        search = None
     with ws.lock:
         events = [
             event
