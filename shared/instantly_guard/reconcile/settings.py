@@ -32,7 +32,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from instantly_guard.audit.settings import KeySource
-from instantly_guard.secrets.factory import parse_secret_reference
+from instantly_guard.audit.settings import _key_source as key_source
 from instantly_guard.settings import Backend, CommonSettings, Reader
 from instantly_guard.webhook.settings import _topic as read_topic
 
@@ -83,7 +83,7 @@ class ReconcileSettings:
         settings = cls(
             common=common,
             webhook_urls=urls,
-            key=_key_source(reader, common),
+            key=key_source(reader, common, "RECONCILE_API_KEY_SECRET"),
             topic=read_topic(reader, common.project) if gcp else None,
             pubsub_emulator_host=reader.text("PUBSUB_EMULATOR_HOST"),
             checkpoint_bucket=bucket,
@@ -100,24 +100,3 @@ class ReconcileSettings:
         )
         reader.finish()
         return settings
-
-
-def _key_source(reader: Reader, common: CommonSettings) -> KeySource:
-    resource = reader.text("RECONCILE_API_KEY_SECRET")
-    value = reader.secret("INSTANTLY_API_KEY")
-    if resource and value is not None:
-        reader.problems.append("set RECONCILE_API_KEY_SECRET or INSTANTLY_API_KEY(_FILE), not both")
-    if resource:
-        reference = parse_secret_reference(resource)
-        if reference is None:
-            reader.problems.append(
-                "RECONCILE_API_KEY_SECRET must be projects/PROJECT/secrets/NAME or NAME"
-            )
-            return KeySource(origin="RECONCILE_API_KEY_SECRET")
-        return KeySource(secret_name=reference[0], secret_project=reference[1] or common.project)
-    if value is None:
-        reader.problems.append(
-            "no Instantly key: set RECONCILE_API_KEY_SECRET (deployed) or INSTANTLY_API_KEY(_FILE)"
-        )
-        return KeySource(origin="INSTANTLY_API_KEY")
-    return KeySource(value=value, origin="INSTANTLY_API_KEY")
