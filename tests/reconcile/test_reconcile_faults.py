@@ -209,3 +209,28 @@ def test_a_failed_publish_never_lets_older_records_fall_below_the_overlap(
 
     assert (first.outcome, first.republished, second.republished) == ("failed", 3, 3)
     assert sorted(receiver.outbox_ids()) == sorted(event_id(canonical_json(p)) for p in payloads)
+
+
+def test_schedulers_retry_of_a_failed_run_runs_again(outage, receiver: ReceiverServer) -> None:
+    sb, expected = outage
+    env = reconcile_env(sb, receiver.state_dir, receiver.url)
+    sb.faults.fail_next("GET /webhook-events", times=20, mode="error_503")
+    service = build_service(env, client_options={"sleep": lambda _s: None})
+    try:
+        failed = service.handle("POST", {**SCHEDULED})
+        sb.faults.clear()
+        retried = service.handle("POST", {**SCHEDULED})  # Scheduler retries the same run
+        duplicate = service.handle("POST", {**SCHEDULED})
+    finally:
+        service.close()
+
+    assert (failed.status, failed.body["outcome"]) == (503, "failed")
+    assert (retried.status, retried.body["republished"]) == (200, 6)
+    assert duplicate.body["outcome"] == "duplicate"
+    assert sorted(receiver.outbox_ids()) == sorted(expected)
+
+
+SCHEDULED = {
+    "X-CloudScheduler-JobName": "instantly-reconcile",
+    "X-CloudScheduler-ScheduleTime": "2026-03-04T12:05:00Z",
+}

@@ -58,7 +58,8 @@ def claim(
     if state is None:
         state = Checkpoint.starting_at(start)
     previous = state.run(run_key)
-    if previous is not None and previous.finished_at is not None:
+    # A run that failed is not done: Cloud Scheduler's retry of it (same key) must run again.
+    if previous is not None and previous.finished_at is not None and previous.outcome != "failed":
         return Outcome.DUPLICATE
     active = state.active_run(now, lease)
     if active is not None and active.key != run_key:
