@@ -240,12 +240,13 @@ resource "google_logging_metric" "reconcile_missing" {
   depends_on = [google_project_service.enabled]
 }
 
-# What the reconciler did on its own: resumed a webhook, or found an event it cannot recover
-# (no payload in the log), or failed (ERROR). Every one is worth a person's look.
+# What the reconciler did on its own: resumed a webhook (or left one off), found an event it
+# cannot recover (no payload in the log), found a configured URL that is no webhook's target, or
+# failed (ERROR). Every one is worth a person's look.
 resource "google_logging_metric" "reconcile_actions" {
   name        = "${var.name_prefix}/reconcile_actions"
   description = "Webhooks resumed, unrecoverable events and errors of the reconciler."
-  filter      = "${local.reconcile_log_filter} AND (jsonPayload.action=\"resumed\" OR jsonPayload.action=\"resume_skipped\" OR severity>=ERROR)"
+  filter      = "${local.reconcile_log_filter} AND (jsonPayload.action=\"resumed\" OR jsonPayload.action=\"resume_skipped\" OR jsonPayload.action=\"unmatched_urls\" OR severity>=ERROR)"
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -326,7 +327,7 @@ resource "google_monitoring_alert_policy" "reconcile_actions" {
   documentation {
     mime_type = "text/markdown"
     subject   = "instantly-guard: the reconciler resumed a webhook, lost an event or failed"
-    content   = "The reconcile function (`${local.function_names.reconcile}`) resumed a webhook Instantly had disabled, left one disabled because the receiver failed its probe, found a failed delivery without a payload (that event is lost), or logged an error. Its log lines say which. Runbook: README, Operations, \"missed webhook events\"."
+    content   = "The reconcile function (`${local.function_names.reconcile}`) resumed a webhook Instantly had disabled, left one disabled because the receiver failed its probe, found a failed delivery without a payload (that event is lost), found a configured receiver URL that is no webhook's target, or logged an error. Its log lines say which. Runbook: README, Operations, \"missed webhook events\"."
   }
 }
 

@@ -247,3 +247,24 @@ def test_only_our_webhooks_records_are_read(
 
     assert (report.checked, report.missing) == (2, 2)
     assert sorted(receiver.outbox_ids()) == sorted(_ids(missed))
+
+
+def test_a_receiver_url_that_is_no_webhooks_target_is_reported(
+    sandbox_factory, receiver: ReceiverServer, caplog
+) -> None:
+    sb = sandbox_factory(seed="empty")
+    hook = add_webhook(sb, receiver.url)
+    receiver.stop()
+    deliver(sb, hook, 2)
+    receiver.start()
+    configured = receiver.url.rstrip("/")  # the webhook's target ends with "/"
+
+    service = build_service(reconcile_env(sb, receiver.state_dir, configured))
+    try:
+        with caplog.at_level("WARNING", logger="instantly_guard.reconcile"):
+            report = service.run("job@1")
+    finally:
+        service.close()
+
+    assert (report.unmatched_urls, report.checked, report.missing) == (1, 0, 0)
+    assert "match no Instantly webhook" in caplog.text

@@ -13,6 +13,7 @@ Counters (every run, also when it stopped early):
     unrecoverable  missing events without a payload in the log: lost, logged at ERROR
     invalid        missing events the receiver would refuse too (not valid events): logged
     resumed        webhooks Instantly had disabled that this run resumed
+    unmatched_urls configured receiver URLs that are no webhook's target (a misconfiguration)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class RunReport:
     invalid: int = 0
     resumed: int = 0
     resume_skipped: int = 0
+    unmatched_urls: int = 0
     requests: int = 0
     error: GuardError | None = None
     missing_ids: list[str] = field(default_factory=list)
@@ -59,6 +61,7 @@ class RunReport:
             "invalid": self.invalid,
             "resumed": self.resumed,
             "resume_skipped": self.resume_skipped,
+            "unmatched_urls": self.unmatched_urls,
             "requests": self.requests,
         }
         if self.missing_ids:

@@ -133,6 +133,7 @@ class Reconciler:
         self, held: checkpoint.Claim, report: RunReport, settled: list[tuple[datetime, str]]
     ) -> None:
         state, options = held.state, self._options
+        self._check_urls(report)
         since = (state.floor - timedelta(days=options.day_margin)).date()
         records = self._log.read(since)
         report.checked = len(records)
@@ -157,6 +158,24 @@ class Reconciler:
                 continue
             self._republish(record, report, handled)
             settled.append(record.position)
+
+    def _check_urls(self, report: RunReport) -> None:
+        """Warn when a configured URL is no webhook's target: its records (searched by exact
+        URL) would never be found, and the run would look clean. `GET /webhooks` needs no
+        scope."""
+        if self._webhooks is None:
+            return
+        targets = {hook.target_hook_url for hook in self._webhooks.list_webhooks()}
+        unmatched = [url for url in self._log.urls if url not in targets]
+        report.unmatched_urls = len(unmatched)
+        if unmatched:
+            _log.warning(
+                "%d of %d RECONCILE_WEBHOOK_URLS match no Instantly webhook's target_hook_url "
+                "exactly (a trailing slash counts): their failed deliveries cannot be found",
+                len(unmatched),
+                len(self._log.urls),
+                extra={"fields": {"action": "unmatched_urls", "unmatched": len(unmatched)}},
+            )
 
     def _republish(self, record: Delivery, report: RunReport, handled: set[str]) -> None:
         payload = self._log.payload_of(record)
