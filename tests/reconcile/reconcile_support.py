@@ -18,7 +18,7 @@ from instantly_guard.publish.local import read_outbox
 from instantly_guard.webhook import build_receiver
 from instantly_sandbox import Sandbox
 
-SECRET = "reconcile-test-secret-0123456789abcdef"
+SECRET = "reconcile-test-secret-0123456789abcdef"  # pragma: allowlist secret
 HEADER = "x-webhook-secret"
 
 
