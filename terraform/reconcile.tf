@@ -81,14 +81,14 @@ resource "google_service_account" "reconcile" {
   account_id   = "${var.name_prefix}-reconcile"
   display_name = "instantly-guard reconciler"
   description  = "Runs ${local.function_names.reconcile}: reads the reconciler key, publishes to the webhook events topic, writes its checkpoint object."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 resource "google_service_account" "reconcile_scheduler" {
   account_id   = "${var.name_prefix}-rsched"
   display_name = "instantly-guard reconcile invoker"
   description  = "Identity in the OIDC token Cloud Scheduler presents to ${local.function_names.reconcile}. Can invoke that function and nothing else."
-  depends_on   = [google_project_service.enabled]
+  depends_on   = [time_sleep.services_enabled]
 }
 
 # --- Grants, each on the one resource it needs --------------------------------------------------
@@ -168,7 +168,8 @@ resource "google_cloudfunctions2_function" "reconcile" {
   }
 
   depends_on = [
-    # The build account's grants must exist before Cloud Build runs as it.
+    # The build account's grants must exist (and have propagated) before Cloud Build runs as it.
+    time_sleep.build_grants,
     google_project_iam_member.build_log_writer,
     google_project_iam_member.build_source_reader,
     google_artifact_registry_repository_iam_member.build_writer,
@@ -237,7 +238,7 @@ resource "google_logging_metric" "reconcile_missing" {
     unit        = "1"
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
 }
 
 # What the reconciler did on its own: resumed a webhook (or left one off), found an event it
@@ -254,7 +255,18 @@ resource "google_logging_metric" "reconcile_actions" {
     unit        = "1"
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.services_enabled]
+}
+
+# Monitoring finds a new log-based metric only minutes after it is created (see
+# time_sleep.log_metrics in monitoring.tf): the reconcile alerts wait the same way.
+resource "time_sleep" "reconcile_log_metrics" {
+  create_duration = var.apply_waits.log_metrics
+
+  triggers = {
+    reconcile_missing = google_logging_metric.reconcile_missing.id
+    reconcile_actions = google_logging_metric.reconcile_actions.id
+  }
 }
 
 resource "google_monitoring_alert_policy" "reconcile_missing" {
@@ -292,6 +304,8 @@ resource "google_monitoring_alert_policy" "reconcile_missing" {
     subject   = "instantly-guard: Instantly keeps failing to deliver webhook events"
     content   = "At least ${var.reconcile.alert_runs} reconcile runs within an hour found events Instantly could not deliver to the receiver. They were republished to `${google_pubsub_topic.webhook_events.name}` (attribute reconciled=true), but deliveries are still failing: check the receiver (`${local.function_names.webhook}`), its secret against the webhook's header, and whether Instantly disabled the webhook. Runbook: README, Operations, \"missed webhook events\"."
   }
+
+  depends_on = [time_sleep.reconcile_log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "reconcile_actions" {
@@ -329,6 +343,8 @@ resource "google_monitoring_alert_policy" "reconcile_actions" {
     subject   = "instantly-guard: the reconciler resumed a webhook, lost an event or failed"
     content   = "The reconcile function (`${local.function_names.reconcile}`) resumed a webhook Instantly had disabled, left one disabled because the receiver failed its probe, found a failed delivery without a payload (that event is lost), found a configured receiver URL that is no webhook's target, or logged an error. Its log lines say which. Runbook: README, Operations, \"missed webhook events\"."
   }
+
+  depends_on = [time_sleep.reconcile_log_metrics]
 }
 
 # --- Outputs -----------------------------------------------------------------------------------
