@@ -25,12 +25,14 @@ locals {
     webhook      = "${var.name_prefix}-webhook"
     audit_export = "${var.name_prefix}-audit-export"
     key_rotation = "${var.name_prefix}-key-rotation"
+    reconcile    = "${var.name_prefix}-reconcile"
   }
 
   entry_points = {
     webhook      = "receive_webhook"
     audit_export = "export_audit_logs"
     key_rotation = "rotate_api_key"
+    reconcile    = "reconcile_webhooks"
   }
 
   bundles = { for fn in keys(local.function_names) : fn => "${local.bundle_dir}/${fn}.zip" }

@@ -154,6 +154,9 @@ variable "managed_keys" {
       scopes = ["webhooks:read", "webhooks:update"]
       grace  = "1h"
     }
+    "webhook-reconciler" = {
+      scopes = ["webhook_events:read"]
+    }
   }
 
   validation {

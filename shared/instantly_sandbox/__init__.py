@@ -4,6 +4,7 @@
 """
 
 from instantly_sandbox.delivery import DeliveryError, build_event_payload
+from instantly_sandbox.delivery_log import DeliveryLogOptions
 from instantly_sandbox.faults import Fault, FaultMode, Faults
 from instantly_sandbox.recorder import RecordedResponse, ResponseLog
 from instantly_sandbox.sandbox import Sandbox
@@ -11,6 +12,7 @@ from instantly_sandbox.seed import SeededKey
 
 __all__ = [
     "DeliveryError",
+    "DeliveryLogOptions",
     "Fault",
     "FaultMode",
     "Faults",

@@ -21,8 +21,11 @@ marked):
 - `PUT /_sandbox/paid-plan {active*}` -> `{"active"}`
 - `PUT /_sandbox/webhook-headers {read, echo}` (each `raw` | `masked`, default raw) -> both
 - `POST /_sandbox/webhooks/{id}/disable` -> the webhook (status -1, audit entry 20)
-- `POST /_sandbox/webhooks/{id}/deliver {payload | event_type}` -> `{"status": <target's status>}`,
-  or 502 `{"error"}` when the target gave no answer
+- `POST /_sandbox/webhooks/{id}/deliver {payload | event_type, unreachable}` -> `{"status": <target's
+  status>}`, or 502 `{"error"}` when the target gave no answer (`unreachable`: as if it were down)
+- `PUT /_sandbox/delivery-log {order, retries, payload, success_filter, search_filter, timestamps,
+  retry_limit, retry_delay_s}` -> `{"options"}`: how `GET /webhook-events` behaves (`instantly_sandbox.delivery_log`)
+- `POST /_sandbox/webhook-events/retry` -> `{"retried": n}`: Instantly's retry pass, now
 - `POST /_sandbox/reset {seed}` -> `{"keys": {...}}` (a fresh workspace: new ids and key strings)
 """
 
@@ -36,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from instantly_sandbox.delivery import DeliveryError
+from instantly_sandbox.delivery_log import DeliveryLogOptions
 from instantly_sandbox.variants import choices
 from instantly_sandbox.wire import HttpRequest, Outcome
 
@@ -124,6 +128,11 @@ class Control:
             return _reply({"utc_offset_s": offset, "end_exclusive": exclusive})
         if route == ("GET", "/_sandbox/calls"):
             return _reply({"calls": dict(sb.calls)})
+        if route == ("PUT", "/_sandbox/delivery-log"):
+            sb.set_delivery_log(DeliveryLogOptions.from_json(body))
+            return _reply({"options": body})
+        if route == ("POST", "/_sandbox/webhook-events/retry"):
+            return _reply({"retried": sb.retry_webhook_events()})
         if route == ("POST", "/_sandbox/faults"):
             sb.faults.fail_next(
                 body["operation"],
@@ -164,7 +173,12 @@ class Control:
         if payload is None and body.get("event_type"):
             payload = sb.build_event_payload(body["event_type"], webhook_id=webhook_id)
         try:
-            status = sb.deliver_webhook_event(webhook_id, payload, force=bool(body.get("force")))
+            status = sb.deliver_webhook_event(
+                webhook_id,
+                payload,
+                force=bool(body.get("force")),
+                unreachable=bool(body.get("unreachable")),
+            )
         except DeliveryError as exc:
             return _reply({"error": str(exc)}, 502)
         return _reply({"status": status})

@@ -28,8 +28,10 @@ from instantly_sandbox.delivery import (
     post_event,
     subscribed_to,
 )
+from instantly_sandbox.delivery_log import DeliveryLogOptions
 from instantly_sandbox.faults import Faults
 from instantly_sandbox.gateway import BASE_PATH, Gateway, GatewayOptions
+from instantly_sandbox.ids import iso
 from instantly_sandbox.ratelimit import RateLimiter
 from instantly_sandbox.recorder import ResponseLog
 from instantly_sandbox.seed import SeededKey, SeedName, new_workspace
@@ -77,6 +79,8 @@ class Sandbox:
         webhook_header_read: "raw" or "masked": how webhook header values read back on
             `GET /webhooks` and `GET /webhooks/{id}` (undocumented; default raw).
         webhook_header_echo: the same for the answer to `POST /webhooks` and `PATCH`.
+        delivery_log: how `GET /webhook-events` shows deliveries and whether failed ones are
+            retried (see `instantly_sandbox.delivery_log`; default: oldest first, no retries).
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Sandbox:
         variants: Mapping[str, str] | Variants | None = None,
         webhook_header_read: HeaderView = "raw",
         webhook_header_echo: HeaderView = "raw",
+        delivery_log: DeliveryLogOptions | None = None,
     ) -> None:
         self._clock = clock or _utc_now
         self._header_views: tuple[HeaderView, HeaderView] = ("raw", "raw")
@@ -111,6 +116,8 @@ class Sandbox:
         )
         self.set_date_filter(date_filter_utc_offset, end_exclusive=date_filter_end_exclusive)
         self.set_webhook_headers(read=webhook_header_read, echo=webhook_header_echo)
+        self._delivery_log = delivery_log or DeliveryLogOptions()
+        self._ws.delivery_log = self._delivery_log
         self.faults = Faults()
         self.responses = ResponseLog(enabled=record_responses, max_entries=max_recorded_responses)
         self._limit_values = (rate_limit_per_s, rate_limit_per_min)
@@ -231,6 +238,7 @@ class Sandbox:
         )
         self.set_date_filter(self._date_filter[0], end_exclusive=self._date_filter[1])
         self.set_webhook_headers(read=self._header_views[0], echo=self._header_views[1])
+        self._ws.delivery_log = self._delivery_log
         self.faults.clear()
         self._limiter.configure(*self._limit_values)
         return self._keys
@@ -309,6 +317,12 @@ class Sandbox:
 
     # --- webhooks ------------------------------------------------------------------------------
 
+    def set_delivery_log(self, options: DeliveryLogOptions) -> None:
+        """How `GET /webhook-events` shows deliveries, and the retry policy, from now on.
+        Survives `reset`."""
+        self._delivery_log = options
+        self._ws.delivery_log = options
+
     def disable_webhook(self, webhook_id: str) -> WebhookRecord:
         """Do what Instantly does to a failing webhook: status -1 and audit entry 20."""
         return self._ws.disable_webhook(webhook_id)
@@ -336,12 +350,15 @@ class Sandbox:
         *,
         timeout: float = 5.0,
         force: bool = False,
+        unreachable: bool = False,
     ) -> int:
         """POST `payload` (default: one built for the webhook's event type) to the webhook's
         target with its custom headers; returns the target's HTTP status.
 
         Records a webhook event (`GET /webhook-events`). Raises KeyError for an unknown webhook and
         DeliveryError when the webhook is disabled (unless `force`) or the target gives no answer.
+        `unreachable` fails the delivery as a refused connection without contacting the target:
+        the receiver's outage as Instantly sees it, without stopping a process someone owns.
         """
         ws = self._ws
         with ws.lock:
@@ -356,6 +373,10 @@ class Sandbox:
         if payload is None:
             name = "reply_received" if event_type in (None, "all_events") else event_type
             payload = self.build_event_payload(name, webhook_id=webhook_id)
+        if unreachable:
+            problem = f"delivery to {url} failed: ConnectError: [Errno 111] Connection refused"
+            self._record_delivery(hook, payload, None, problem, None)
+            raise DeliveryError(problem)
         # Not under the lock: the receiver may well call the sandbox back.
         try:
             status, elapsed = post_event(
@@ -387,6 +408,38 @@ class Sandbox:
                 results[hook_id] = None
         return results
 
+    def retry_webhook_events(self, *, timeout: float = 5.0) -> int:
+        """Run Instantly's retry pass now: redeliver every failed delivery that `will_retry`
+        (the wait `retry_delay` is not waited for). Returns how many were redelivered.
+
+        A retry goes to the webhook's current target with its current headers. A webhook that
+        was deleted or disabled meanwhile is not retried (`will_retry` becomes false)."""
+        ws = self._ws
+        with ws.lock:
+            due = [event for event in ws.webhook_events.values() if event.will_retry]
+        count = 0
+        for event in sorted(due, key=lambda e: e.id):
+            with ws.lock:
+                hook = ws.webhooks.get(event.webhook_id)
+                if hook is None or hook.disabled:
+                    event.will_retry, event.timestamp_next_retry = False, None
+                    continue
+                url, headers = hook.target_hook_url, dict(hook.headers or {})
+            try:
+                status, elapsed = post_event(
+                    url,
+                    headers,
+                    event.payload,
+                    timeout=timeout,
+                    user_agent=self.delivery_user_agent,
+                )
+                outcome: tuple[int | None, str | None, int | None] = (status, None, elapsed)
+            except DeliveryError as exc:
+                outcome = (None, str(exc), None)
+            self._record_delivery(hook, event.payload, *outcome, retry_of=event)
+            count += 1
+        return count
+
     def _record_delivery(
         self,
         hook: WebhookRecord,
@@ -394,23 +447,50 @@ class Sandbox:
         status: int | None,
         problem: str | None,
         elapsed_ms: int | None,
+        *,
+        retry_of: WebhookEventRecord | None = None,
     ) -> None:
         ws = self._ws
+        options = ws.delivery_log
         success = status is not None and 200 <= status < 300
+        error = problem or (None if success else f"HTTP {status}")
         with ws.lock:
-            event_id, stamp = ws.new_id()
-            ws.webhook_events[event_id] = WebhookEventRecord(
-                id=event_id,
-                timestamp_created=stamp,
-                organization_id=ws.id,
-                webhook_id=hook.id,
-                webhook_url=hook.target_hook_url,
-                payload=dict(payload),
-                success=success,
-                status_code=status,
-                error_message=problem or (None if success else f"HTTP {status}"),
-                response_time_ms=elapsed_ms,
-            )
+            now = self._clock()
+            attempt = 0 if retry_of is None else retry_of.retry_count + 1
+            will_retry = not success and attempt < options.retry_limit
+            next_retry = iso(now + options.retry_delay) if will_retry else None
+            if retry_of is not None and options.retries == "in_place":
+                retry_of.success, retry_of.status_code, retry_of.error_message = (
+                    success,
+                    status,
+                    error,
+                )
+                retry_of.retry_count, retry_of.retry_successful = attempt, success
+                retry_of.will_retry, retry_of.timestamp_next_retry = will_retry, next_retry
+                retry_of.response_time_ms = elapsed_ms
+            else:
+                event_id, stamp = ws.new_id()
+                group = retry_of.retry_group_id if retry_of is not None else None
+                if retry_of is not None:
+                    # The attempt was retried: it no longer waits for a retry of its own.
+                    retry_of.will_retry, retry_of.timestamp_next_retry = False, None
+                ws.webhook_events[event_id] = WebhookEventRecord(
+                    id=event_id,
+                    timestamp_created=stamp,
+                    organization_id=ws.id,
+                    webhook_id=hook.id,
+                    webhook_url=hook.target_hook_url,
+                    payload=dict(payload),
+                    success=success,
+                    status_code=status,
+                    error_message=error,
+                    response_time_ms=elapsed_ms,
+                    retry_count=attempt,
+                    will_retry=will_retry,
+                    retry_group_id=group or (event_id if options.retry_limit else None),
+                    retry_successful=success if retry_of is not None else None,
+                    timestamp_next_retry=next_retry,
+                )
             hook.failures = 0 if success else hook.failures + 1
             limit = self.webhook_failure_limit
             if limit is not None and hook.failures >= limit and not hook.disabled:

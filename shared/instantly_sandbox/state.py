@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from instantly_sandbox.audit import AuditLogStore, ListingOrder
+from instantly_sandbox.delivery_log import DeliveryLogOptions
 from instantly_sandbox.ids import Uuid7Factory, iso, iso_ms, to_ms, uuid7_ms
 
 MASK_KEEP = 4
@@ -227,7 +228,8 @@ class AccountRecord:
 
 @dataclass
 class WebhookEventRecord:
-    """A delivery attempt. `webhook_id` is sandbox bookkeeping, not in the schema."""
+    """A delivery attempt. `webhook_id` is sandbox bookkeeping, not in the schema; how retries
+    and payloads are shown depends on `DeliveryLogOptions` (see `instantly_sandbox.delivery_log`)."""
 
     id: str
     timestamp_created: str
@@ -239,24 +241,38 @@ class WebhookEventRecord:
     status_code: int | None
     error_message: str | None
     response_time_ms: int | None
+    retry_count: int = 0
+    will_retry: bool = False
+    retry_group_id: str | None = None
+    retry_successful: bool | None = None
+    timestamp_next_retry: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(
+        self, options: DeliveryLogOptions | None = None, *, detail: bool = False
+    ) -> dict[str, Any]:
+        """The `WebhookEvent` body; `detail` for `GET /webhook-events/{id}`."""
+        options = options or DeliveryLogOptions()
         lead_email = self.payload.get("lead_email")
-        return {
+        body: dict[str, Any] = {
             "id": self.id,
-            "timestamp_created": self.timestamp_created,
+            "timestamp_created": options.stamp(self.timestamp_created),
             "timestamp_created_date": self.timestamp_created[:10],
             "organization_id": self.organization_id,
-            "payload": self.payload,
             "success": self.success,
-            "retry_count": 0,
-            "will_retry": False,
+            "retry_count": self.retry_count,
+            "will_retry": self.will_retry,
             "webhook_url": self.webhook_url,
             "status_code": self.status_code,
             "error_message": self.error_message,
+            "timestamp_next_retry": options.stamp(self.timestamp_next_retry),
+            "retry_group_id": self.retry_group_id,
+            "retry_successful": self.retry_successful,
             "lead_email": lead_email if isinstance(lead_email, str) else None,
             "response_time_ms": self.response_time_ms,
         }
+        if options.payload == "listed" or (options.payload == "detail_only" and detail):
+            body["payload"] = self.payload
+        return body
 
 
 @dataclass
@@ -302,6 +318,7 @@ class Workspace:
     campaigns: dict[str, CampaignRecord] = field(default_factory=dict)
     accounts: dict[str, AccountRecord] = field(default_factory=dict)
     webhook_events: dict[str, WebhookEventRecord] = field(default_factory=dict)
+    delivery_log: DeliveryLogOptions = field(default_factory=DeliveryLogOptions)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _secrets: dict[str, str] = field(default_factory=dict)  # key string -> key id
     # How webhook header values read back: on GET (`read`) and in the POST/PATCH answer (`echo`).

@@ -18,9 +18,11 @@ from tests.api_variants import ApiVariant, params
 from instantly_sandbox import Sandbox
 from instantly_sandbox.access import OPERATIONS
 from instantly_sandbox.contract import OpenApiContract
+from instantly_sandbox.delivery import DeliveryError
+from instantly_sandbox.delivery_log import DeliveryLogOptions
 from instantly_sandbox.recorder import RecordedResponse
 from instantly_sandbox.routes import ROUTES
-from instantly_sandbox.seed import HOOK_DISABLED
+from instantly_sandbox.seed import HOOK_DISABLED, HOOK_GOOD
 from instantly_sandbox.variants import DEVIATIONS
 
 pytestmark = pytest.mark.contract
@@ -37,6 +39,7 @@ CLIENT_OPERATIONS = (
     "DELETE /webhooks/{id}",
     "POST /webhooks/{id}/resume",
     "GET /webhook-events",
+    "GET /webhook-events/{id}",
     "GET /workspace-members",
     "GET /block-lists-entries",
     "POST /block-lists-entries",
@@ -74,7 +77,7 @@ def _exercise_successes(sb: Sandbox, client: httpx.Client, receiver_url: str) ->
     ok(client.get(f"/webhooks/{hook['id']}"))
     ok(client.patch(f"/webhooks/{hook['id']}", json={"name": None, "custom_interest_value": 2}))
     sb.deliver_webhook_event(hook["id"], timeout=2.0)
-    ok(client.get("/webhook-events"))
+    ok(client.get(f"/webhook-events/{ok(client.get('/webhook-events'))['items'][0]['id']}"))
     ok(client.post(f"/webhooks/{sb.state.webhook_named(HOOK_DISABLED).id}/resume"))
     ok(client.delete(f"/webhooks/{hook['id']}"))
     ok(client.get("/workspace-members", params={"limit": 100}))
@@ -156,6 +159,52 @@ def receiver_url(sandbox: Sandbox):
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+DELIVERY_LOG_VARIANTS = [
+    DeliveryLogOptions(),
+    DeliveryLogOptions(order="desc", timestamps="offset", payload="detail_only"),
+    DeliveryLogOptions(retries="in_place", retry_limit=2, success_filter="ignored"),
+    DeliveryLogOptions(retries="separate", retry_limit=2, payload="absent"),
+]
+
+
+@pytest.mark.parametrize("options", DELIVERY_LOG_VARIANTS, ids=repr)
+def test_every_delivery_log_variant_conforms(
+    sandbox_factory, openapi_contract: OpenApiContract, receiver_url: str, options
+) -> None:
+    """Successes, failures, retries and disabled webhooks, as each variant shows them."""
+    sb = sandbox_factory(seed="demo", delivery_log=options, webhook_failure_limit=3)
+    hook = sb.state.webhook_named(HOOK_GOOD)
+    with sb.state.lock:
+        hook.target_hook_url = receiver_url
+    sb.deliver_webhook_event(hook.id)
+    with sb.state.lock:
+        hook.target_hook_url = "http://127.0.0.1:9/down"  # nothing listens: failures
+    with pytest.raises(DeliveryError):
+        sb.deliver_webhook_event(hook.id, timeout=1.0)
+    sb.retry_webhook_events()  # with retries on, these fail too
+    while not sb.state.webhooks[hook.id].disabled:
+        with pytest.raises(DeliveryError):
+            sb.deliver_webhook_event(hook.id, timeout=1.0)
+    assert sb.state.webhooks[hook.id].status == -1  # disabled after 3 failures (audit 20)
+    with httpx.Client(
+        base_url=sb.base_url,
+        headers={"Authorization": f"Bearer {sb.keys['admin'].key}"},
+        timeout=5,
+    ) as client:
+        for params in ({}, {"success": "false", "limit": 2}, {"search": receiver_url}):
+            listed = client.get("/webhook-events", params=params)
+            assert listed.status_code == 200
+        items = client.get("/webhook-events", params={"limit": 100}).json()["items"]
+        assert len(items) >= 3
+        assert any(item["success"] for item in items)
+        assert any(not item["success"] for item in items)
+        for item in items:
+            assert client.get(f"/webhook-events/{item['id']}").status_code == 200
+        assert client.get(f"/webhook-events/{MISSING_UUID}").status_code == 404
+        assert client.post(f"/webhooks/{hook.id}/resume").status_code == 200
+    assert openapi_contract.check_all(list(sb.responses)) == []
 
 
 def test_every_implemented_route_is_a_documented_operation(

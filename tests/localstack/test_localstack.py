@@ -64,7 +64,13 @@ def cli(*args: str) -> list[str]:
 
 
 def port_args(ports: list[int]) -> list[str]:
-    names = ("--sandbox-port", "--webhook-port", "--export-port", "--rotation-port")
+    names = (
+        "--sandbox-port",
+        "--webhook-port",
+        "--export-port",
+        "--rotation-port",
+        "--reconcile-port",
+    )
     return [part for name, port in zip(names, ports, strict=True) for part in (name, str(port))]
 
 
@@ -166,7 +172,7 @@ def assert_stopped(pids: list[int], ports: list[int], state_dir: Path) -> None:
 
 
 def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> None:
-    state_dir, ports = tmp_path / "guard", free_ports(4)
+    state_dir, ports = tmp_path / "guard", free_ports(5)
     for attempt in (1, 2):
         stack = Stack(state_dir, ports, tmp_path / f"stack{attempt}.log")
         cleanup.append(stack.process.pid)
@@ -190,7 +196,7 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                         check=False,
                     )
                     assert demo.returncode == 0, demo.stdout + demo.stderr
-                    assert "6/6 steps passed." in demo.stdout
+                    assert "7/7 steps passed." in demo.stdout
                     assert "starting one for this demo" not in demo.stdout  # the running stack
                 outbox = subprocess.run(
                     cli("outbox", "--state-dir", str(state_dir)),
@@ -200,7 +206,8 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                     timeout=60,
                     check=True,
                 )
-                assert len(outbox.stdout.splitlines()) == 2
+                # Each demo: one delivered event, three reconciled ones.
+                assert len(outbox.stdout.splitlines()) == 8
                 # The guide's check command, run as printed (key file, policy, this repository).
                 check = subprocess.run(
                     ["bash", "-c", guide_command(stack.output, "Check the workspace")],
@@ -222,7 +229,7 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
 
 
 def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list[int]) -> None:
-    state_dir, ports = tmp_path / "guard", free_ports(4)
+    state_dir, ports = tmp_path / "guard", free_ports(5)
     demo = subprocess.Popen(
         cli("demo", "--state-dir", str(state_dir), *port_args(ports)),
         cwd=REPO,
@@ -239,13 +246,13 @@ def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list
             os.killpg(demo.pid, signal.SIGKILL)
     assert demo.returncode == 0, out
     assert "starting one for this demo" in out
-    assert "6/6 steps passed." in out
+    assert "7/7 steps passed." in out
     assert "The demo's stack is stopped." in out
     assert [p for p in ports if not port_free(p)] == []
 
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
-    ports = free_ports(4)
+    ports = free_ports(5)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", ports[1]))
         busy.listen()

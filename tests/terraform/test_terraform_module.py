@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TF_DIR = ROOT / "terraform"
 TF_FILES = sorted(TF_DIR.glob("*.tf"))
 EXAMPLE = TF_DIR / "terraform.tfvars.example"
-FUNCTIONS = ("webhook", "audit_export", "key_rotation")
+FUNCTIONS = ("webhook", "audit_export", "key_rotation", "reconcile")
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 
 
@@ -379,6 +379,7 @@ def test_only_the_webhook_is_public(tf: Module) -> None:
         "webhook": "ALLOW_ALL",
         "audit_export": "ALLOW_INTERNAL_ONLY",
         "key_rotation": "ALLOW_INTERNAL_ONLY",
+        "reconcile": "ALLOW_INTERNAL_ONLY",
     }
 
 
@@ -388,10 +389,11 @@ def test_invokers_are_one_identity_per_internal_function(tf: Module) -> None:
         for b in tf.resources("google_cloud_run_v2_service_iam_member")
         if b.name != "webhook_public"
     }
-    assert set(invokers) == {"audit_export_invoker", "key_rotation_invoker"}
+    assert set(invokers) == {"audit_export_invoker", "key_rotation_invoker", "reconcile_invoker"}
     expected = {
         "audit_export_invoker": ("audit_export", "scheduler"),
         "key_rotation_invoker": ("key_rotation", "rotation_push"),
+        "reconcile_invoker": ("reconcile", "reconcile_scheduler"),
     }
     for name, (function, account) in expected.items():
         body = invokers[name].body
@@ -529,6 +531,7 @@ def test_topic_publishers_are_granted_per_topic(tf: Module) -> None:
         "webhook_events_publisher",
         "rotation_secretmanager_publisher",
         "rotation_dead_letter_publisher",
+        "reconcile_publisher",
     }
     webhook = tf.resource("google_pubsub_topic_iam_member", "webhook_events_publisher")
     assert webhook.body["member"] == "${google_service_account.webhook.member}"
@@ -537,13 +540,15 @@ def test_topic_publishers_are_granted_per_topic(tf: Module) -> None:
 
 def test_scheduler_calls_are_authenticated(tf: Module) -> None:
     jobs = {j.name: j for j in tf.resources("google_cloud_scheduler_job")}
-    assert set(jobs) == {"audit_export", "rotation_sweep"}
-    for job in jobs.values():
+    assert set(jobs) == {"audit_export", "rotation_sweep", "reconcile"}
+    callers = {"audit_export": "scheduler", "reconcile": "reconcile_scheduler"}
+    for name, job in jobs.items():
         if "http_target" in job.body:
             target = job.block("http_target")
             oidc = target["oidc_token"][0]
-            assert oidc["service_account_email"] == "${google_service_account.scheduler.email}"
-            assert _refers_to(target["uri"], "google_cloudfunctions2_function.audit_export")
+            account = callers[name]
+            assert oidc["service_account_email"] == f"${{google_service_account.{account}.email}}"
+            assert _refers_to(target["uri"], f"google_cloudfunctions2_function.{name}")
             assert oidc["audience"] == target["uri"]
     sweep = jobs["rotation_sweep"].block("pubsub_target")
     assert _refers_to(sweep["topic_name"], "google_pubsub_topic.rotation")
@@ -561,11 +566,13 @@ def test_buckets_are_private_uniform_and_versioned(tf: Module, bucket: str) -> N
 
 
 def test_checkpoint_access_is_bucket_level(tf: Module) -> None:
-    grants = tf.resources("google_storage_bucket_iam_member")
-    assert [g.name for g in grants] == ["audit_export_checkpoints"]
-    grant = grants[0]
-    assert _refers_to(grant.body["bucket"], "google_storage_bucket.checkpoints")
-    assert grant.body["member"] == "${google_service_account.audit_export.member}"
+    grants = sorted(tf.resources("google_storage_bucket_iam_member"), key=lambda g: g.name)
+    assert [g.name for g in grants] == ["audit_export_checkpoints", "reconcile_checkpoints"]
+    for grant, account in zip(grants, ("audit_export", "reconcile"), strict=True):
+        assert _refers_to(grant.body["bucket"], "google_storage_bucket.checkpoints")
+        assert grant.body["member"] == f"${{google_service_account.{account}.member}}"
+    # The reconciler's grant is held to its own prefix: it cannot touch the audit checkpoint.
+    assert "startsWith" in grants[1].block("condition")["expression"]
 
 
 def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
@@ -578,9 +585,15 @@ def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
 
 def test_alerts_cover_high_severity_audit_events_and_failed_rotations(tf: Module) -> None:
     metrics = {m.name for m in tf.resources("google_logging_metric")}
-    assert metrics == {"audit_high_severity", "rotation_failures"}
+    expected = {
+        "audit_high_severity",
+        "rotation_failures",
+        "reconcile_missing",
+        "reconcile_actions",
+    }
+    assert metrics == expected
     policies = {p.name: p for p in tf.resources("google_monitoring_alert_policy")}
-    assert set(policies) == {"audit_high_severity", "rotation_failures"}
+    assert set(policies) == expected
     for name, policy in policies.items():
         assert policy.body["notification_channels"] == "${var.notification_channels}"
         filters = " ".join(c["condition_threshold"][0]["filter"] for c in policy.body["conditions"])

@@ -431,6 +431,8 @@ EXPECTED_PROFILES = {
     "audit_exporter": ({"audit_logs:read"}, Risk.LOW),
     "key_rotation_admin": ({"api_keys:create", "api_keys:read", "api_keys:delete"}, Risk.CRITICAL),
     "webhook_enrichment": ({"webhook_events:read", "leads:read", "campaigns:read"}, Risk.LOW),
+    "webhook_reconciler": ({"webhook_events:read"}, Risk.LOW),
+    "webhook_reconciler_resume": ({"webhook_events:read", "webhooks:update"}, Risk.HIGH),
     "posture_check": (
         {
             "api_keys:read",

@@ -58,7 +58,8 @@ class KeySource:
     def describe(self) -> str:
         if self.secret_name is not None:
             where = f"projects/{self.secret_project}/secrets/" if self.secret_project else ""
-            return f"secret {where}{self.secret_name} (alias current, AUDIT_API_KEY_SECRET)"
+            variable = self.origin or "AUDIT_API_KEY_SECRET"
+            return f"secret {where}{self.secret_name} (alias current, {variable})"
         return self.origin
 
 
@@ -153,25 +154,28 @@ class AuditSettings:
         return settings
 
 
-def _key_source(reader: Reader, common: CommonSettings) -> KeySource:
-    resource = reader.text("AUDIT_API_KEY_SECRET")
+def _key_source(
+    reader: Reader, common: CommonSettings, key_variable: str = "AUDIT_API_KEY_SECRET"
+) -> KeySource:
+    """The key from the secret named by `key_variable`, or INSTANTLY_API_KEY(_FILE); the
+    reconciler reads its own variable with the same rules."""
+    resource = reader.text(key_variable)
     value = reader.secret("INSTANTLY_API_KEY")
     if resource and value is not None:
-        reader.problems.append("set AUDIT_API_KEY_SECRET or INSTANTLY_API_KEY(_FILE), not both")
+        reader.problems.append(f"set {key_variable} or INSTANTLY_API_KEY(_FILE), not both")
     if resource:
         reference = parse_secret_reference(resource)
         if reference is None:
-            reader.problems.append(
-                "AUDIT_API_KEY_SECRET must be projects/PROJECT/secrets/NAME or NAME"
-            )
-            return KeySource(origin="AUDIT_API_KEY_SECRET")
+            reader.problems.append(f"{key_variable} must be projects/PROJECT/secrets/NAME or NAME")
+            return KeySource(origin=key_variable)
         return KeySource(
             secret_name=reference[0],
             secret_project=reference[1] or common.project,
+            origin=key_variable,
         )
     if value is None:
         reader.problems.append(
-            "no Instantly key: set AUDIT_API_KEY_SECRET (deployed) or INSTANTLY_API_KEY(_FILE)"
+            f"no Instantly key: set {key_variable} (deployed) or INSTANTLY_API_KEY(_FILE)"
         )
         return KeySource(origin="INSTANTLY_API_KEY")
     file = reader.text("INSTANTLY_API_KEY_FILE")

@@ -4,7 +4,8 @@ Starts the Instantly sandbox (seeded demo workspace) and the webhook, audit-expo
 key-rotation functions under functions-framework with the local backends, provisions the secrets
 (`instantly_guard.localstack.provision`), points the demo webhook at the local receiver, writes
 <state dir>/stack.json and prints a short guide. Ctrl-C (or SIGTERM) stops everything.
-Ports: 8700 sandbox, 8701 webhook, 8702 audit export, 8703 rotation (--base-port or one flag each).
+Ports: 8700 sandbox, 8701 webhook, 8702 audit export, 8703 rotation, 8704 reconcile (--base-port or
+one flag each).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         "--base-port",
         type=int,
         default=DEFAULT_BASE_PORT,
-        help=f"sandbox port; the functions take the next three (default {DEFAULT_BASE_PORT})",
+        help=f"sandbox port; the functions take the next four (default {DEFAULT_BASE_PORT})",
     )
-    for name in ("sandbox", "webhook", "export", "rotation"):
+    for name in ("sandbox", "webhook", "export", "rotation", "reconcile"):
         parser.add_argument(f"--{name}-port", type=int, help=f"override the {name} port")
 
 
@@ -63,6 +64,7 @@ def build_stack(args: argparse.Namespace) -> LocalStack:
         webhook=args.webhook_port or base.webhook,
         export=args.export_port or base.export,
         rotation=args.rotation_port or base.rotation,
+        reconcile=args.reconcile_port or base.reconcile,
     )
     return LocalStack(args.state_dir, ports)
 

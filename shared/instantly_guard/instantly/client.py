@@ -29,6 +29,7 @@ from instantly_guard.instantly.models import (
     CreatedApiKey,
     Page,
     Webhook,
+    WebhookEvent,
     WebhookTestResult,
     Workspace,
     WorkspaceMember,
@@ -302,6 +303,34 @@ class InstantlyClient:
         path = self._webhook(webhook_id) + "/test"
         call = Call("POST", "/webhooks/{id}/test", path, idempotent=False)
         return self._model(WebhookTestResult, call)
+
+    # ---- webhook events (the delivery log) ---------------------------------------------------
+
+    def iter_webhook_event_pages(
+        self,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        success: bool | None = None,
+        search: str | None = None,
+        limit: int = 100,
+    ) -> Iterator[list[WebhookEvent]]:
+        """Pages of delivery attempts (`from`/`to` are inclusive days, `search` an exact webhook
+        URL or lead email), in the order Instantly lists them (undocumented)."""
+        params: dict[str, str | int] = {"limit": pagination.check_limit(limit)}
+        if since is not None:
+            params["from"] = _day(since)
+        if until is not None:
+            params["to"] = _day(until)
+        if success is not None:
+            params["success"] = "true" if success else "false"
+        if search is not None:
+            params["search"] = search
+        return self._pages(WebhookEvent, "/webhook-events", params)
+
+    def get_webhook_event(self, event_id: str) -> WebhookEvent:
+        path = _path("/webhook-events/{id}", id=event_id)
+        return self._model(WebhookEvent, Call("GET", "/webhook-events/{id}", path))
 
     @staticmethod
     def _webhook(webhook_id: str) -> str:

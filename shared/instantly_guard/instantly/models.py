@@ -179,6 +179,33 @@ class WebhookTestResult(InstantlyModel):
     error: str | None = None
 
 
+class WebhookEvent(InstantlyModel):
+    """One delivery attempt from Instantly's delivery log (schema `WebhookEvent`).
+
+    The document leaves much open (see docs/reconcile.md): `payload` is not required, retries
+    may be separate records sharing `retry_group_id` or one record updated in place, and a
+    timestamp may come without a zone (read as UTC by its users). `payload` holds the lead's
+    data: never log it.
+    """
+
+    id: str
+    timestamp_created: datetime
+    organization_id: str
+    success: bool
+    retry_count: int | float
+    will_retry: bool
+    webhook_url: str
+    timestamp_created_date: str | None = None
+    payload: dict[str, Any] | None = Field(default=None, repr=False)
+    status_code: int | float | None = None
+    error_message: str | None = None
+    timestamp_next_retry: datetime | None = None
+    retry_group_id: str | None = None
+    retry_successful: bool | None = None
+    lead_email: str | None = Field(default=None, repr=False)
+    response_time_ms: int | float | None = None
+
+
 class MemberName(InstantlyModel):
     first: str | None = None
     last: str | None = None

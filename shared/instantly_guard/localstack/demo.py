@@ -7,7 +7,11 @@
 4. the audit export key is rotated by a SECRET_ROTATE CloudEvent to the rotation function, and
    the old key is revoked (grace 0s locally): it now gets 401 from Instantly;
 5. the export runs again and works with the new key (nothing restarted);
-6. the posture check reads the workspace with its read-only key: findings by severity.
+6. the posture check reads the workspace with its read-only key: findings by severity;
+7. the receiver is down (the sandbox cannot reach it) while Instantly delivers three events and
+   then disables the webhook; the reconcile function, run as Cloud Scheduler would, republishes
+   the three from Instantly's delivery log and resumes the webhook: each event is in the outbox
+   exactly once, marked `reconciled`.
 
 Every step reports ok or FAILED with what it saw; the demo's exit status is 1 if any failed.
 """
@@ -62,6 +66,7 @@ class Demo:
             ("key rotated, old key revoked", self.rotate),
             ("export works with the new key", self.export_again),
             ("posture check", self.check),
+            ("missed events reconciled", self.reconcile),
         ):
             self._step(title, action)
         passed = sum(step.ok for step in self.steps)
@@ -176,6 +181,47 @@ class Demo:
             f"{len(WORKSPACE_RULE_IDS)} workspace rules found a seeded problem"
         )
         return bool(report.failed) and not any(f.skipped for f in report.findings), detail
+
+    def reconcile(self) -> tuple[bool, str]:
+        before = {m.id for m in read_outbox(self.state_dir)}
+        control = f"{self.info.control_url}/webhooks/{self.info.webhook_id}"
+        tag = secrets.token_hex(4)
+        for i in range(3):  # Instantly delivers while the receiver is down: refused, logged
+            payload = {
+                "event_type": "reply_received",
+                "timestamp": _now(),
+                "workspace": "demo",
+                "campaign_id": "demo",
+                "campaign_name": "Demo",
+                "lead_email": f"outage-{tag}-{i}@prospect.example",
+            }
+            body = {"payload": payload, "unreachable": True}
+            httpx.post(f"{control}/deliver", json=body, timeout=_TIMEOUT)
+        httpx.post(f"{control}/disable", json={}, timeout=_TIMEOUT)  # after repeated failures
+        url = self.info.functions["reconcile"].url
+        headers = {
+            "X-CloudScheduler-JobName": "local-demo",
+            "X-CloudScheduler-ScheduleTime": _now(),
+        }
+        response = httpx.post(url, headers=headers, timeout=_TIMEOUT)
+        report: dict[str, Any] = response.json()
+        if response.status_code != 200:
+            return False, f"reconcile answered {response.status_code}: {json.dumps(report)[:300]}"
+        after = list(read_outbox(self.state_dir))
+        new = [m for m in after if m.id not in before]
+        reconciled = {m.id for m in new if m.attributes.get("reconciled") == "true"}
+        ids = [m.id for m in after]
+        ok = (
+            reconciled == set(report.get("missing_event_ids", ()))
+            and len(reconciled) == len(new) == 3
+            and len(ids) == len(set(ids))
+            and report.get("resumed") == 1
+        )
+        return ok, (
+            f"{report.get('checked')} deliveries checked, {report.get('missing')} missing, "
+            f"{report.get('republished')} republished, {report.get('resumed')} webhook resumed; "
+            f"{len(new)} new in the outbox, each once ({len(ids)} in total)"
+        )
 
     # -- helpers --------------------------------------------------------------------------------
 

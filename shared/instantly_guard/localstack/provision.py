@@ -10,6 +10,8 @@ by the rotation protocol itself, exactly as in production:
                       revokes the old key at once (deployed default: 1d)
     posture-check     the check's read-only key (profile posture_check), minted by rotation
     webhook-admin     webhooks:read + webhooks:update, minted by rotation: updates the header
+    webhook-reconciler  webhook_events:read + webhooks:update (profile
+                      webhook_reconciler_resume), minted by rotation: the reconcile function
     webhook-secret    the receiver's shared secret (kind webhook-secret) for the demo webhook:
                       its first rotation generates it and sets the header on Instantly's webhook
 
@@ -47,6 +49,7 @@ STORE_EXPORTER: Final = "audit-exporter"
 STORE_CHECK: Final = "posture-check"
 STORE_WEBHOOK_ADMIN: Final = "webhook-admin"
 STORE_WEBHOOK: Final = "webhook-secret"
+STORE_RECONCILER: Final = "webhook-reconciler"
 DEMO_WEBHOOK_NAME: Final = "crm-replies"
 WEBHOOK_HEADER: Final = "x-webhook-secret"
 WEBHOOK_SECRET_FILE: Final = "webhook-secret"  # noqa: S105 - a file name
@@ -114,6 +117,13 @@ def provision(
         admin_secret=STORE_ADMIN,
     )
 
+    _declare(
+        store,
+        STORE_RECONCILER,
+        scopes=PROFILES["webhook_reconciler_resume"].scope_strings,
+        admin_secret=STORE_ADMIN,
+    )
+
     with InstantlyClient(
         StaticKey(admin_key), api_base, rate_limiter=RateLimiter(50, 3000), max_retries=2
     ) as client:
@@ -136,7 +146,7 @@ def provision(
     )
 
     rotator = build_rotator(backend_env(state_dir, api_base), store=store)
-    for name in (STORE_EXPORTER, STORE_CHECK, STORE_WEBHOOK_ADMIN, STORE_WEBHOOK):
+    for name in (STORE_EXPORTER, STORE_CHECK, STORE_WEBHOOK_ADMIN, STORE_RECONCILER, STORE_WEBHOOK):
         rotator.rotate(name, Trigger.manual(rotator.now()))
 
     policy_path = state_dir / CHECK_POLICY_FILE
@@ -150,6 +160,7 @@ def provision(
             STORE_EXPORTER: "audit export key, audit_logs:read (grace 0s)",
             STORE_CHECK: "posture check key, read-only",
             STORE_WEBHOOK_ADMIN: "webhooks:read + webhooks:update, sets the webhook header",
+            STORE_RECONCILER: "reconciler key, webhook_events:read + webhooks:update (resume)",
             STORE_WEBHOOK: f"receiver secret, sent by Instantly as {WEBHOOK_HEADER}",
         },
         webhook_secret_file=secret_file,

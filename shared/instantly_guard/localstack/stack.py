@@ -4,6 +4,7 @@
     webhook        functions-framework --target receive_webhook   (http)
     audit_export   functions-framework --target export_audit_logs (http)
     key_rotation   functions-framework --target rotate_api_key    (http: Pub/Sub push or CloudEvent)
+    reconcile      functions-framework --target reconcile_webhooks (http)
 
 Each runs in its own process group with GUARD_BACKEND=local and one state directory, so the
 outbox, the JSONL audit log, the checkpoint and the secret store all land under it. Starting
@@ -36,6 +37,7 @@ from instantly_guard.localstack.processes import (
 from instantly_guard.localstack.provision import (
     STORE_CHECK,
     STORE_EXPORTER,
+    STORE_RECONCILER,
     STORE_WEBHOOK,
     Provisioned,
     SecretMirror,
@@ -46,7 +48,7 @@ from instantly_guard.localstack.provision import (
 from instantly_guard.localstack.state import ServiceInfo, StackInfo
 
 DEFAULT_BASE_PORT: Final = 8700
-_STRIPPED_PREFIXES = ("INSTANTLY_", "GUARD_", "AUDIT_", "WEBHOOK_", "ROTATION_")
+_STRIPPED_PREFIXES = ("INSTANTLY_", "GUARD_", "AUDIT_", "WEBHOOK_", "ROTATION_", "RECONCILE_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,11 @@ class Ports:
     webhook: int = DEFAULT_BASE_PORT + 1
     export: int = DEFAULT_BASE_PORT + 2
     rotation: int = DEFAULT_BASE_PORT + 3
+    reconcile: int = DEFAULT_BASE_PORT + 4
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 1, base + 2, base + 3)
+        return cls(base, base + 1, base + 2, base + 3, base + 4)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -66,6 +69,7 @@ class Ports:
             "webhook": self.webhook,
             "export": self.export,
             "rotation": self.rotation,
+            "reconcile": self.reconcile,
         }
 
 
@@ -213,6 +217,19 @@ class LocalStack:
                 },
             ),
             FunctionSpec("key_rotation", "rotate_api_key", "http", self.ports.rotation),
+            FunctionSpec(
+                "reconcile",
+                "reconcile_webhooks",
+                "http",
+                self.ports.reconcile,
+                {
+                    "RECONCILE_API_KEY_SECRET": STORE_RECONCILER,
+                    "RECONCILE_WEBHOOK_URLS": self.url(self.ports.webhook),
+                    "RECONCILE_RESUME": "true",
+                    # Local retries are run by hand (the sandbox's control API), not awaited.
+                    "RECONCILE_RETRY_GRACE": "0s",
+                },
+            ),
         )
         started: list[tuple[Child, str]] = []
         for spec in specs:

@@ -8,6 +8,8 @@ Keys this project mints for itself
 - `audit_exporter`      audit_logs:read
 - `key_rotation_admin`  api_keys:create, api_keys:delete, api_keys:read  (CRITICAL: can mint keys)
 - `webhook_enrichment`  campaigns:read, leads:read, webhook_events:read
+- `webhook_reconciler`  webhook_events:read
+- `webhook_reconciler_resume`  webhook_events:read, webhooks:update
 - `posture_check`       api_keys:read, audit_logs:read, block_list_entries:read,
                         workspace_members:read, workspaces:read  (`GET /webhooks` lists no scope)
 
@@ -87,6 +89,23 @@ _ALL = (
         "POST /leads/list",
         "GET /leads/{id}",
         "GET /campaigns/{id}",
+    ),
+    _profile(
+        "webhook_reconciler",
+        "Reads Instantly's delivery log for our webhooks to republish events it failed to "
+        "deliver (the reconcile function). It lists webhooks (no scope needed) to find ours.",
+        "GET /webhooks",
+        "GET /webhook-events",
+        "GET /webhook-events/{id}",
+    ),
+    _profile(
+        "webhook_reconciler_resume",
+        "The reconciler with RECONCILE_RESUME=true: also resumes a webhook Instantly disabled "
+        "after failed deliveries, once the receiver answers its health probe.",
+        "GET /webhooks",
+        "GET /webhook-events",
+        "GET /webhook-events/{id}",
+        "POST /webhooks/{id}/resume",
     ),
     _profile(
         "posture_check",

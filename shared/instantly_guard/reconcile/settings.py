@@ -1,0 +1,102 @@
+"""Configuration of the reconciliation, read once at cold start from an environment mapping.
+
+Besides `CommonSettings` (GUARD_BACKEND, GUARD_STATE_DIR, INSTANTLY_API_BASE, GOOGLE_CLOUD_PROJECT,
+LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
+
+    RECONCILE_WEBHOOK_URLS       our receiver's URL(s) as the webhooks' `target_hook_url`,
+                                 comma-separated (required): only their records are read
+    RECONCILE_API_KEY_SECRET     secret holding the reconciler's Instantly key (alias `current`),
+                                 `projects/P/secrets/S` or `S`; or INSTANTLY_API_KEY[_FILE]
+    WEBHOOK_PUBSUB_TOPIC         the receiver's topic (required with gcp), `projects/P/topics/T`
+                                 or `T`; PUBSUB_EMULATOR_HOST for a stand-in. With
+                                 GUARD_BACKEND=local events go to the receiver's outbox
+    RECONCILE_CHECKPOINT_BUCKET  Cloud Storage bucket of the checkpoint (required with gcp)
+    RECONCILE_CHECKPOINT_OBJECT  its object (default instantly-reconcile/checkpoint.json)
+    RECONCILE_LOOKBACK           how far back the first run reads (default 3d)
+    RECONCILE_OVERLAP            how long records stay under watch behind the newest settled one
+                                 (default 6h): late records, in-place updates, pending retries
+    RECONCILE_RETRY_GRACE        how long a failure Instantly will retry is left to Instantly
+                                 (default 1h; must be below the overlap minus the schedule)
+    RECONCILE_DAY_MARGIN         days read before the checkpoint's day (default 1): the API's
+                                 `from` day boundary is undocumented
+    RECONCILE_RESUME             resume our webhooks Instantly disabled, once the receiver
+                                 answers the probe (default false; needs `webhooks:update`)
+    STORAGE_EMULATOR_HOST        http://host:port of a Cloud Storage stand-in (tests)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from instantly_guard.audit.settings import KeySource
+from instantly_guard.audit.settings import _key_source as key_source
+from instantly_guard.settings import Backend, CommonSettings, Reader
+from instantly_guard.webhook.settings import _topic as read_topic
+
+REQUIRED_SCOPE = "webhook_events:read"
+RESUME_SCOPE = "webhooks:update"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    common: CommonSettings
+    webhook_urls: tuple[str, ...]
+    key: KeySource
+    topic: str | None
+    pubsub_emulator_host: str | None
+    checkpoint_bucket: str | None
+    checkpoint_object: str
+    lookback: timedelta
+    overlap: timedelta
+    retry_grace: timedelta
+    day_margin: int
+    resume: bool
+    storage_emulator_host: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReconcileSettings:
+        reader = Reader(env)
+        common = CommonSettings.read(reader)
+        gcp = common.backend is Backend.GCP
+        urls = reader.csv("RECONCILE_WEBHOOK_URLS")
+        if not urls:
+            reader.problems.append("RECONCILE_WEBHOOK_URLS is required (the receiver's URL)")
+        for url in urls:
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                reader.problems.append(f"RECONCILE_WEBHOOK_URLS: {url!r} is not an http(s) URL")
+        bucket = reader.text("RECONCILE_CHECKPOINT_BUCKET")
+        if gcp and not bucket:
+            reader.problems.append("RECONCILE_CHECKPOINT_BUCKET is required with GUARD_BACKEND=gcp")
+        overlap = reader.duration("RECONCILE_OVERLAP", timedelta(hours=6))
+        grace = reader.duration("RECONCILE_RETRY_GRACE", timedelta(hours=1))
+        if not timedelta(0) <= grace < overlap:
+            reader.problems.append(
+                "RECONCILE_RETRY_GRACE must be below RECONCILE_OVERLAP (a pending retry must be "
+                "settled while it is still within the overlap)"
+            )
+        lookback = reader.duration("RECONCILE_LOOKBACK", timedelta(days=3))
+        if lookback <= timedelta(0):
+            reader.problems.append("RECONCILE_LOOKBACK must be positive")
+        settings = cls(
+            common=common,
+            webhook_urls=urls,
+            key=key_source(reader, common, "RECONCILE_API_KEY_SECRET"),
+            topic=read_topic(reader, common.project) if gcp else None,
+            pubsub_emulator_host=reader.text("PUBSUB_EMULATOR_HOST"),
+            checkpoint_bucket=bucket,
+            checkpoint_object=reader.text(
+                "RECONCILE_CHECKPOINT_OBJECT", "instantly-reconcile/checkpoint.json"
+            )
+            or "instantly-reconcile/checkpoint.json",
+            lookback=lookback,
+            overlap=overlap,
+            retry_grace=grace,
+            day_margin=reader.integer("RECONCILE_DAY_MARGIN", 1, minimum=0, maximum=7),
+            resume=reader.flag("RECONCILE_RESUME", False),
+            storage_emulator_host=reader.text("STORAGE_EMULATOR_HOST"),
+        )
+        reader.finish()
+        return settings

@@ -1,0 +1,142 @@
+"""Helpers for the reconciliation tests: a real receiver on loopback that can be stopped and
+started again, and the environment a reconciler needs."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request
+from werkzeug.wrappers import Response as WsgiResponse
+
+from instantly_guard.publish.local import read_outbox
+from instantly_guard.webhook.receiver import build_receiver
+from instantly_sandbox import Sandbox
+
+SECRET = "reconcile-test-secret-0123456789abcdef"  # pragma: allowlist secret
+HEADER = "x-webhook-secret"
+
+
+class ReceiverServer:
+    """The webhook receiver (`build_receiver`, outbox publisher) served by werkzeug on a fixed
+    loopback port, so that `stop()` makes deliveries fail (connection refused) and `start()`
+    brings the same URL back, like a receiver that was down for a while."""
+
+    def __init__(self, state_dir: Path, **env: str) -> None:
+        self.state_dir = state_dir
+        environment = {
+            "GUARD_BACKEND": "local",
+            "GUARD_STATE_DIR": str(state_dir),
+            "INSTANTLY_WEBHOOK_SECRET": SECRET,
+            "WEBHOOK_SECRET_HEADER": HEADER,
+            "WEBHOOK_DEDUPE_WINDOW": "0",
+            **env,
+        }
+        self.receiver = build_receiver(environment)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        response = self.receiver.handle(Request(environ))  # type: ignore[arg-type]
+        return WsgiResponse(response.body, status=response.status, headers=response.headers)(
+            environ, start_response
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> ReceiverServer:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._server = make_server("127.0.0.1", self.port, self._app, threaded=True)
+                break
+            except OSError:  # the port is still in TIME_WAIT or briefly taken
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def close(self) -> None:
+        self.stop()
+        self.receiver.close()
+
+    def outbox_ids(self) -> list[str]:
+        return [m.attributes["event_id"] for m in read_outbox(self.state_dir)]
+
+    def outbox(self) -> list[Any]:
+        return list(read_outbox(self.state_dir))
+
+
+def add_webhook(sb: Sandbox, url: str) -> str:
+    """Our webhook in the sandbox: every event, to `url`, with the receiver's secret header."""
+    from instantly_sandbox.state import WebhookRecord
+
+    ws = sb.state
+    with ws.lock:
+        hook_id, stamp = ws.new_id()
+        ws.webhooks[hook_id] = WebhookRecord(
+            id=hook_id,
+            organization=ws.id,
+            target_hook_url=url,
+            event_type="all_events",
+            timestamp_created=stamp,
+            name="reconcile-test",
+            headers={HEADER: SECRET},
+        )
+    return hook_id
+
+
+def deliver(sb: Sandbox, hook_id: str, n: int, *, lead: str = "lead") -> list[dict[str, Any]]:
+    """Deliver `n` distinct events (failures included); return their payloads."""
+    from instantly_sandbox import DeliveryError
+
+    payloads = []
+    for i in range(n):
+        payload = sb.build_event_payload(
+            "reply_received", webhook_id=hook_id, lead_email=f"{lead}{i}@prospect.example"
+        )
+        payloads.append(payload)
+        with contextlib.suppress(DeliveryError):  # the receiver is down: a failed delivery
+            sb.deliver_webhook_event(hook_id, payload, timeout=2.0)
+    return payloads
+
+
+def reconcile_env(sb: Sandbox, state_dir: Path, url: str, **extra: str) -> dict[str, str]:
+    return {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(state_dir),
+        "INSTANTLY_API_BASE": sb.base_url,
+        "INSTANTLY_API_KEY": sb.add_key("reconciler", ["webhook_events:read"]).key,
+        "RECONCILE_WEBHOOK_URLS": url,
+        **extra,
+    }
+
+
+class Clock:
+    """A settable clock for the reconciler (`build_service(clock=...)`), starting now."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
