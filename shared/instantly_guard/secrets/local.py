@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import secrets as _random
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -263,6 +264,16 @@ class LocalSecretStore:
 
     def destroy_version(self, name: str, version: str) -> None:
         self._set_state(name, version, VersionState.DESTROYED)
+
+    def delete_secret(self, name: str, *, etag: str) -> None:
+        with self._locked(name) as directory:
+            if self._read(directory).get("etag") != etag:
+                raise ConflictError(f"secret {name} changed since it was read")
+            # Renamed first, under the lock: readers then see "not found", never half a secret.
+            # (A leading dot is not a valid secret name, so the listing skips the remains.)
+            doomed = directory.with_name(f".deleted-{name}-{_random.token_hex(4)}")
+            directory.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def list_secrets(self, labels: Mapping[str, str] | None = None) -> Iterator[SecretMetadata]:
         if not self._root.is_dir():
