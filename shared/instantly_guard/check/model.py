@@ -250,3 +250,17 @@ class Report:
             if finding.failed:
                 counts[str(finding.severity)] += 1
         return counts
+
+    def rule_counts(self) -> dict[str, int]:
+        """Rules (not findings) by outcome: a rule failed when any of its findings failed, was
+        skipped when it could not be evaluated, and passed otherwise."""
+        status: dict[str, str] = {}
+        for finding in self.findings:
+            before = status.get(finding.rule_id)
+            if before == "fail" or (before == "skip" and finding.status == "pass"):
+                continue
+            status[finding.rule_id] = finding.status
+        counts = {"rules_failed": 0, "rules_passed": 0, "rules_skipped": 0}
+        for value in status.values():
+            counts[{"pass": "rules_passed", "fail": "rules_failed", "skip": "rules_skipped"}[value]] += 1
+        return counts

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         scope_advice,
     )
     from instantly_guard.check.report import render
-    from instantly_guard.check.report.table import use_colour
+    from instantly_guard.check.report.table import summary, use_colour
     from instantly_guard.errors import AuthenticationError, ConfigError
 
     if args.show_scopes:
@@ -142,10 +142,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             # Exit 2, not a traceback's 1: CI reads 1 as "findings at --fail-on".
             raise ConfigError(f"--output {args.output}: cannot write ({exc.strerror})") from exc
-        counts = report.counts()
         print(
-            f"instantly-guard check: {counts['failed']} failed, {counts['passed']} passed, "
-            f"{counts['skipped']} skipped; report written to {args.output}",
+            f"instantly-guard check: {summary(report)}; report written to {args.output}",
             file=sys.stderr,
         )
     else:

@@ -93,6 +93,8 @@ def exit_code_for(exc: BaseException) -> int:
 
     if isinstance(exc, ConfigError | SecretNotFoundError):
         return EXIT_USAGE
+    if type(exc).__name__ == "WorkspaceUnreadableError":  # check.collect's; not imported for this
+        return EXIT_UPSTREAM if getattr(exc, "retryable", False) else EXIT_USAGE
     if isinstance(exc, AuthenticationError | ScopeError | PaymentRequiredError):
         return EXIT_USAGE  # the key or the plan: configuration, not something a retry fixes
     if isinstance(exc, PermissionDeniedError):
