@@ -326,9 +326,11 @@ def test_unknown_format_is_refused() -> None:
 def test_summary_counts_findings_and_rules_apart() -> None:
     report = sample_report()
     failed_rules = {f.rule_id for f in report.findings if f.failed}
-    passed_rules = {f.rule_id for f in report.findings} - failed_rules - {
-        f.rule_id for f in report.findings if f.skipped
-    }
+    passed_rules = (
+        {f.rule_id for f in report.findings}
+        - failed_rules
+        - {f.rule_id for f in report.findings if f.skipped}
+    )
     last = render(report, "table").splitlines()[-1]
     assert f"{len(report.failed)} findings (" in last
     assert f"from {len(failed_rules)} failed rules; {len(passed_rules)} rules passed" in last

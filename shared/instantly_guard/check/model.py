@@ -216,6 +216,10 @@ class Snapshot:
     repository: RepoSnapshot | None = None
     workspace_name: str | None = None
     errors: Mapping[Section, SectionError] = field(default_factory=lambda: MappingProxyType({}))
+    rotation_admin_ids: frozenset[str] = frozenset()
+    """Ids of the keys managed secrets mint with (`check.managed`); empty when not read."""
+    managed_key_ids: frozenset[str] = frozenset()
+    """Ids of the keys managed secrets hold or are about to revoke; empty when not read."""
 
     def has(self, section: Section) -> bool:
         return {
@@ -262,5 +266,7 @@ class Report:
             status[finding.rule_id] = finding.status
         counts = {"rules_failed": 0, "rules_passed": 0, "rules_skipped": 0}
         for value in status.values():
-            counts[{"pass": "rules_passed", "fail": "rules_failed", "skip": "rules_skipped"}[value]] += 1
+            counts[
+                {"pass": "rules_passed", "fail": "rules_failed", "skip": "rules_skipped"}[value]
+            ] += 1
         return counts

@@ -8,7 +8,6 @@ from instantly_guard.localstack.provision import (
     STORE_CHECK,
     STORE_EXPORTER,
     WEBHOOK_HEADER,
-    current_version_file,
 )
 from instantly_guard.localstack.state import StackInfo
 
@@ -56,10 +55,12 @@ def render(info: StackInfo, notes: list[str] | None = None) -> str:
         f"  -> secrets: {env} .venv/bin/instantly-guard secrets list",
         f"     (webhook header {WEBHOOK_HEADER}; secret values live in {here}/secrets/, mode 0600)",
         "",
-        "Check the workspace and this repository (read-only key from the local store):",
-        f"  INSTANTLY_API_BASE={info.api_base} "
-        f"INSTANTLY_API_KEY_FILE={_shown(current_version_file(state, STORE_CHECK))} \\",
-        f"    .venv/bin/instantly-guard check --policy {_shown(Path(info.check_policy))}",
+        "Check the workspace and this repository (the read-only key the store holds as current,",
+        "so the command survives rotations; the store also tells the check which keys rotations",
+        "minted):",
+        f"  {env} \\",
+        f"    .venv/bin/instantly-guard check --key-secret {STORE_CHECK} "
+        f"--policy {_shown(Path(info.check_policy))}",
         "  -> exit 1: the demo workspace is seeded with a problem for every rule",
         "Or the whole walkthrough: make demo",
         "",
