@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from instantly_guard import scopes
 from instantly_guard.check.model import (
@@ -38,7 +38,9 @@ from instantly_guard.errors import (
     ScopeError,
     TransportError,
 )
-from instantly_guard.instantly import InstantlyClient
+
+if TYPE_CHECKING:  # the client (pydantic models) is not loaded for a repository-only check
+    from instantly_guard.instantly import InstantlyClient
 
 PROFILE: Final = scopes.PROFILES["posture_check"]
 REQUIRED_SCOPES: Final[tuple[str, ...]] = PROFILE.scope_strings

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from instantly_guard.check.collect import collect_workspace
 from instantly_guard.check.gitrepo import RepositoryUnreadableError, collect_repository
@@ -15,7 +16,9 @@ from instantly_guard.check.managed import ManagedKeys
 from instantly_guard.check.model import Finding, Report, Section, Severity, Snapshot
 from instantly_guard.check.policy import Policy
 from instantly_guard.check.rules import ALL_RULES, Rule
-from instantly_guard.instantly import InstantlyClient
+
+if TYPE_CHECKING:  # the client (pydantic models) is not loaded for a repository-only check
+    from instantly_guard.instantly import InstantlyClient
 
 DEFAULT_FAIL_ON = Severity.HIGH
 """`--fail-on` default: CI fails on high and critical findings, reports the rest."""
