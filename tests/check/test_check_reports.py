@@ -318,7 +318,7 @@ def test_use_colour(stream: io.StringIO, env: dict[str, str], expected: bool) ->
 
 
 def test_unknown_format_is_refused() -> None:
-    assert FORMATS == ("table", "json", "sarif")
+    assert FORMATS == ("table", "json", "sarif", "html")
     with pytest.raises(ValueError, match="unknown format"):
         render(sample_report(), "xml")
 

@@ -37,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     out = parser.add_argument_group("output")
-    out.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    out.add_argument(
+        "--format",
+        choices=("table", "json", "sarif", "html"),
+        default="table",
+        help="table (default), json, sarif (code scanning) or html (one self-contained page)",
+    )
     out.add_argument("--output", "-o", type=Path, help="write the report here (default: stdout)")
     out.add_argument(
         "--fail-on",
