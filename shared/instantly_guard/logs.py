@@ -62,6 +62,17 @@ def _plain(value: Any) -> Any:
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, default=_plain)
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, prefixed with the secret it is about when a `secret` field names one
+    the text does not (so the one-line summary Cloud Logging and a terminal show names it)."""
+    message = record.getMessage()
+    fields = getattr(record, "fields", None)
+    secret = fields.get("secret") if isinstance(fields, Mapping) else None
+    if isinstance(secret, str) and secret and secret not in message:
+        return f"{secret}: {message}"
+    return message
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one redacted JSON line for Cloud Logging."""
 
@@ -72,7 +83,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
-            "message": record.getMessage(),
+            "message": _message(record),
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
@@ -106,7 +117,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         line = f"{when} {_SEVERITY.get(record.levelno, 'DEFAULT'):<7} {record.name}: "
-        line += record.getMessage()
+        line += _message(record)
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping) and fields:
             line += "  " + " ".join(f"{k}={v}" for k, v in fields.items())

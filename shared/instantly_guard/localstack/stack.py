@@ -235,7 +235,9 @@ class LocalStack:
             self.children.append(child)
             started.append((child, child.url))
         for child, url in started:
-            wait_http(child, url, self.ready_timeout)
+            # functions-framework answers /robots.txt itself (404) without calling the function:
+            # a probe of `/` made the webhook log a 405 WARNING at every start.
+            wait_http(child, f"{url}robots.txt", self.ready_timeout)
 
         self.info = StackInfo(
             pid=os.getpid(),
