@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from instantly_guard.cli import main
-from instantly_guard.secrets.local import LocalSecretStore
 
 
-@pytest.fixture
-def cli(rotation_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("GUARD_BACKEND", "local")
-    monkeypatch.setenv("GUARD_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("INSTANTLY_API_BASE", rotation_sandbox.base_url)
-
-    def run(*argv: str, stdin: str = "") -> int:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        return main(list(argv))
-
-    run.store = LocalSecretStore(tmp_path / "state" / "secrets")  # type: ignore[attr-defined]
-    run.secrets_dir = tmp_path / "state" / "secrets"  # type: ignore[attr-defined]
-    return run
+def _secrets_dir() -> Path:
+    return Path(os.environ["GUARD_STATE_DIR"]) / "secrets"
 
 
 def _admin(cli: Any, sandbox: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,7 +30,7 @@ def test_set_on_an_undeclared_secret_says_declare_it_first_and_names_the_store(
     err = capsys.readouterr().err
     assert "declare it first" in err
     assert "instantly-guard secrets declare instantly-admin" in err
-    assert str(cli.secrets_dir) in err
+    assert str(_secrets_dir()) in err
     assert err.count("\n") == 1  # one line, no traceback
 
 
@@ -54,7 +41,7 @@ def test_rotate_with_a_typo_suggests_the_close_name(
     assert cli("rotate", "instantly-admn") == 2
     err = capsys.readouterr().err
     assert "did you mean instantly-admin?" in err
-    assert str(cli.secrets_dir) in err
+    assert str(_secrets_dir()) in err
     assert cli("secrets", "show", "instantly-admn") == 2
     assert "did you mean instantly-admin?" in capsys.readouterr().err
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from instantly_guard.check.scancache import (
     baseline_covered,
     baseline_findings,
     cache_path,
+    git_output,
     settings_fingerprint,
 )
 
@@ -56,7 +56,7 @@ def collect_repository(path: Path) -> RepoSnapshot:
         raise RepositoryUnreadableError(
             SectionError("git is not installed", "Install git, or pass --no-repo.")
         )
-    top = _git(git, path, ["rev-parse", "--show-toplevel"])
+    top = git_output(git, path, ["rev-parse", "--show-toplevel"])
     if top is None:
         raise RepositoryUnreadableError(
             SectionError(
@@ -211,26 +211,9 @@ def _check_ignore(git: str, root: Path, paths: Sequence[str]) -> set[str]:
     return set(_split(result.stdout.decode("utf-8", "surrogateescape")))
 
 
-def _git(git: str, cwd: Path, args: list[str]) -> str | None:
-    """stdout of `git -C cwd args`, or None when git fails (not a repository)."""
-    try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [git, "-C", str(cwd), *args],
-            capture_output=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.decode("utf-8", "surrogateescape")
-
-
 def _listing(git: str, root: Path, args: list[str]) -> list[str]:
     """`git ls-files -z ARGS`. A failure raises: an empty listing would pass the rules silently."""
-    output = _git(git, root, ["ls-files", "-z", *args])
+    output = git_output(git, root, ["ls-files", "-z", *args])
     if output is None:
         raise RepositoryUnreadableError(
             SectionError(

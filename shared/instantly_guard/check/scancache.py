@@ -75,12 +75,12 @@ def baseline_covered(
         generated = datetime.fromisoformat(str(baseline["generated_at"]).replace("Z", "+00:00"))
     except (KeyError, ValueError):
         return set()
-    commit = _git(git, root, ["log", "-1", "--format=%H", "--", baseline_name])
+    commit = git_output(git, root, ["log", "-1", "--format=%H", "--", baseline_name])
     if not commit or not commit.strip():
         return set()  # not committed: nothing says which tree it describes
     commit = commit.strip()
-    changed = _git(git, root, ["diff", "--name-only", "-z", commit, "--"])
-    later = _git(
+    changed = git_output(git, root, ["diff", "--name-only", "-z", commit, "--"])
+    later = git_output(
         git,
         root,
         [
@@ -94,7 +94,7 @@ def baseline_covered(
             commit,
         ],
     )
-    tracked = _git(git, root, ["ls-tree", "-r", "-z", "--name-only", commit])
+    tracked = git_output(git, root, ["ls-tree", "-r", "-z", "--name-only", commit])
     if changed is None or later is None or tracked is None:
         return set()
     if baseline_name in _paths(changed):
@@ -167,14 +167,15 @@ class ScanCache:
 
 def cache_path(git: str, root: Path) -> Path | None:
     """`<git dir>/instantly-guard/scan-cache.json` (per worktree), or None outside git."""
-    out = _git(git, root, ["rev-parse", "--git-path", _CACHE_FILE])
+    out = git_output(git, root, ["rev-parse", "--git-path", _CACHE_FILE])
     if not out or not out.strip():
         return None
     path = Path(out.strip())
     return path if path.is_absolute() else root / path
 
 
-def _git(git: str, root: Path, args: list[str]) -> str | None:
+def git_output(git: str, root: Path, args: list[str]) -> str | None:
+    """stdout of `git -C root args`, or None when git fails (not a repository, a timeout)."""
     try:
         result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [git, "-C", str(root), *args],
