@@ -63,6 +63,17 @@ def _plain(value: Any) -> Any:
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, default=_plain)
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, prefixed with the secret it is about when a `secret` field names one
+    the text does not (so the one-line summary Cloud Logging and a terminal show names it)."""
+    message = record.getMessage()
+    fields = getattr(record, "fields", None)
+    secret = fields.get("secret") if isinstance(fields, Mapping) else None
+    if isinstance(secret, str) and secret and secret not in message:
+        return f"{secret}: {message}"
+    return message
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one redacted JSON line for Cloud Logging."""
 
@@ -73,7 +84,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
-            "message": record.getMessage(),
+            "message": _message(record),
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
@@ -100,19 +111,51 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_scrub(entry), ensure_ascii=False, default=str)
 
 
-def configure_logging(
-    level: str = "INFO", *, stream: IO[str] | None = None, labels: Mapping[str, str] | None = None
-) -> None:
-    """Route the root logger to one JSON line per record on `stream` (stdout by default).
+class TextFormatter(logging.Formatter):
+    """One readable, redacted line per record for a terminal: `12:00:01 WARNING name: message
+    key=value ...` (the structured fields after the message)."""
 
-    Idempotent: calling it again replaces our handler instead of adding a second one.
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        line = f"{when} {_SEVERITY.get(record.levelno, 'DEFAULT'):<7} {record.name}: "
+        line += _message(record)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping) and fields:
+            line += "  " + " ".join(f"{k}={v}" for k, v in fields.items())
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return str(_scrub(line))
+
+
+QUIET_LOGGERS: Final = ("httpx", "httpcore", "urllib3", "google.auth", "grpc")
+"""Libraries that log every request at INFO (httpx with the full URL): WARNING and up only."""
+
+
+def configure_logging(
+    level: str = "INFO",
+    *,
+    stream: IO[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    text: bool | None = None,
+) -> None:
+    """Route the root logger to `stream` (stdout by default): one JSON line per record for Cloud
+    Logging, or, when `text` is true (default: when `stream` is a terminal), one readable line.
+
+    Idempotent: calling it again replaces our handler instead of adding a second one. The
+    libraries in QUIET_LOGGERS are held at WARNING whatever `level` is.
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_instantly_guard", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter(labels))
+    out = stream or sys.stdout
+    if text is None:
+        isatty = getattr(out, "isatty", None)
+        text = bool(isatty and isatty())
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(TextFormatter() if text else JsonFormatter(labels))
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     handler._instantly_guard = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

@@ -146,3 +146,60 @@ def test_repository_only_needs_no_key(
     assert {f["rule_id"] for f in report["findings"] if f["status"] == "fail"} == {
         "repository.env-not-ignored"
     }
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_workspace_is_an_error_not_a_green_run(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INSTANTLY_API_BASE", f"http://127.0.0.1:{_closed_port()}/api/v2")
+    code = main(["check", "--no-repo", "--fail-on", "none"])
+    captured = capsys.readouterr()
+    assert code == 3  # upstream: run again later; never 0
+    assert "cannot reach Instantly" in captured.err
+    assert "INSTANTLY_API_BASE" in captured.err
+    assert "passed" not in captured.out
+
+
+def test_a_workspace_of_which_nothing_could_be_read_is_an_error(demo: Sandbox) -> None:
+    from instantly_guard.check import Policy
+    from instantly_guard.check.collect import WorkspaceUnreadableError, collect_workspace
+    from instantly_guard.cli.output import exit_code_for
+    from instantly_guard.instantly import InstantlyClient, StaticKey
+
+    key = demo.add_key("posture-check", scopes.PROFILES["posture_check"].scope_strings)
+    demo.faults.fail_next("*", times=50, mode="error_503")
+    with (
+        InstantlyClient(StaticKey(key.key), demo.base_url, max_retries=0) as client,
+        pytest.raises(WorkspaceUnreadableError) as caught,
+    ):
+        collect_workspace(client, Policy())
+    assert "no part of the workspace" in str(caught.value)
+    assert exit_code_for(caught.value) == 3
+
+
+def test_list_rules_into_a_closed_pipe_exits_quietly() -> None:
+    import sys
+
+    # `head -n 0` exits before the command writes: the write always meets a closed pipe.
+    pipeline = (
+        f"{sys.executable} -m instantly_guard.cli check --list-rules | head -n 0; "
+        'echo "status=${PIPESTATUS[0]}"'
+    )
+    head = subprocess.run(
+        ["/bin/bash", "-c", pipeline],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in head.stderr, head.stderr
+    assert "BrokenPipe" not in head.stderr
+    assert head.stdout.strip() == "status=141"

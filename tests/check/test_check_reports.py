@@ -290,7 +290,7 @@ def test_table_groups_by_rule_and_puts_failures_first() -> None:
     assert status_lines[0].split()[1] == "critical"
     assert "\033[" not in text
     assert "fix: " in text
-    assert lines[-1].startswith(f"{len(sample_report().failed)} failed (2 critical")
+    assert lines[-1].startswith(f"{len(sample_report().failed)} findings (2 critical")
 
 
 def test_table_colour_only_when_asked() -> None:
@@ -318,6 +318,22 @@ def test_use_colour(stream: io.StringIO, env: dict[str, str], expected: bool) ->
 
 
 def test_unknown_format_is_refused() -> None:
-    assert FORMATS == ("table", "json", "sarif")
+    assert FORMATS == ("table", "json", "sarif", "html")
     with pytest.raises(ValueError, match="unknown format"):
         render(sample_report(), "xml")
+
+
+def test_summary_counts_findings_and_rules_apart() -> None:
+    report = sample_report()
+    failed_rules = {f.rule_id for f in report.findings if f.failed}
+    passed_rules = (
+        {f.rule_id for f in report.findings}
+        - failed_rules
+        - {f.rule_id for f in report.findings if f.skipped}
+    )
+    last = render(report, "table").splitlines()[-1]
+    assert f"{len(report.failed)} findings (" in last
+    assert f"from {len(failed_rules)} failed rules; {len(passed_rules)} rules passed" in last
+    summary = json.loads(render(report, "json"))["summary"]
+    assert summary["rules_failed"] == len(failed_rules) < summary["failed"]
+    assert summary["rules_passed"] == len(passed_rules)

@@ -157,3 +157,100 @@ def test_this_project_passes_its_own_repository_rules() -> None:
         pytest.skip("not a git checkout")
     failures = [f.evidence for f in run_check(None, Policy(), repo=root).findings if f.failed]
     assert failures == []
+
+
+def _commit_at(repo: Path, when: str) -> None:
+    env = {
+        **__import__("os").environ,
+        "GIT_COMMITTER_DATE": when,
+        "GIT_AUTHOR_DATE": when,
+    }
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "-m", "c"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+
+
+def _real_baseline(repo: Path, generated_at: str) -> dict:
+    """What `detect-secrets scan` writes (its own code, in process), dated `generated_at`."""
+    from detect_secrets.core import baseline as ds_baseline
+    from detect_secrets.core.secrets_collection import SecretsCollection
+    from detect_secrets.settings import default_settings
+
+    with default_settings():
+        secrets = SecretsCollection(root=str(repo))
+        for path in sorted(repo.glob("*.py")):
+            secrets.scan_file(path.name)
+        data = ds_baseline.format_for_output(secrets)
+    data["generated_at"] = generated_at
+    return data
+
+
+def test_unchanged_files_come_from_the_baseline_and_changed_ones_are_scanned(repo: Path) -> None:
+    (repo / "old.py").write_text(f'KEY = "{AWS_LIKE_KEY}"\n')
+    (repo / "quiet.py").write_text("x = 1\n")
+    (repo / "later.py").write_text("y = 2\n")
+    _commit_at(repo, "2026-01-01T00:00:00Z")
+    baseline = _real_baseline(repo, "2026-01-02T00:00:00Z")
+    (repo / ".secrets.baseline").write_text(json.dumps(baseline, indent=2))
+    _commit_at(repo, "2026-01-02T00:01:00Z")
+
+    snap = collect_repository(repo)
+    assert (snap.files_scanned, snap.files_from_baseline) == (3, 3)
+    assert snap.secrets == ()  # the baseline's entry, reviewed: silenced as when scanned
+
+    # Marked a real secret in the review: still reported, though the file was not scanned.
+    baseline["results"]["old.py"][0]["is_secret"] = True
+    (repo / ".secrets.baseline").write_text(json.dumps(baseline, indent=2))
+    _commit_at(repo, "2026-01-02T00:02:00Z")
+    assert [s.path for s in collect_repository(repo).secrets] == ["old.py"]
+
+    # A file committed after the baseline was generated, and one edited now, are scanned.
+    (repo / "later.py").write_text(f'KEY = "{AWS_LIKE_KEY}"\n')
+    _commit_at(repo, "2026-01-03T00:00:00Z")
+    (repo / "quiet.py").write_text(f'OTHER = "{AWS_LIKE_KEY[:-1]}Q"\n')
+    snap = collect_repository(repo)
+    assert snap.files_from_baseline == 1
+    assert sorted(s.path for s in snap.secrets) == ["later.py", "old.py", "quiet.py"]
+
+
+def test_a_baseline_made_with_other_plugins_or_not_committed_vouches_for_nothing(
+    repo: Path,
+) -> None:
+    (repo / "a.py").write_text("x = 1\n")
+    _commit_at(repo, "2026-01-01T00:00:00Z")
+    baseline = _real_baseline(repo, "2026-01-02T00:00:00Z")
+    (repo / ".secrets.baseline").write_text(json.dumps(baseline))
+    assert collect_repository(repo).files_from_baseline == 0  # not committed
+    baseline["plugins_used"] = baseline["plugins_used"][:3]
+    (repo / ".secrets.baseline").write_text(json.dumps(baseline))
+    _commit_at(repo, "2026-01-02T00:01:00Z")
+    assert collect_repository(repo).files_from_baseline == 0
+
+
+def test_the_scan_cache_serves_unchanged_content_only(repo: Path) -> None:
+    (repo / "a.py").write_text("x = 1\n")
+    (repo / "b.py").write_text(f'KEY = "{AWS_LIKE_KEY}"\n')
+    commit_all(repo)
+    first = collect_repository(repo)
+    assert (first.files_scanned, first.files_from_cache) == (2, 0)
+    second = collect_repository(repo)
+    assert (second.files_scanned, second.files_from_cache) == (2, 2)
+    assert second.secrets == first.secrets
+    (repo / "a.py").write_text(f'KEY2 = "{AWS_LIKE_KEY[:-1]}Q"\n')  # edited, not committed
+    third = collect_repository(repo)
+    assert third.files_from_cache == 1
+    assert sorted(s.path for s in third.secrets) == ["a.py", "b.py"]
+    assert (repo / ".git" / "instantly-guard" / "scan-cache.json").is_file()
+    (repo / "a.py").write_text("x = 1\n")
+    (repo / "b.py").write_text("y = 2\n")
+    report = run_check(None, Policy(), repo=repo)
+    [passed] = [f for f in report.findings if f.rule_id == "repository.committed-secret"]
+    assert passed.evidence == "2 tracked files checked (2 scanned), nothing key-like"
+    again = run_check(None, Policy(), repo=repo)
+    [cached] = [f for f in again.findings if f.rule_id == "repository.committed-secret"]
+    assert "(0 scanned, 2 unchanged since the last scan)" in cached.evidence

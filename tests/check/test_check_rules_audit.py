@@ -113,3 +113,42 @@ def test_an_unknown_deleted_actor_is_outside_rotation() -> None:
 def test_audit_rules_pass_a_quiet_trail() -> None:
     for rule in audit.RULES:
         assert [f.status for f in run(rule, snapshot(keys=(), audit=(event(1),)))] == ["pass"]
+
+
+def test_a_hand_made_admin_key_recorded_by_a_managed_secret_mints_rotation_keys() -> None:
+    admin = key("admin", "all:all", key_id="k-admin")
+    events = (
+        event(37, api_key_id="k-admin", name="instantly-guard/audit-key/r1", key_id="k-new"),
+        event(38, api_key_id="k-admin", key_id="k-old"),  # a revoked key; no name in the entry
+        event(37, api_key_id="k-admin", name="zapier", key_id="k-zap"),  # not a rotation's
+    )
+    snap = snapshot(
+        keys=(admin,),
+        audit=events,
+        rotation_admin_ids=frozenset({"k-admin"}),
+        managed_key_ids=frozenset({"k-admin", "k-new", "k-old"}),
+    )
+    found = failed(run(audit.key_change_outside_rotation, snap))
+    assert [f.evidence.split(" created")[0] for f in found] == ["API key 'zapier'"]
+    # Without the store's ids, the same trail is three findings: the rule cannot tell.
+    bare = snapshot(keys=(admin,), audit=events)
+    assert len(failed(run(audit.key_change_outside_rotation, bare))) == 3
+
+
+def test_managed_key_ids_are_read_from_the_secrets(tmp_path) -> None:
+    from instantly_guard.check.managed import read_managed_keys
+    from instantly_guard.rotation.model import Kind, ManagedConfig, RotationState
+    from instantly_guard.secrets.local import LocalSecretStore
+
+    store = LocalSecretStore(tmp_path)
+    for name, admin, key_id in (("admin", None, "k-admin"), ("audit", "admin", "k-audit")):
+        labels, notes = ManagedConfig.declare(
+            kind=Kind.API_KEY, scopes=("audit_logs:read",), admin_secret=admin
+        )
+        meta = store.create_secret(name, labels=labels, annotations=notes)
+        state = RotationState.read(meta).evolve(current_key_id=key_id)
+        store.update(name, aliases={}, annotations=state.annotations(notes), etag=meta.etag)
+    store.create_secret("unmanaged", labels={}, annotations={})
+    keys = read_managed_keys(store)
+    assert keys.admin_ids == {"k-admin"}
+    assert keys.key_ids == {"k-admin", "k-audit"}

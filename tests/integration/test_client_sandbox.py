@@ -432,6 +432,10 @@ def test_no_key_ever_reaches_a_log_record(sandbox: Sandbox, connect: Connect) ->
     stream = io.StringIO()
     raw = _RawCapture()
     configure_logging("DEBUG", stream=stream)  # the production JSON path, redaction and all
+    # configure_logging holds httpx/httpcore at WARNING; this test wants their every record.
+    quiet = {n: logging.getLogger(n).level for n in ("httpx", "httpcore")}
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.DEBUG)
     root.addHandler(raw)  # and a handler that redacts nothing: the key must not be there at all
     log = logging.getLogger("tests.client")
     keys: list[str] = [sandbox.keys["admin"].key]
@@ -469,6 +473,8 @@ def test_no_key_ever_reaches_a_log_record(sandbox: Sandbox, connect: Connect) ->
             if getattr(handler, "_instantly_guard", False):
                 root.removeHandler(handler)
         root.setLevel(old_level)
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
 
     output = stream.getvalue()
     lines = [json.loads(line) for line in output.splitlines()]

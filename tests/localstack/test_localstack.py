@@ -162,6 +162,17 @@ def guide_command(output: list[str], heading: str) -> str:
     return "\n".join(lines)
 
 
+def _deliver(info: dict[str, object]) -> object:
+    """Ask the sandbox to deliver an event to the demo webhook; the receiver's status."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{info['control_url']}/webhooks/{info['webhook_id']}/deliver", data=b"{}", method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read()).get("status")
+
+
 def assert_stopped(pids: list[int], ports: list[int], state_dir: Path) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(group_alive(p) for p in pids):
@@ -219,6 +230,33 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                 )
                 assert check.returncode == 1, check.stdout + check.stderr
                 assert "FAIL  critical  keys.full-access" in check.stdout
+                # The stack's own rotations (minted by the hand-made admin key) are recognised.
+                # Only the two changes seeded as problems remain (ops-key-manager, temp-export-key).
+                by_admin = [ln for ln in check.stdout.splitlines() if "unmanaged key 'admin'" in ln]
+                assert len(by_admin) == 2, by_admin
+                assert not [ln for ln in by_admin if "'instantly-guard/" in ln]
+                # The first genuine delivery right after a webhook-secret rotation is accepted:
+                # the receiver's secret file is written with the new version, not a poll later.
+                info = json.loads((state_dir / "stack.json").read_text())
+                env = {
+                    **os.environ,
+                    "GUARD_BACKEND": "local",
+                    "GUARD_STATE_DIR": str(state_dir),
+                    "INSTANTLY_API_BASE": info["api_base"],
+                }
+                for _ in range(3):
+                    rotated = subprocess.run(
+                        cli("rotate", "webhook-secret", "--format", "json"),
+                        cwd=REPO,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                        check=False,
+                    )
+                    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+                    delivered = _deliver(info)
+                    assert delivered == 200, f"receiver answered {delivered} after a rotation"
                 assert check.stdout.rstrip().endswith(", 0 skipped")
             assert stack.interrupt() == 0
         finally:
@@ -267,3 +305,41 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"webhook port {ports[1]} already in use" in result.stderr
     assert "--webhook-port" in result.stderr
+
+
+def test_two_stacks_started_at_the_same_instant_one_is_told(tmp_path: Path) -> None:
+    state_dir = tmp_path / "guard"
+    procs = [
+        subprocess.Popen(
+            cli("localstack", "--state-dir", str(state_dir), *port_args(free_ports(4))),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.1)
+        loser = next(p for p in procs if p.poll() is not None)
+        winner = next(p for p in procs if p is not loser)
+        err = loser.stderr.read() if loser.stderr else ""
+        assert loser.returncode == 2, err
+        assert "Traceback" not in err
+        assert "another local stack is starting or running" in err
+        assert winner.poll() is None  # the other one is unharmed
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+            if p.stderr:
+                p.stderr.close()

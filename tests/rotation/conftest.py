@@ -184,3 +184,26 @@ def world(world_factory: Callable[..., World], backend: str) -> World:
 @pytest.fixture
 def local_world(world_factory: Callable[..., World]) -> World:
     return world_factory("local")
+
+
+@pytest.fixture
+def cli(rotation_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`instantly-guard ARGS...` in process, on the local backend against the rotation sandbox;
+    `stdin=` feeds the command's standard input. `.store` is the local store it uses."""
+    monkeypatch.setenv("GUARD_BACKEND", "local")
+    monkeypatch.setenv("GUARD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("INSTANTLY_API_BASE", rotation_sandbox.base_url)
+
+    def run(*argv: str, stdin: str = "") -> int:
+        import io
+        import sys
+
+        from instantly_guard.cli import main
+
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        return main(list(argv))
+
+    from instantly_guard.secrets.local import LocalSecretStore
+
+    run.store = LocalSecretStore(tmp_path / "state" / "secrets")  # type: ignore[attr-defined]
+    return run

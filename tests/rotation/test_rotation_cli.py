@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from instantly_guard.cli import main
 from instantly_guard.instantly import InstantlyClient, StaticKey
-from instantly_guard.secrets.local import LocalSecretStore
-
-
-@pytest.fixture
-def cli(rotation_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("GUARD_BACKEND", "local")
-    monkeypatch.setenv("GUARD_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("INSTANTLY_API_BASE", rotation_sandbox.base_url)
-
-    def run(*argv: str, stdin: str = "") -> int:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        return main(list(argv))
-
-    run.store = LocalSecretStore(tmp_path / "state" / "secrets")  # type: ignore[attr-defined]
-    return run
 
 
 def _out(capsys: pytest.CaptureFixture[str]) -> Any:

@@ -109,6 +109,22 @@ def test_creating_twice_conflicts(store: SecretStore) -> None:
         store.create_secret("k", labels={}, annotations={})
 
 
+def test_delete_is_guarded_by_the_etag_and_removes_every_version(store: SecretStore) -> None:
+    store.add_version("k", Secret("value-one-1"))
+    stale = store.get("k").etag
+    store.update("k", aliases={"current": "1"}, annotations={}, etag=stale)
+    with pytest.raises(ConflictError):
+        store.delete_secret("k", etag=stale)
+    store.delete_secret("k", etag=store.get("k").etag)
+    with pytest.raises(SecretNotFoundError):
+        store.get("k")
+    assert list(store.list_secrets()) == []
+    with pytest.raises(SecretNotFoundError):
+        store.delete_secret("k", etag="x")
+    store.create_secret("k", labels=LABELS, annotations={})  # the name is free again
+    assert store.list_versions("k") == []
+
+
 def test_listing_filters_by_label(store: SecretStore) -> None:
     store.create_secret("other", labels={"team": "x"}, annotations={})
     assert [m.name for m in store.list_secrets(LABELS)] == ["k"]

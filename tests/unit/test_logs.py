@@ -96,3 +96,56 @@ def test_a_secret_that_json_escapes_is_still_masked(log_stream: io.StringIO) -> 
     (record,) = _records(log_stream)
     assert record["v"] == "***"
     assert record["k"] == {"***": 1}
+
+
+def test_httpx_request_lines_are_held_back_even_at_debug(log_stream: io.StringIO) -> None:
+    import http.server
+    import threading
+
+    import httpx
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        httpx.get(f"http://127.0.0.1:{server.server_port}/secret-path?token=abc", timeout=10)
+    finally:
+        thread.join(timeout=10)
+        server.server_close()
+    assert "secret-path" not in log_stream.getvalue()
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+
+
+def test_a_record_about_a_secret_names_it_in_the_message(log_stream: io.StringIO) -> None:
+    log = logging.getLogger("instantly_guard.test")
+    fields = {"version": "3", "secret": "audit-key"}  # pragma: allowlist secret
+    log.info("key stored", extra={"fields": fields})
+    log.info("rotated audit-key", extra={"fields": fields | {"version": "4"}})
+    first, second = _records(log_stream)
+    assert first["message"] == "audit-key: key stored"
+    assert first["version"] == "3"
+    assert second["message"] == "rotated audit-key"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_readable_lines_on_a_terminal_json_otherwise() -> None:
+    terminal = _Terminal()
+    configure_logging("INFO", stream=terminal)
+    about = {"secret": "audit-key"}  # pragma: allowlist secret
+    try:
+        logging.getLogger("instantly_guard.test").warning(
+            "key %s", Secret("sk-live-123456789"), extra={"fields": about}
+        )
+    finally:
+        for handler in list(logging.getLogger().handlers):
+            if getattr(handler, "_instantly_guard", False):
+                logging.getLogger().removeHandler(handler)
+    line = terminal.getvalue()
+    assert not line.startswith("{")
+    assert "WARNING instantly_guard.test: audit-key: key Secret('***')" in line
+    assert "secret=audit-key" in line
+    assert "sk-live" not in line

@@ -127,3 +127,43 @@ def test_outbox_write_retries_a_missing_directory_once_only(tmp_path, monkeypatc
     with pytest.raises(PublishError, match="No such file or directory"):
         publisher.publish(b"{}", {"event_id": "abc"}, 1)
     assert len(calls) == 2
+
+
+def _outbox_process(state_dir, *extra):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "instantly_guard.cli",
+            "outbox",
+            "--state-dir",
+            str(state_dir),
+            *extra,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def test_cli_prints_an_event_with_a_lone_surrogate_and_every_event_after_it(tmp_path):
+    publisher = OutboxPublisher(tmp_path)
+    publisher.publish(b'{"event_type": "a"}', {"event_id": "e1"}, 1)
+    publisher.publish(b'{"event_type": "b", "note": "\\ud800"}', {"event_id": "e2"}, 1)
+    publisher.publish(b'{"event_type": "c"}', {"event_id": "e3"}, 1)
+    (tmp_path / "outbox" / "broken.json").write_text("{not json", encoding="utf-8")
+
+    for fmt in ("json", "text"):
+        result = _outbox_process(tmp_path, "--format", fmt)
+        assert b"Traceback" not in result.stderr, result.stderr
+        out = result.stdout.decode("utf-8").splitlines()
+        assert len(out) == 3
+        assert result.returncode == 1  # the unreadable file, reported on stderr
+        assert b"broken.json" in result.stderr
+    lines = [json.loads(line) for line in _outbox_process(tmp_path).stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["e1", "e2", "e3"]
+    assert lines[1]["data"]["note"] == "\ud800"

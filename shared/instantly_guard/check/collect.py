@@ -5,7 +5,9 @@ writes. Each section is read independently: a key missing the scope for one sect
 that keeps failing) costs that section only, recorded in `Snapshot.errors` with which scope is
 missing and how to get a key that has it; the rules of that section are then reported as
 skipped. A key Instantly rejects outright (401, revoked) or a workspace without a paid plan (402)
-fails the whole check: nothing can be read.
+fails the whole check: nothing can be read. So does a workspace of which no section could be read
+(`WorkspaceUnreadableError`): an API that does not answer (a wrong INSTANTLY_API_BASE) or a key
+with none of the scopes is an error, never a run whose every rule is skipped and that passes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from instantly_guard import scopes
 from instantly_guard.check.model import (
@@ -30,11 +32,15 @@ from instantly_guard.check.policy import Policy
 from instantly_guard.check.rules import audit as audit_rules
 from instantly_guard.errors import (
     AuthenticationError,
+    GuardError,
     InstantlyError,
     PaymentRequiredError,
     ScopeError,
+    TransportError,
 )
-from instantly_guard.instantly import InstantlyClient
+
+if TYPE_CHECKING:  # the client (pydantic models) is not loaded for a repository-only check
+    from instantly_guard.instantly import InstantlyClient
 
 PROFILE: Final = scopes.PROFILES["posture_check"]
 REQUIRED_SCOPES: Final[tuple[str, ...]] = PROFILE.scope_strings
@@ -59,6 +65,15 @@ AUDIT_TYPES: Final = (
     audit_rules.API_KEY_DELETED,
 )
 """Activity types the audit rules look at; each is fetched with the API's own filter."""
+
+
+class WorkspaceUnreadableError(GuardError):
+    """Not one workspace section could be read. `retryable`: Instantly did not answer or failed
+    (exit 3, run again later); otherwise the key lacks every scope (exit 2, configuration)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        self.retryable = retryable
+        super().__init__(message)
 
 
 def scope_advice() -> str:
@@ -113,6 +128,14 @@ def collect_workspace(
         except ScopeError as exc:
             values[section] = None
             errors[section] = explain_scope_error(section, exc)
+        except TransportError as exc:
+            # No HTTP answer even after the client's retries: the other sections would wait out
+            # the same retries (tens of seconds) to fail the same way.
+            raise WorkspaceUnreadableError(
+                f"cannot reach Instantly at {client.base_url} ({exc}); check INSTANTLY_API_BASE "
+                "and your network, then run the check again",
+                retryable=True,
+            ) from exc
         except InstantlyError as exc:
             values[section] = None
             errors[section] = SectionError(
@@ -122,6 +145,14 @@ def collect_workspace(
                     "Instantly's status page."
                 ),
             )
+    if len(errors) == len(readers):
+        transient = [e for e in errors.values() if not e.missing_scopes]
+        detail = "; ".join(e.message for e in errors.values())
+        raise WorkspaceUnreadableError(
+            f"no part of the workspace at {client.base_url} could be read: {detail}"
+            + ("" if transient else f". {scope_advice()}"),
+            retryable=bool(transient),
+        )
     return Snapshot(
         taken_at=taken_at,
         keys=values[Section.KEYS],

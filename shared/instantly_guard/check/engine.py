@@ -8,13 +8,17 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from instantly_guard.check.collect import collect_workspace
 from instantly_guard.check.gitrepo import RepositoryUnreadableError, collect_repository
+from instantly_guard.check.managed import ManagedKeys
 from instantly_guard.check.model import Finding, Report, Section, Severity, Snapshot
 from instantly_guard.check.policy import Policy
 from instantly_guard.check.rules import ALL_RULES, Rule
-from instantly_guard.instantly import InstantlyClient
+
+if TYPE_CHECKING:  # the client (pydantic models) is not loaded for a repository-only check
+    from instantly_guard.instantly import InstantlyClient
 
 DEFAULT_FAIL_ON = Severity.HIGH
 """`--fail-on` default: CI fails on high and critical findings, reports the rest."""
@@ -110,9 +114,12 @@ def run_check(
     *,
     repo: Path | None = None,
     now: datetime | None = None,
+    managed: ManagedKeys | None = None,
 ) -> Report:
     """Read the workspace through `client` (None: skip the workspace) and the git repository at
     `repo` (None: skip it), then evaluate every rule. The one call the CLI and a scheduled run make.
+    `managed`: the key ids the managed secrets record (`check.managed`), when the caller could
+    read them, so the rotations' own key changes are recognised.
     """
     taken_at = now or datetime.now(UTC)
     snapshot = (
@@ -120,6 +127,10 @@ def run_check(
         if client is not None
         else Snapshot(taken_at=taken_at)
     )
+    if managed is not None:
+        snapshot = dataclasses.replace(
+            snapshot, rotation_admin_ids=managed.admin_ids, managed_key_ids=managed.key_ids
+        )
     repository = None
     if repo is not None:
         errors = dict(snapshot.errors)

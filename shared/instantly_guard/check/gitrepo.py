@@ -8,19 +8,31 @@ positives are silenced the detect-secrets way: an inline `pragma: allowlist secr
 `.secrets.baseline` at the repository root (`detect-secrets scan > .secrets.baseline`, then
 `detect-secrets audit .secrets.baseline`): a finding listed there (same file, same hash) is not
 reported unless the audit marked it a real secret (`"is_secret": true`).
+
+Files whose exact content is already described, by the committed baseline or by the scan cache
+in the git directory, are not scanned again (`check.scancache`): the same findings, much faster.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from instantly_guard.check.model import CommittedSecret, EnvFile, RepoSnapshot, SectionError
+from instantly_guard.check.scancache import (
+    Coverage,
+    ScanCache,
+    baseline_covered,
+    baseline_findings,
+    cache_path,
+    git_output,
+    settings_fingerprint,
+)
 from instantly_guard.errors import GuardError
 
 ENV_PATTERNS = (".env", ".env.*", "*.env")
@@ -45,7 +57,7 @@ def collect_repository(path: Path) -> RepoSnapshot:
         raise RepositoryUnreadableError(
             SectionError("git is not installed", "Install git, or pass --no-repo.")
         )
-    top = _git(git, path, ["rev-parse", "--show-toplevel"])
+    top = git_output(git, path, ["rev-parse", "--show-toplevel"])
     if top is None:
         raise RepositoryUnreadableError(
             SectionError(
@@ -67,10 +79,17 @@ def collect_repository(path: Path) -> RepoSnapshot:
         EnvFile(path=p, tracked=p in tracked_set, ignored=p in ignored) for p in candidates
     )
     # The baseline lists detect-secrets' hashes: scanned, it would report itself.
-    secrets, scanned = scan_secrets(root, [p for p in tracked if p != BASELINE])
+    secrets, coverage = scan_secrets(root, [p for p in tracked if p != BASELINE], git=git)
     known = baseline_entries(root / BASELINE)
     secrets = tuple(s for s in secrets if (s.path, s.hashed) not in known)
-    return RepoSnapshot(root=root, env_files=env_files, secrets=secrets, files_scanned=scanned)
+    return RepoSnapshot(
+        root=root,
+        env_files=env_files,
+        secrets=secrets,
+        files_scanned=coverage.total,
+        files_from_baseline=coverage.from_baseline,
+        files_from_cache=coverage.from_cache,
+    )
 
 
 def is_env_file(path: str) -> bool:
@@ -78,18 +97,32 @@ def is_env_file(path: str) -> bool:
     return not path.endswith("/") and any(fnmatch.fnmatchcase(name, p) for p in ENV_PATTERNS)
 
 
-def scan_secrets(root: Path, files: Sequence[str]) -> tuple[tuple[CommittedSecret, ...], int]:
-    """Run detect-secrets over `files` (relative to `root`), one by one in this process.
+def scan_secrets(
+    root: Path, files: Sequence[str], *, git: str | None = None
+) -> tuple[tuple[CommittedSecret, ...], Coverage]:
+    """Run detect-secrets over `files` (relative to `root`), one by one in this process, except
+    those whose content the committed baseline or the scan cache already describes (`git`
+    given: see `check.scancache`).
 
     (`SecretsCollection.scan_files` would fork a multiprocessing pool: not what a CLI run from a
-    function or a test wants.) Returns the findings, sorted, and how many files were scanned.
+    function or a test wants.) Returns the findings, sorted, and how the files were covered.
     """
     from detect_secrets.core.secrets_collection import SecretsCollection
     from detect_secrets.settings import default_settings
 
-    scanned = 0
-    collection = SecretsCollection(root=str(root))
+    found: set[CommittedSecret] = set()
+    scanned = from_baseline = from_cache = 0
     with default_settings():
+        fingerprint = settings_fingerprint()
+        covered: set[str] = set()
+        cache = ScanCache(None, fingerprint)
+        if git is not None:
+            baseline = _load_json(root / BASELINE)
+            if baseline is not None:
+                covered = baseline_covered(git, root, BASELINE, baseline, fingerprint)
+                covered &= set(files)
+                found.update(baseline_findings(baseline, covered))
+            cache = ScanCache(cache_path(git, root), fingerprint)
         for name in files:
             full = root / name
             try:
@@ -97,22 +130,48 @@ def scan_secrets(root: Path, files: Sequence[str]) -> tuple[tuple[CommittedSecre
                     continue
             except OSError:
                 continue
+            if name in covered:
+                from_baseline += 1
+                continue
+            try:
+                key = ScanCache.key(name, full.read_bytes())
+            except OSError:
+                continue
+            cached = cache.get(key)
+            if cached is not None:
+                found.update(cached)
+                from_cache += 1
+                continue
+            collection = SecretsCollection(root=str(root))
             collection.scan_file(name)
+            these = _secrets_of(collection)
+            cache.put(key, these)
+            found.update(these)
             scanned += 1
-    found = sorted(
-        {
-            CommittedSecret(
-                path=Path(filename).as_posix(),
-                line=int(secret.line_number),
-                kind=str(secret.type),
-                hashed=str(secret.secret_hash),
-            )
-            for filename, secrets in collection.data.items()
-            for secret in secrets
-        },
-        key=lambda s: (s.path, s.line, s.kind),
-    )
-    return tuple(found), scanned
+        cache.save()
+    ordered = sorted(found, key=lambda s: (s.path, s.line, s.kind))
+    return tuple(ordered), Coverage(scanned, from_baseline, from_cache)
+
+
+def _secrets_of(collection: Any) -> list[CommittedSecret]:
+    return [
+        CommittedSecret(
+            path=Path(filename).as_posix(),
+            line=int(secret.line_number),
+            kind=str(secret.type),
+            hashed=str(secret.secret_hash),
+        )
+        for filename, secrets in collection.data.items()
+        for secret in secrets
+    ]
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def baseline_entries(path: Path) -> set[tuple[str, str]]:
@@ -153,26 +212,9 @@ def _check_ignore(git: str, root: Path, paths: Sequence[str]) -> set[str]:
     return set(_split(result.stdout.decode("utf-8", "surrogateescape")))
 
 
-def _git(git: str, cwd: Path, args: list[str]) -> str | None:
-    """stdout of `git -C cwd args`, or None when git fails (not a repository)."""
-    try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [git, "-C", str(cwd), *args],
-            capture_output=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.decode("utf-8", "surrogateescape")
-
-
 def _listing(git: str, root: Path, args: list[str]) -> list[str]:
     """`git ls-files -z ARGS`. A failure raises: an empty listing would pass the rules silently."""
-    output = _git(git, root, ["ls-files", "-z", *args])
+    output = git_output(git, root, ["ls-files", "-z", *args])
     if output is None:
         raise RepositoryUnreadableError(
             SectionError(

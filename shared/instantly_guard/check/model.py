@@ -191,6 +191,11 @@ class RepoSnapshot:
     env_files: tuple[EnvFile, ...] = ()
     secrets: tuple[CommittedSecret, ...] = ()
     files_scanned: int = 0
+    """Tracked files checked for secrets, however (the next two say how many without a scan)."""
+    files_from_baseline: int = 0
+    """... of which the committed baseline describes unchanged (`check.scancache`)."""
+    files_from_cache: int = 0
+    """... of which the scan cache knew the exact content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +221,10 @@ class Snapshot:
     repository: RepoSnapshot | None = None
     workspace_name: str | None = None
     errors: Mapping[Section, SectionError] = field(default_factory=lambda: MappingProxyType({}))
+    rotation_admin_ids: frozenset[str] = frozenset()
+    """Ids of the keys managed secrets mint with (`check.managed`); empty when not read."""
+    managed_key_ids: frozenset[str] = frozenset()
+    """Ids of the keys managed secrets hold or are about to revoke; empty when not read."""
 
     def has(self, section: Section) -> bool:
         return {
@@ -249,4 +258,20 @@ class Report:
             counts[{"pass": "passed", "fail": "failed", "skip": "skipped"}[finding.status]] += 1
             if finding.failed:
                 counts[str(finding.severity)] += 1
+        return counts
+
+    def rule_counts(self) -> dict[str, int]:
+        """Rules (not findings) by outcome: a rule failed when any of its findings failed, was
+        skipped when it could not be evaluated, and passed otherwise."""
+        status: dict[str, str] = {}
+        for finding in self.findings:
+            before = status.get(finding.rule_id)
+            if before == "fail" or (before == "skip" and finding.status == "pass"):
+                continue
+            status[finding.rule_id] = finding.status
+        counts = {"rules_failed": 0, "rules_passed": 0, "rules_skipped": 0}
+        for value in status.values():
+            counts[
+                {"pass": "rules_passed", "fail": "rules_failed", "skip": "rules_skipped"}[value]
+            ] += 1
         return counts

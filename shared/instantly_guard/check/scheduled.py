@@ -27,10 +27,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from instantly_guard.check.engine import log_findings, run_check
+from instantly_guard.check.managed import ManagedKeys, read_managed_keys
 from instantly_guard.check.policy import Policy
+from instantly_guard.check.report.table import summary
 from instantly_guard.errors import ConfigError, GuardError
 from instantly_guard.instantly import InstantlyClient, KeyProvider, RateLimiter, StaticKey
 from instantly_guard.lazy import BuildFailedError, Lazy
+from instantly_guard.secrets.base import SecretStore
 from instantly_guard.secrets.factory import open_store, parse_secret_reference
 from instantly_guard.settings import CommonSettings, Reader
 
@@ -78,8 +81,10 @@ class ScheduledCheck:
         *,
         logger: logging.Logger = _log,
         clock: Callable[[], float] = time.monotonic,
+        store: SecretStore | None = None,
     ) -> None:
         self.client, self.policy, self.interval = client, policy, interval
+        self.store = store  # read for the managed secrets' key ids, when there is one
         self._logger, self._clock = logger, clock
         self._lock = threading.Lock()
         self._last: float | None = None
@@ -94,7 +99,7 @@ class ScheduledCheck:
                 return None
             self._last = now
             try:
-                report = run_check(self.client, self.policy)
+                report = run_check(self.client, self.policy, managed=self._managed())
             except GuardError as exc:
                 self._logger.error(
                     "scheduled posture check failed: %s",
@@ -103,17 +108,25 @@ class ScheduledCheck:
                 )
                 return None
             warned = log_findings(report, self._logger)
-            counts = report.counts()
+            counts = report.counts() | report.rule_counts()
             self._logger.info(
-                "scheduled posture check: %d failed, %d passed, %d skipped",
-                counts["failed"],
-                counts["passed"],
-                counts["skipped"],
+                "scheduled posture check: %s",
+                summary(report),
                 extra={"fields": {"check_summary": counts}},
             )
             return warned
         finally:
             self._lock.release()
+
+    def _managed(self) -> ManagedKeys | None:
+        if self.store is None:
+            return None
+        try:
+            return read_managed_keys(self.store)
+        except GuardError as exc:
+            # Without them the rule falls back to names and rotation_keys: worth one warning.
+            self._logger.warning("posture check: cannot list the managed secrets: %s", exc)
+            return None
 
     def close(self) -> None:
         self.client.close()
@@ -127,6 +140,7 @@ def build_scheduled_check(env: Mapping[str, str]) -> ScheduledCheck | None:
     policy = Policy.load(settings.policy_path)
     common = settings.common
     provider: KeyProvider
+    store: SecretStore | None = None
     if settings.key_secret is not None:
         from instantly_guard.secrets.provider import secret_key_provider
 
@@ -144,7 +158,7 @@ def build_scheduled_check(env: Mapping[str, str]) -> ScheduledCheck | None:
         provider = StaticKey(key)
     # A small share of the workspace budget: the check makes about ten calls.
     client = InstantlyClient(provider, common.api_base, rate_limiter=RateLimiter(5, 300))
-    return ScheduledCheck(client, policy, settings.interval)
+    return ScheduledCheck(client, policy, settings.interval, store=store)
 
 
 def run_scheduled_check(check: Lazy[ScheduledCheck | None]) -> int | None:

@@ -40,14 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse `argv`, run the chosen subcommand, and map our errors to a message and exit code 2."""
+    """Parse `argv`, run the chosen subcommand, and map errors to one stderr line and the exit-code
+    table of `cli.output` (2 usage/configuration, 3 upstream/transient, 1 operation failed)."""
+    from instantly_guard.cli import output
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
     except GuardError as exc:
         print(f"instantly-guard: {exc}", file=sys.stderr)
-        return 2
+        return output.exit_code_for(exc)
+    except BrokenPipeError:
+        # The reader went away (`check --list-rules | head`): say nothing more, and keep Python
+        # from failing again when it flushes stdout at exit.
+        _silence_stdout()
+        return output.EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return 130
     except ModuleNotFoundError as exc:
@@ -61,7 +70,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("google.auth"):
+            # No Application Default Credentials (GUARD_BACKEND=gcp on a laptop): one line.
+            print(
+                f"instantly-guard: no Google credentials for GUARD_BACKEND=gcp ({_first_line(exc)}"
+                "); run `gcloud auth application-default login`, or set GUARD_BACKEND=local",
+                file=sys.stderr,
+            )
+            return output.EXIT_USAGE
+        raise
     return code
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,12 @@
 The workspace is read with the key in INSTANTLY_API_KEY (or the file named by
 INSTANTLY_API_KEY_FILE) at INSTANTLY_API_BASE; it needs only the read scopes of the
 `posture_check` profile (`--show-scopes`). The repository is the git work tree around `--repo`
-(default: the current directory). Exit status: 0, or 1 when a failed finding reaches `--fail-on`
-(default high), 2 for a usage or configuration error.
+(default: the current directory). With GUARD_BACKEND set (and its GUARD_STATE_DIR or
+GOOGLE_CLOUD_PROJECT), the managed secrets are read too, for the key ids rotations minted: a
+rotation's own key changes are then not reported as made outside rotation.
+
+Exit status: 0, or 1 when a failed finding reaches `--fail-on` (default high), 2 for a usage or
+configuration error (a rejected key), 3 when Instantly could not be read (run again).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from instantly_guard.check.managed import ManagedKeys
     from instantly_guard.instantly import InstantlyClient
 
 # `check.model.Severity`, most severe first, spelled out (a test keeps them equal): importing the
@@ -32,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     out = parser.add_argument_group("output")
-    out.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    out.add_argument(
+        "--format",
+        choices=("table", "json", "sarif", "html"),
+        default="table",
+        help="table (default), json, sarif (code scanning) or html (one self-contained page)",
+    )
     out.add_argument("--output", "-o", type=Path, help="write the report here (default: stdout)")
     out.add_argument(
         "--fail-on",
@@ -52,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--no-workspace",
         action="store_true",
         help="skip the workspace (no key needed): repository rules only",
+    )
+    what.add_argument(
+        "--key-secret",
+        metavar="NAME",
+        help="read the key from this managed secret (alias current) in the store GUARD_BACKEND "
+        "names, instead of INSTANTLY_API_KEY: it survives rotations",
     )
     what.add_argument("--show-scopes", action="store_true", help="print the scopes needed, exit")
     what.add_argument("--list-rules", action="store_true", help="print every rule, exit")
@@ -103,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         scope_advice,
     )
     from instantly_guard.check.report import render
-    from instantly_guard.check.report.table import use_colour
+    from instantly_guard.check.report.table import summary, use_colour
     from instantly_guard.errors import AuthenticationError, ConfigError
 
     if args.show_scopes:
@@ -123,9 +139,12 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"unknown rule id(s) to disable: {', '.join(unknown)} (see --list-rules)")
 
-    client = None if args.no_workspace else _client(os.environ)
+    client = None if args.no_workspace else _client(os.environ, args.key_secret)
+    managed = None if client is None else _managed_keys(os.environ)
     try:
-        report = run_check(client, policy, repo=None if args.no_repo else args.repo)
+        report = run_check(
+            client, policy, repo=None if args.no_repo else args.repo, managed=managed
+        )
     except AuthenticationError as exc:
         raise ConfigError(
             f"Instantly rejected the key ({exc.method} {exc.path} -> {exc.status}): it is "
@@ -142,10 +161,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             # Exit 2, not a traceback's 1: CI reads 1 as "findings at --fail-on".
             raise ConfigError(f"--output {args.output}: cannot write ({exc.strerror})") from exc
-        counts = report.counts()
         print(
-            f"instantly-guard check: {counts['failed']} failed, {counts['passed']} passed, "
-            f"{counts['skipped']} skipped; report written to {args.output}",
+            f"instantly-guard check: {summary(report)}; report written to {args.output}",
             file=sys.stderr,
         )
     else:
@@ -155,7 +172,31 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(report.findings, threshold, fail_on_skipped=args.fail_on_skipped)
 
 
-def _client(env: Mapping[str, str]) -> InstantlyClient:
+def _managed_keys(env: Mapping[str, str]) -> ManagedKeys | None:
+    """The managed secrets' key ids when GUARD_BACKEND names a store (so the rotations' own key
+    changes are recognised); None, with a note, when it is set but cannot be read."""
+    if not env.get("GUARD_BACKEND"):
+        return None
+    from instantly_guard.check.managed import read_managed_keys
+    from instantly_guard.errors import GuardError
+    from instantly_guard.secrets.factory import open_store
+    from instantly_guard.settings import CommonSettings, Reader
+
+    try:
+        reader = Reader(env)
+        common = CommonSettings.read(reader)
+        reader.finish()
+        return read_managed_keys(open_store(common))
+    except GuardError as exc:
+        print(
+            f"instantly-guard check: cannot read the managed secrets ({exc}); key changes by "
+            "rotations are told apart by name and --rotation-key only",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _client(env: Mapping[str, str], key_secret: str | None = None) -> InstantlyClient:
     """An InstantlyClient for the check's key, configured from the environment."""
     from instantly_guard.check import scope_advice
     from instantly_guard.errors import ConfigError
@@ -164,8 +205,18 @@ def _client(env: Mapping[str, str]) -> InstantlyClient:
 
     reader = Reader(env)
     settings = CommonSettings.read(reader)
-    key = reader.secret("INSTANTLY_API_KEY")
+    key = None if key_secret else reader.secret("INSTANTLY_API_KEY")
     reader.finish()
+    if key_secret:
+        from instantly_guard.cli.names import unknown_secret
+        from instantly_guard.secrets.base import SecretNotFoundError
+        from instantly_guard.secrets.factory import open_store
+
+        store = open_store(settings)
+        try:
+            key = store.access(key_secret, "current")
+        except SecretNotFoundError:
+            raise unknown_secret(store, key_secret) from None
     if key is None:
         raise ConfigError(
             "INSTANTLY_API_KEY (or INSTANTLY_API_KEY_FILE) is required to check the workspace; "

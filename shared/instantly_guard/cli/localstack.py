@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 DEFAULT_BASE_PORT: Final = 8700
 
 
+def _port(text: str) -> int:
+    """A TCP port a user may ask for: 1024-65535 (0 would mean "any" to the sandbox only)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1024 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port in 1024-65535")
+    return port
+
+
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `localstack` and `demo` (which may start a stack of its own)."""
     parser.add_argument(
@@ -36,12 +47,12 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--base-port",
-        type=int,
+        type=_port,
         default=DEFAULT_BASE_PORT,
         help=f"sandbox port; the functions take the next four (default {DEFAULT_BASE_PORT})",
     )
     for name in ("sandbox", "webhook", "export", "rotation", "reconcile"):
-        parser.add_argument(f"--{name}-port", type=int, help=f"override the {name} port")
+        parser.add_argument(f"--{name}-port", type=_port, help=f"override the {name} port")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

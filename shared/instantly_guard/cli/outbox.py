@@ -1,13 +1,20 @@
-"""`instantly-guard outbox`: print the local webhook outbox, one JSON line per event, oldest first."""
+"""`instantly-guard outbox`: the events the local webhook receiver accepted, oldest first.
+
+`--format json` prints one JSON line per event (non-ASCII escaped, so an event holding a lone
+surrogate such as "\\ud800" prints like any other); `--format text` one short line per event.
+The default is text on a terminal, JSON otherwise. A file that cannot be read is reported on
+stderr and skipped, never the end of the listing; the exit code is then 1.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+from instantly_guard.cli import output
 from instantly_guard.publish.local import read_outbox
 
 
@@ -15,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "outbox",
         help="print the events the local webhook receiver accepted (GUARD_BACKEND=local)",
-        description="Print every event in <state dir>/outbox/ as one JSON line, oldest first.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--state-dir",
@@ -23,12 +31,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="state directory (default: $GUARD_STATE_DIR or .guard)",
     )
+    output.add_format_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir or Path(os.environ.get("GUARD_STATE_DIR") or ".guard")
-    for message in read_outbox(state_dir):
-        sys.stdout.write(json.dumps(message.as_json(), ensure_ascii=False, sort_keys=True) + "\n")
+    as_json = output.wants_json(args)
+    problems: list[str] = []
+    count = 0
+    for message in read_outbox(state_dir, problems=problems):
+        view = message.as_json()
+        line = output.to_json(view, indent=None) if as_json else _text(view)
+        sys.stdout.write(line + "\n")
+        count += 1
     sys.stdout.flush()
-    return 0
+    for problem in problems:
+        print(f"instantly-guard outbox: skipped {problem}", file=sys.stderr)
+    if not as_json and count == 0 and not problems:
+        print(f"no events in {state_dir / 'outbox'}", file=sys.stderr)
+    return output.EXIT_FAILED if problems else output.EXIT_OK
+
+
+def _text(view: dict[str, Any]) -> str:
+    data = view.get("data")
+    kind = data.get("event_type") if isinstance(data, dict) else None
+    body = output.to_json(data, indent=None) if "data" in view else "(not JSON)"
+    if len(body) > 100:
+        body = body[:99] + "…"
+    return f"{view['published_at']}  {kind or '-':<20}  {view['id']}  {body}"

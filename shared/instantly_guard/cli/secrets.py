@@ -2,9 +2,13 @@
 
     secrets declare NAME --scopes S [--grace 1d] [--admin-secret ADMIN] [--key-prefix P]
     secrets declare NAME --kind webhook-secret --webhook-id ID [--webhook-id ID2] --admin-secret A
+    secrets declare NAME --update ...             (fix a declaration; the rotation state is kept)
+    secrets undeclare NAME [--force]              (delete a declared secret; --force if it has keys)
     secrets set NAME [--key-id ID] < value        (the admin key, created by hand once)
     secrets show NAME                             (metadata, aliases, versions; never a value)
     secrets list                                  (the managed secrets and their state)
+
+Every action takes --format text|json (default: text on a terminal, JSON otherwise).
 
 The backend follows GUARD_BACKEND (`local`: GUARD_STATE_DIR/secrets; `gcp`: Secret Manager in
 GOOGLE_CLOUD_PROJECT). Declaring is what Terraform does when deployed: a secret with our label
@@ -14,17 +18,29 @@ and annotations and no version; its first rotation mints and stores the key.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
+from instantly_guard.cli import output
+from instantly_guard.cli.names import store_name, unknown_secret
 from instantly_guard.errors import ConfigError
-from instantly_guard.rotation.model import MANAGED_LABELS, Kind, ManagedConfig, RotationState
+from instantly_guard.rotation.model import (
+    MANAGED_LABELS,
+    PREFIX,
+    Kind,
+    ManagedConfig,
+    RotationState,
+)
 from instantly_guard.scopes import get_profile, parse_scopes
 from instantly_guard.secret import Secret
-from instantly_guard.secrets.base import SecretMetadata, SecretStore, check_secret_name
+from instantly_guard.secrets.base import (
+    SecretMetadata,
+    SecretNotFoundError,
+    SecretStore,
+    check_secret_name,
+)
 from instantly_guard.settings import CommonSettings, Reader, parse_duration
 
 
@@ -57,7 +73,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--webhook-id", action="append", default=[], help="webhook using the secret (repeatable)"
     )
     declare.add_argument("--webhook-header", help="header name (default x-webhook-secret)")
+    declare.add_argument(
+        "--update",
+        action="store_true",
+        help="replace the declaration of an existing secret (its versions and rotation state stay)",
+    )
     declare.set_defaults(handler=declare_secret)
+
+    undeclare = commands.add_parser(
+        "undeclare", help="delete a declared secret (refused while it holds a key, unless --force)"
+    )
+    undeclare.add_argument("name")
+    undeclare.add_argument(
+        "--force",
+        action="store_true",
+        help="delete it even though it holds versions (revoke its key in Instantly yourself)",
+    )
+    undeclare.set_defaults(handler=undeclare_secret)
 
     set_ = commands.add_parser("set", help="store a value read from stdin as `current`")
     set_.add_argument("name")
@@ -73,6 +105,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     list_ = commands.add_parser("list", help="managed secrets and where their rotation stands")
     list_.set_defaults(handler=list_secrets)
+    for action in (declare, undeclare, set_, show, list_):
+        output.add_format_argument(action)
 
 
 def open_store(env: Mapping[str, str] | None = None) -> SecretStore:
@@ -88,8 +122,35 @@ def open_store(env: Mapping[str, str] | None = None) -> SecretStore:
     return open_store(common)
 
 
-def _print(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def get_meta(store: SecretStore, name: str, *, managed: bool = True) -> SecretMetadata:
+    """The secret's metadata, or an error that says where we looked and what to do next."""
+    try:
+        meta = store.get(check_secret_name(name))
+    except SecretNotFoundError:
+        raise unknown_secret(store, name) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if managed and not ManagedConfig.is_managed(meta):
+        raise unknown_secret(store, name, managed=False)
+    return meta
+
+
+def _check_admin(store: SecretStore, name: str, admin: str | None) -> list[str]:
+    """Problems with `--admin-secret`: it must be a declared api-key secret (or the secret itself),
+    or every rotation of `name` fails later with advice that loops back here."""
+    if not admin or admin == name:
+        return []
+    try:
+        meta = store.get(check_secret_name(admin))
+    except (SecretNotFoundError, ValueError):
+        hint = unknown_secret(store, admin).problems[0]
+        return [f"--admin-secret: {hint} (declare and set the admin secret before {name})"]
+    if not ManagedConfig.is_managed(meta):
+        return [f"--admin-secret {admin} is not managed by instantly-guard"]
+    admin_kind = meta.annotations.get(f"{PREFIX}kind", Kind.API_KEY.value)
+    if admin_kind != Kind.API_KEY.value:
+        return [f"--admin-secret {admin} is a {admin_kind}, not an api-key secret"]
+    return []
 
 
 def declare_secret(args: argparse.Namespace) -> int:
@@ -116,6 +177,9 @@ def declare_secret(args: argparse.Namespace) -> int:
                 parse_duration(value)
             except ValueError as exc:
                 problems.append(f"--{option}: {exc}")
+    store = open_store()
+    if not problems:
+        problems += _check_admin(store, name, args.admin_secret)
     if problems:
         raise ConfigError(problems)
     labels, annotations = ManagedConfig.declare(
@@ -128,10 +192,69 @@ def declare_secret(args: argparse.Namespace) -> int:
         webhook_ids=tuple(args.webhook_id),
         webhook_header=args.webhook_header,
     )
-    store = open_store()
-    meta = store.create_secret(name, labels=labels, annotations=annotations)
+    if args.update:
+        meta = _redeclare(store, name, annotations)
+    else:
+        from instantly_guard.errors import ConflictError
+
+        try:
+            meta = store.create_secret(name, labels=labels, annotations=annotations)
+        except ConflictError:
+            raise ConfigError(
+                f"secret {name} already exists in {store_name(store)}; to change its declaration "
+                f"add --update, to remove it: instantly-guard secrets undeclare {name}"
+            ) from None
     ManagedConfig.parse(meta)  # the same check the rotation will make
-    _print({"declared": name, "labels": dict(meta.labels), "annotations": dict(meta.annotations)})
+    result = {"declared": name, "labels": dict(meta.labels), "annotations": dict(meta.annotations)}
+    output.emit(
+        args,
+        result,
+        lambda r: (
+            f"declared {name} in {store_name(store)}\n"
+            + output.fields([(k, v) for k, v in sorted(r["annotations"].items())])
+            + (
+                ""
+                if args.update
+                else f"\nnext: instantly-guard rotate {name}  (mints and stores its first key)"
+            )
+        ),
+    )
+    return 0
+
+
+def _redeclare(store: SecretStore, name: str, declared: Mapping[str, str]) -> SecretMetadata:
+    """Replace the declared annotations of `name`, keeping its rotation state and aliases."""
+    meta = get_meta(store, name)
+    state = RotationState.read(meta)
+    if meta.labels.get("instantly_guard_kind") not in (None, declared.get(f"{PREFIX}kind")):
+        raise ConfigError(
+            f"secret {name} is a {meta.labels.get('instantly_guard_kind')}; its kind cannot change "
+            f"(undeclare it and declare it again)"
+        )
+    return store.update(
+        name,
+        aliases=dict(meta.aliases),
+        annotations=state.annotations(declared),
+        etag=meta.etag,
+    )
+
+
+def undeclare_secret(args: argparse.Namespace) -> int:
+    store = open_store()
+    meta = get_meta(store, args.name)
+    versions = store.list_versions(meta.name)
+    live = [v.version for v in versions if v.state.value != "DESTROYED"]
+    if live and not args.force:
+        raise ConfigError(
+            f"secret {meta.name} holds version(s) {', '.join(live)} (a key that may be in use); "
+            "revoke its key in Instantly, then run again with --force"
+        )
+    store.delete_secret(meta.name, etag=meta.etag)
+    output.emit(
+        args,
+        {"undeclared": meta.name, "deleted_versions": [v.version for v in versions]},
+        lambda r: f"undeclared {meta.name}: deleted from {store_name(store)}",
+    )
     return 0
 
 
@@ -142,6 +265,7 @@ def set_secret(args: argparse.Namespace) -> int:
     if not value:
         raise ConfigError("no value on stdin")
     store = open_store()
+    get_meta(store, args.name)
     version = set_current(store, args.name, Secret(value), key_id=args.key_id)
     result: dict[str, Any] = {"secret": args.name, "version": version, "alias": "current"}
     if not args.key_id:
@@ -149,7 +273,14 @@ def set_secret(args: argparse.Namespace) -> int:
             "no --key-id given: the first rotation cannot revoke this key; delete it in "
             "Instantly by hand after that rotation"
         )
-    _print(result)
+    output.emit(
+        args,
+        result,
+        lambda r: (
+            f"stored {args.name} version {version} as current"
+            + (f"\nnote: {r['note']}" if "note" in r else "")
+        ),
+    )
     return 0
 
 
@@ -178,8 +309,34 @@ def describe(meta: SecretMetadata, store: SecretStore) -> dict[str, Any]:
 
 def show_secret(args: argparse.Namespace) -> int:
     store = open_store()
-    _print(describe(store.get(args.name), store))
+    output.emit(args, describe(get_meta(store, args.name, managed=False), store), _show_text)
     return 0
+
+
+def _show_text(d: Mapping[str, Any]) -> str:
+    lines = [
+        output.fields(
+            [
+                ("name", d["name"]),
+                ("managed", "yes" if d["managed"] else "no"),
+                ("phase", d["phase"]),
+                ("aliases", ", ".join(f"{k}={v}" for k, v in sorted(d["aliases"].items())) or None),
+                ("lease", d["lease"]),
+                ("last error", d["last_error"]),
+                ("revocations", len(d["revocations"])),
+                ("destructions", len(d["destructions"])),
+            ]
+        ),
+        "",
+        "annotations:",
+        *(f"  {k} = {v}" for k, v in sorted(d["annotations"].items())),
+    ]
+    if d["versions"]:
+        rows = [[v["version"], v["state"], v["created"]] for v in d["versions"]]
+        lines += ["", output.table(["version", "state", "created"], rows)]
+    else:
+        lines += ["", "no versions yet (the first rotation stores one)"]
+    return "\n".join(lines)
 
 
 def list_secrets(args: argparse.Namespace) -> int:
@@ -198,5 +355,24 @@ def list_secrets(args: argparse.Namespace) -> int:
                 "last_error": state.last_error,
             }
         )
-    _print(rows)
+    output.emit(args, rows, lambda r: _list_text(r, store))
     return 0
+
+
+def _list_text(rows: list[dict[str, Any]], store: SecretStore) -> str:
+    if not rows:
+        return f"no managed secrets in {store_name(store)}"
+    headers = ["name", "kind", "current", "phase", "last rotated", "pending", "last error"]
+    cells = [
+        [
+            r["name"],
+            r["kind"],
+            r["current"],
+            r["phase"],
+            r["last_rotated"],
+            r["pending_revocations"] or None,
+            r["last_error"],
+        ]
+        for r in rows
+    ]
+    return output.table(headers, cells)

@@ -8,7 +8,6 @@ from instantly_guard.localstack.provision import (
     STORE_CHECK,
     STORE_EXPORTER,
     WEBHOOK_HEADER,
-    current_version_file,
 )
 from instantly_guard.localstack.state import StackInfo
 
@@ -62,11 +61,12 @@ def render(info: StackInfo, notes: list[str] | None = None) -> str:
         f"  curl -s -X POST {info.functions['reconcile'].url} -H 'X-CloudScheduler-JobName: local' \\",
         '       -H "X-CloudScheduler-ScheduleTime: $(date -u +%FT%TZ)"',
         "",
-        "Check the workspace and this repository (read-only key from the local store):",
-        f"  INSTANTLY_API_BASE={info.api_base} "
-        f"INSTANTLY_API_KEY_FILE={_shown(current_version_file(state, STORE_CHECK))} \\",
-        f"    .venv/bin/instantly-guard check --policy {_shown(Path(info.check_policy))}",
-        "  -> exit 1: the demo workspace is seeded with a problem for every rule",
+        "Check the workspace and this repository (read-only key: the store's current version):",
+        f"  {env} \\",
+        f"    .venv/bin/instantly-guard check --key-secret {STORE_CHECK} "
+        f"--policy {_shown(Path(info.check_policy))}",
+        "  -> exit 1: the demo workspace is seeded with a problem for every rule; the command",
+        "     survives rotations, and the store tells the check which key changes were rotations",
         "Or the whole walkthrough: make demo",
         "",
         "Ctrl-C stops everything.",

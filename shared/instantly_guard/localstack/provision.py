@@ -16,22 +16,20 @@ by the rotation protocol itself, exactly as in production:
                       its first rotation generates it and sets the header on Instantly's webhook
 
 The receiver reads the webhook secret from a file, as deployed it reads a Secret Manager volume
-mounted on `latest`; `SecretMirror` plays the volume, copying `latest` to that file whenever it
-changes, so a rotation of the webhook secret reaches the receiver the same way.
+mounted on `latest`; the local store plays the volume (`LocalSecretStore.mount_latest`), writing
+`latest` to that file in the same step as each new version, so a rotation of the webhook secret
+reaches the receiver before Instantly's header changes (a poll would lag: the first genuine
+delivery after a rotation got a 401).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from instantly_guard.errors import GuardError
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
 from instantly_guard.rotation.builder import build_rotator
 from instantly_guard.rotation.engine import set_current
@@ -39,7 +37,7 @@ from instantly_guard.rotation.model import CURRENT, Kind, ManagedConfig
 from instantly_guard.rotation.run import Trigger
 from instantly_guard.scopes import PROFILES
 from instantly_guard.secret import Secret
-from instantly_guard.secrets.base import LATEST, SecretStore
+from instantly_guard.secrets.base import SecretStore
 from instantly_guard.secrets.local import LocalSecretStore
 
 _log = logging.getLogger("instantly_guard.localstack")
@@ -152,7 +150,8 @@ def provision(
     policy_path = state_dir / CHECK_POLICY_FILE
     policy_path.write_text(_toml(check_policy or {}), encoding="utf-8")
     secret_file = state_dir / WEBHOOK_SECRET_FILE
-    SecretMirror(store, STORE_WEBHOOK, secret_file).sync()
+    # Written with every new version, by whichever process adds it (see mount_latest).
+    store.mount_latest(STORE_WEBHOOK, secret_file)
     return Provisioned(
         webhook_id=hook.id,
         secrets={
@@ -184,45 +183,3 @@ def _toml(values: Mapping[str, Any]) -> str:
     for key, value in values.items():
         lines.append(f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}")
     return "\n".join(lines) + "\n"
-
-
-class SecretMirror:
-    """Copies the `latest` version of a secret to a file (0600) whenever it changes, like a
-    Secret Manager volume mounted on `latest`. `start()` polls in a daemon thread."""
-
-    def __init__(self, store: SecretStore, name: str, path: Path, *, interval: float = 0.5) -> None:
-        self._store, self._name, self._path, self._interval = store, name, path, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last: Secret | None = None
-
-    def sync(self) -> bool:
-        """Copy `latest` if it changed; True when the file was rewritten."""
-        value = self._store.access(self._name, LATEST)
-        if value == self._last:
-            return False
-        tmp = self._path.with_name(f".{self._path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(value.reveal())
-        tmp.replace(self._path)
-        self._last = value
-        return True
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="secret-mirror", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                if self.sync():
-                    _log.info("webhook secret file updated from the store's latest version")
-            except (GuardError, OSError) as exc:
-                _log.warning("cannot mirror the webhook secret: %s", exc)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            with contextlib.suppress(RuntimeError):
-                self._thread.join(timeout=2)

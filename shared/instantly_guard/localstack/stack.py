@@ -38,12 +38,9 @@ from instantly_guard.localstack.provision import (
     STORE_CHECK,
     STORE_EXPORTER,
     STORE_RECONCILER,
-    STORE_WEBHOOK,
     Provisioned,
-    SecretMirror,
     backend_env,
     provision,
-    store_for,
 )
 from instantly_guard.localstack.state import ServiceInfo, StackInfo
 
@@ -132,7 +129,7 @@ class LocalStack:
         self.notes: list[str] = []
         self.info: StackInfo | None = None
         self.provisioned: Provisioned | None = None
-        self._mirror: SecretMirror | None = None
+        self._lock: state.StackLock | None = None
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}/"
@@ -145,6 +142,7 @@ class LocalStack:
             raise
 
     def _start(self) -> StackInfo:
+        self._lock = state.StackLock(self.state_dir)
         self.notes = state.prepare(self.state_dir)
         check_ports(self.ports.as_dict(), self.host)
         logs = self.state_dir / "logs"
@@ -186,10 +184,6 @@ class LocalStack:
             check_policy=DEMO_POLICY,
         )
         self.provisioned = provisioned
-        self._mirror = SecretMirror(
-            store_for(self.state_dir), STORE_WEBHOOK, provisioned.webhook_secret_file
-        )
-        self._mirror.start()
 
         shared = backend_env(self.state_dir, api_base)
         specs = (
@@ -258,7 +252,9 @@ class LocalStack:
             self.children.append(child)
             started.append((child, child.url))
         for child, url in started:
-            wait_http(child, url, self.ready_timeout)
+            # functions-framework answers /robots.txt itself (404) without calling the function:
+            # a probe of `/` made the webhook log a 405 WARNING at every start.
+            wait_http(child, f"{url}robots.txt", self.ready_timeout)
 
         self.info = StackInfo(
             pid=os.getpid(),
@@ -284,14 +280,14 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop every child (functions first, the sandbox last) and forget the stack."""
-        if self._mirror is not None:
-            self._mirror.stop()
-            self._mirror = None
         stop_all(list(reversed(self.children)))
         recorded = state.read(self.state_dir)
         if recorded is None or recorded.pid == os.getpid():
             state.remove(self.state_dir)
         self.children = []
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 __all__ = ["DEFAULT_BASE_PORT", "LocalStack", "Ports", "StackError", "find_functions_dir"]

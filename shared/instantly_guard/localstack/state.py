@@ -102,6 +102,40 @@ def remove(state_dir: Path) -> None:
         stack_file(state_dir).unlink()
 
 
+LOCK_FILE = "stack.lock"
+
+
+class StackLock:
+    """An exclusive lock on `<state dir>/stack.lock`, held by the process running the stack from
+    the moment it starts preparing the directory until it stops (the kernel drops it if the
+    process dies). Two `make run` started at the same instant: the second is told, not crashed."""
+
+    def __init__(self, state_dir: Path) -> None:
+        import fcntl
+
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = state_dir / LOCK_FILE
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(self._fd)
+            self._fd = None
+            raise ConfigError(
+                f"another local stack is starting or running from {state_dir} (pid {holder}): "
+                f"use it (`make demo`), stop it (Ctrl-C in its terminal, or `kill {holder}`), "
+                "or give this one its own --state-dir and --base-port"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode("ascii"), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
 def prepare(state_dir: Path) -> list[str]:
     """Make `state_dir` ready for a new stack; return what was cleaned up, for the guide.
 

@@ -161,8 +161,11 @@ class OutboxMessage:
         return view
 
 
-def read_outbox(state_dir: Path) -> Iterator[OutboxMessage]:
-    """Every stored message, oldest first (by publish time, then id). Temporary files are skipped."""
+def read_outbox(state_dir: Path, *, problems: list[str] | None = None) -> Iterator[OutboxMessage]:
+    """Every stored message, oldest first (by publish time, then id). Temporary files are skipped.
+
+    A file that cannot be read or parsed is skipped and described in `problems` (when given):
+    one bad file must not hide the messages after it."""
     directory = outbox_dir(state_dir)
     if not directory.is_dir():
         return
@@ -170,18 +173,26 @@ def read_outbox(state_dir: Path) -> Iterator[OutboxMessage]:
     for path in directory.glob("*.json"):
         if path.name.startswith(_TMP_PREFIX):
             continue
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        if "data" in entry:
-            data = str(entry["data"]).encode("utf-8")
-        else:
-            data = base64.b64decode(entry.get("data_base64", ""))
-        messages.append(
-            OutboxMessage(
-                id=str(entry["id"]),
-                published_at=str(entry["published_at"]),
-                attributes={str(k): str(v) for k, v in entry.get("attributes", {}).items()},
-                data=data,
-            )
-        )
+        try:
+            messages.append(_read_message(path))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            if problems is not None:
+                problems.append(f"{path}: {type(exc).__name__}: {exc}")
     messages.sort(key=lambda m: (m.published_at, m.id))
     yield from messages
+
+
+def _read_message(path: Path) -> OutboxMessage:
+    entry = json.loads(path.read_text(encoding="utf-8"))
+    if "data" in entry:
+        # surrogatepass: a record written by hand (or by an older version) may hold a lone
+        # surrogate; its bytes round-trip instead of failing the whole listing.
+        data = str(entry["data"]).encode("utf-8", "surrogatepass")
+    else:
+        data = base64.b64decode(entry.get("data_base64", ""))
+    return OutboxMessage(
+        id=str(entry["id"]),
+        published_at=str(entry["published_at"]),
+        attributes={str(k): str(v) for k, v in entry.get("attributes", {}).items()},
+        data=data,
+    )

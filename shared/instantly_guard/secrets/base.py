@@ -134,6 +134,11 @@ class SecretStore(Protocol):
         """Secrets whose labels include every item of `labels` (all secrets when None)."""
         ...
 
+    def delete_secret(self, name: str, *, etag: str) -> None:
+        """Delete the secret and every version if its etag is still `etag` (ConflictError if not;
+        SecretNotFoundError if it is gone). `secrets undeclare` is the only caller."""
+        ...
+
 
 def check_secret_name(name: str) -> str:
     """Secret Manager's rule for secret ids; it also keeps names safe as local file names."""

@@ -238,6 +238,15 @@ class GcpSecretStore:
                 precondition=VersionUnavailableError,
             )
 
+    def delete_secret(self, name: str, *, etag: str) -> None:
+        self._call(
+            f"delete secret {name}",
+            lambda: self._client.delete_secret(
+                request={"name": self._path(name), "etag": etag}, timeout=self._timeout
+            ),
+            precondition=ConflictError,
+        )
+
     def list_secrets(self, labels: Mapping[str, str] | None = None) -> Iterator[SecretMetadata]:
         check_labels(labels or {})
         filter_ = " AND ".join(f"labels.{k}={v}" for k, v in sorted((labels or {}).items()))

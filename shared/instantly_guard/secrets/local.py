@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import secrets as _random
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ from instantly_guard.secrets.base import (
 )
 
 _META = "secret.json"
+_MOUNTS = "mounts.json"  # local-only: files kept holding `latest` (see mount_latest)
 
 
 def _now() -> datetime:
@@ -211,7 +213,46 @@ class LocalSecretStore:
                 }
             )
             self._save(directory, data)
+            self._refresh_mounts(directory, data)
         return number
+
+    # -- mounts (local only) -----------------------------------------------------------------
+
+    def mount_latest(self, name: str, path: Path) -> None:
+        """Keep `path` (0600) holding the `latest` version of `name`, like a Secret Manager volume
+        mounted on `latest`, but written in the same locked step as the version itself, by
+        whichever process adds it: a reader of `path` never lags a version behind the store (a
+        poll would, and the first delivery after a webhook-secret rotation would get a 401)."""
+        with self._locked(name) as directory:
+            mounts = self._mounts(directory)
+            if str(path) not in mounts:
+                self._write_file(
+                    directory / _MOUNTS, json.dumps([*mounts, str(path)]).encode("utf-8")
+                )
+            self._refresh_mounts(directory, self._read(directory))
+
+    @staticmethod
+    def _mounts(directory: Path) -> list[str]:
+        try:
+            data = json.loads((directory / _MOUNTS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return [str(p) for p in data] if isinstance(data, list) else []
+
+    def _refresh_mounts(self, directory: Path, data: Mapping[str, Any]) -> None:
+        """Write the latest version to every mount (called under the secret's lock). A latest
+        version that is not enabled leaves the file as it is: Secret Manager cannot serve it."""
+        mounts = self._mounts(directory)
+        versions = data.get("versions") or []
+        if not mounts or not versions or versions[-1]["state"] != VersionState.ENABLED.value:
+            return
+        try:
+            payload = (directory / "versions" / versions[-1]["version"]).read_bytes()
+        except OSError:
+            return
+        for target in mounts:
+            with contextlib.suppress(OSError):
+                self._write_file(Path(target), payload)
 
     def update(
         self,
@@ -257,12 +298,23 @@ class LocalSecretStore:
                     if number != entry["version"]
                 }
             self._save(directory, data)
+            self._refresh_mounts(directory, data)
 
     def disable_version(self, name: str, version: str) -> None:
         self._set_state(name, version, VersionState.DISABLED)
 
     def destroy_version(self, name: str, version: str) -> None:
         self._set_state(name, version, VersionState.DESTROYED)
+
+    def delete_secret(self, name: str, *, etag: str) -> None:
+        with self._locked(name) as directory:
+            if self._read(directory).get("etag") != etag:
+                raise ConflictError(f"secret {name} changed since it was read")
+            # Renamed first, under the lock: readers then see "not found", never half a secret.
+            # (A leading dot is not a valid secret name, so the listing skips the remains.)
+            doomed = directory.with_name(f".deleted-{name}-{_random.token_hex(4)}")
+            directory.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def list_secrets(self, labels: Mapping[str, str] | None = None) -> Iterator[SecretMetadata]:
         if not self._root.is_dir():

@@ -2,11 +2,13 @@
 
     {"tool": "instantly-guard", "version": "...", "taken_at": "...Z", "target": "<API base>",
      "workspace": "<name>", "repository": "<path>",
-     "summary": {"passed": n, "failed": n, "skipped": n, "critical": n, "high": n, ...},
+     "summary": {"passed": n, "failed": n, "skipped": n, "critical": n, "high": n, ...,
+                 "rules_failed": n, "rules_passed": n, "rules_skipped": n},
      "findings": [{"rule_id", "title", "severity", "status", "passed", "skipped",
                    "evidence", "fix", "subject", "location": {"path", "line"} | null}, ...]}
 
-`summary` counts failed findings per severity. Stable key order, two-space indent.
+`summary` counts findings by status and failed findings per severity (`passed`, `failed`,
+`skipped`, `critical` ...), and rules by outcome (`rules_failed`, `rules_passed`, `rules_skipped`). Stable key order, two-space indent.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def document(report: Report) -> dict[str, Any]:
         "target": report.target,
         "workspace": report.workspace_name,
         "repository": report.repository,
-        "summary": report.counts(),
+        "summary": report.counts() | report.rule_counts(),
         "findings": [finding.as_dict() for finding in report.findings],
     }
 

@@ -84,8 +84,15 @@ def _header(report: Report) -> str:
 
 
 def summary(report: Report) -> str:
-    """`14 failed (4 critical, 6 high, ...), 3 passed, 2 skipped`."""
+    """`14 findings (4 critical, 6 high, ...) from 9 failed rules; 3 rules passed, 2 skipped`:
+    findings and rules counted apart (a rule fails once however many findings it has)."""
     counts = report.counts()
+    rules = report.rule_counts()
     by_severity = ", ".join(f"{counts[str(s)]} {s}" for s in reversed(Severity) if counts[str(s)])
-    failed = f"{counts['failed']} failed" + (f" ({by_severity})" if by_severity else "")
-    return f"{failed}, {counts['passed']} passed, {counts['skipped']} skipped"
+    found = plural(counts["failed"], "finding") + (f" ({by_severity})" if by_severity else "")
+    failed = f"{found} from {plural(rules['rules_failed'], 'failed rule')}"
+    return f"{failed}; {plural(rules['rules_passed'], 'rule')} passed, {rules['rules_skipped']} skipped"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

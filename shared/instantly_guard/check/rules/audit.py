@@ -155,7 +155,7 @@ def key_change_outside_rotation(snapshot: Snapshot, policy: Policy) -> Outcome:
     names = key_names(snapshot.keys or (), events)
     failures = []
     for event in events:
-        reason = outside_rotation(event, names, policy)
+        reason = outside_rotation(event, names, policy, snapshot)
         if reason is None:
             continue
         verb = "created" if event.activity_type == API_KEY_CREATED else "deleted"
@@ -184,13 +184,28 @@ def key_names(keys: Iterable[ApiKeyInfo], events: Iterable[AuditEvent]) -> dict[
     return names
 
 
-def outside_rotation(event: AuditEvent, names: Mapping[str, str], policy: Policy) -> str | None:
-    """Why `event` (a 37 or 38) was not the rotation engine's doing, or None when it was."""
+def outside_rotation(
+    event: AuditEvent,
+    names: Mapping[str, str],
+    policy: Policy,
+    snapshot: Snapshot | None = None,
+) -> str | None:
+    """Why `event` (a 37 or 38) was not the rotation engine's doing, or None when it was.
+
+    With the managed secrets' key ids (`snapshot.rotation_admin_ids`), a change made by a
+    rotation's admin key to a managed key (one a managed secret records, or named with the
+    managed prefix) is the rotation's, whatever the admin key is called."""
     if not event.from_api:
         return f"by {who(event)} in the dashboard"
     actor = event.api_key_id
     if actor is None:
         return "through the API by an unidentified key"
+    if snapshot is not None and actor in snapshot.rotation_admin_ids:
+        affected_id, affected_name = _affected_id(event.metadata), _affected_name(event.metadata)
+        if (affected_id is not None and affected_id in snapshot.managed_key_ids) or (
+            affected_name is not None and is_managed_name(affected_name, policy.managed_key_prefix)
+        ):
+            return None
     actor_name = names.get(actor)
     trusted = set(policy.rotation_keys)
     if actor in trusted or (actor_name is not None and actor_name in trusted):

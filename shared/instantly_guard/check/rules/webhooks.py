@@ -77,7 +77,8 @@ def plain_http(snapshot: Snapshot, policy: Policy) -> Outcome:
     section=Section.WEBHOOKS,
     fix=(
         "Declare a webhook secret (`instantly-guard secrets declare NAME --kind webhook-secret "
-        "--webhook-id ID`) so rotation sets the x-webhook-secret header, and configure the "
+        "--webhook-id ID --admin-secret ADMIN`, ADMIN holding a key with webhooks:update) so "
+        "rotation sets the x-webhook-secret header, and configure the "
         "receiver with INSTANTLY_WEBHOOK_SECRET_FILE."
     ),
     help=(

@@ -1,0 +1,141 @@
+"""Secret-name errors that lead somewhere, fixing and removing a declaration, and text output."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from instantly_guard.cli import main
+
+
+def _secrets_dir() -> Path:
+    return Path(os.environ["GUARD_STATE_DIR"]) / "secrets"
+
+
+def _admin(cli: Any, sandbox: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    admin = sandbox.add_key("hand-made admin", ["api_keys:all"])
+    assert cli("secrets", "declare", "instantly-admin", "--profile", "key_rotation_admin") == 0
+    assert cli("secrets", "set", "instantly-admin", "--key-id", admin.id, stdin=admin.key) == 0
+    capsys.readouterr()
+
+
+def test_set_on_an_undeclared_secret_says_declare_it_first_and_names_the_store(
+    cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("secrets", "set", "instantly-admin", stdin="k-123") == 2
+    err = capsys.readouterr().err
+    assert "declare it first" in err
+    assert "instantly-guard secrets declare instantly-admin" in err
+    assert str(_secrets_dir()) in err
+    assert err.count("\n") == 1  # one line, no traceback
+
+
+def test_rotate_with_a_typo_suggests_the_close_name(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _admin(cli, rotation_sandbox, capsys)
+    assert cli("rotate", "instantly-admn") == 2
+    err = capsys.readouterr().err
+    assert "did you mean instantly-admin?" in err
+    assert str(_secrets_dir()) in err
+    assert cli("secrets", "show", "instantly-admn") == 2
+    assert "did you mean instantly-admin?" in capsys.readouterr().err
+
+
+def test_declare_refuses_an_admin_secret_that_is_not_declared(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _admin(cli, rotation_sandbox, capsys)
+    assert (
+        cli("secrets", "declare", "k", "--scopes", "audit_logs:read", "--admin-secret", "nosuch")
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--admin-secret" in err
+    assert "nosuch" in err
+    assert "instantly-admin" in err
+    assert list(cli.store.list_secrets()) == [cli.store.get("instantly-admin")]  # nothing created
+
+
+def test_the_readmes_webhook_secret_declare_line_works(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    line = next(
+        ln for ln in readme.splitlines() if "secrets declare NAME --kind webhook-secret" in ln
+    )
+    argv = line.split("#")[0].split()[1:]
+    _admin(cli, rotation_sandbox, capsys)
+    argv = [
+        {"NAME": "hook-secret", "ID": "wh-1", "ADMIN": "instantly-admin"}.get(a, a) for a in argv
+    ]
+    assert cli(*argv) == 0, capsys.readouterr().err
+
+
+def test_a_declaration_can_be_fixed_and_removed(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _admin(cli, rotation_sandbox, capsys)
+    assert cli("secrets", "declare", "k", "--scopes", "audit_logs:read") == 0
+    assert cli("secrets", "declare", "k", "--scopes", "audit_logs:read") == 2
+    assert "--update" in capsys.readouterr().err
+    assert (
+        cli(
+            "secrets",
+            "declare",
+            "k",
+            "--update",
+            "--scopes",
+            "audit_logs:read",
+            "--admin-secret",
+            "instantly-admin",
+        )
+        == 0
+    )
+    declared = cli.store.get("k").annotations
+    assert declared["instantly-guard.admin-secret"] == "instantly-admin"  # pragma: allowlist secret
+    assert cli("rotate", "k") == 0
+    capsys.readouterr()
+    assert cli("secrets", "undeclare", "k") == 2  # it holds a key now
+    assert "--force" in capsys.readouterr().err
+    assert cli("secrets", "undeclare", "k", "--force") == 0
+    capsys.readouterr()
+    assert cli("sweep", "--format", "json") == 0  # the sweep no longer sees it
+    assert set(json.loads(capsys.readouterr().out)) == {"instantly-admin"}
+
+
+def test_text_output_on_a_terminal_and_json_when_asked(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _admin(cli, rotation_sandbox, capsys)
+    assert cli("secrets", "list", "--format", "text") == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].split()[:2] == ["NAME", "KIND"]
+    assert "instantly-admin" in text
+    assert cli("secrets", "list", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "instantly-admin"
+    assert cli("secrets", "show", "instantly-admin", "--format", "text") == 0
+    shown = capsys.readouterr().out
+    assert "VERSION" in shown
+    assert "current=1" in shown
+
+
+def test_gcp_backend_without_credentials_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GUARD_BACKEND", "gcp")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no gcloud ADC file
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NO_GCE_CHECK", "true")  # never ask a metadata server
+    assert main(["secrets", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert "no Google credentials" in err
+    assert "GUARD_BACKEND=local" in err
