@@ -157,6 +157,9 @@ resource "google_cloudfunctions2_function" "audit_export" {
       AUDIT_LOOKBACK          = var.audit_export.lookback
       AUDIT_API_KEY_SECRET    = google_secret_manager_secret.managed[var.audit_export.api_key].id
       AUDIT_RATE_SHARE        = tostring(var.audit_export.rate_share)
+      # Entries older than the bucket keeps are accepted by Cloud Logging and silently dropped:
+      # the exporter counts and warns about them, and refuses a backfill reaching past it.
+      AUDIT_LOG_RETENTION = "${var.audit_log_retention_days}d"
       # Stop starting work a minute before the function is cut off, checkpoint consistent.
       AUDIT_TIME_BUDGET = "${max(var.audit_export.timeout_seconds - 60, 30)}s"
     })
@@ -187,8 +190,9 @@ resource "google_cloud_run_v2_service_iam_member" "audit_export_invoker" {
 resource "google_cloudfunctions2_function" "key_rotation" {
   # No event_trigger: the Pub/Sub subscription that feeds this function is declared in pubsub.tf,
   # so that it can carry a retry and dead-letter policy (an Eventarc-owned one cannot be managed
-  # here). The entry point is a @functions_framework.cloud_event function; Functions Framework
-  # converts the push envelope into the messagePublished CloudEvent.
+  # here). The entry point is a @functions_framework.http function that reads the push envelope
+  # itself: Functions Framework's CloudEvent conversion refuses one without `data`
+  # (TOPIC_CONFIGURED), which would be retried into the dead-letter topic.
   name        = local.function_names.key_rotation
   location    = var.region
   description = "Rotates managed Instantly keys and webhook secrets on Secret Manager's schedule."

@@ -6,8 +6,8 @@
 # only be patched by hand after each deployment). Owning the subscription gives, declaratively:
 # retries with exponential backoff, a dead-letter topic after max_delivery_attempts, an OIDC
 # identity that may invoke this one function, and the ack deadline matched to the function's
-# timeout. Functions Framework turns the push envelope into the same
-# google.cloud.pubsub.topic.v1.messagePublished CloudEvent an event trigger delivers.
+# timeout. The function is an HTTP one and reads every push shape itself, an attribute-only
+# message (TOPIC_CONFIGURED, no `data`) included.
 # See docs/deploy.md, "Rotation events and dead letters".
 
 # --- Service agents ----------------------------------------------------------------------------
