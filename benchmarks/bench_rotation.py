@@ -166,8 +166,13 @@ def run() -> list[Row]:
         ]
 
     with Sandbox(seed="empty", record_responses=False) as sb, SecretManagerStandIn() as standin:
-        gcp = GcpSecretStore("bench", client=standin.client())
-        samples, api, calls, api_mix, sm_mix = _measure(sb, gcp, lambda: standin.calls)
+        client = standin.client()
+        gcp = GcpSecretStore("bench", client=client)
+        try:
+            samples, api, calls, api_mix, sm_mix = _measure(sb, gcp, lambda: standin.calls)
+        finally:
+            # Closed before the stand-in stops: otherwise gRPC logs the server's GOAWAY.
+            client.transport.close()
         rows += [
             Row(
                 "rotation p50, Secret Manager (stand-in)",

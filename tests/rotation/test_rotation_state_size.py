@@ -16,7 +16,7 @@ from rotation_helpers import ADMIN, MANAGED, World
 from instantly_guard.errors import InstantlyError
 from instantly_guard.rotation.errors import RotationStateFullError
 from instantly_guard.rotation.model import (
-    A,
+    AnnotationKey,
     Destruction,
     Kind,
     ManagedConfig,
@@ -76,13 +76,17 @@ def test_compact_times_read_back_never_earlier() -> None:
     assert read.revocations[0].after == T0  # exact: a grace of 0 revokes at once
     assert read.destructions[0].after >= T0
     assert read.destructions[0].after - T0 < timedelta(seconds=1)
-    assert json.loads(meta.annotations[A.DESTRUCTIONS]) == [["2", "2026-03-01T00:00:01Z"]]
+    assert json.loads(meta.annotations[AnnotationKey.DESTRUCTIONS]) == [
+        ["2", "2026-03-01T00:00:01Z"]
+    ]
 
 
 def test_state_written_in_the_older_long_form_is_still_read() -> None:
     notes = {
-        A.REVOCATIONS: json.dumps([{"after": T0.isoformat(), "version": "1", "key_id": "k"}]),
-        A.DESTRUCTIONS: json.dumps([{"after": T0.isoformat(), "version": "2"}]),
+        AnnotationKey.REVOCATIONS: json.dumps(
+            [{"after": T0.isoformat(), "version": "1", "key_id": "k"}]
+        ),
+        AnnotationKey.DESTRUCTIONS: json.dumps([{"after": T0.isoformat(), "version": "2"}]),
     }
     state = RotationState.read(SecretMetadata(name="s", annotations=notes))
     assert state.revocations == (Revocation("1", T0, key_id="k"),)

@@ -21,6 +21,7 @@ from instantly_guard.instantly import (
     Workspace,
     WorkspaceMember,
 )
+from instantly_guard.instantly.models import WebhookEvent
 from instantly_guard.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ MODELS: dict[type[BaseModel], tuple[str, bool]] = {
     CreatedApiKey: ("APIKey", True),
     AuditLog: ("AuditLog", True),
     Webhook: ("Webhook", True),
+    WebhookEvent: ("WebhookEvent", True),
     WorkspaceMember: ("WorkspaceMember", True),
     BlockListEntry: ("BlockListEntry", True),
     Workspace: ("Workspace", True),
@@ -53,6 +55,11 @@ RELAXED: dict[type[BaseModel], dict[str, str]] = {
     AuditLog: {
         "ip_address": "null on events Instantly's own systems record",
         "from_api": "null on events Instantly's own systems record",
+    },
+    WebhookEvent: {
+        "organization_id": "never read",
+        "retry_count": "never read",
+        "timestamp_created_date": "never read",
     },
 }
 

@@ -190,11 +190,12 @@ class WebhookEvent(InstantlyModel):
 
     id: str
     timestamp_created: datetime
-    organization_id: str
     success: bool
-    retry_count: int | float
     will_retry: bool
     webhook_url: str
+    # Never read: one odd value must not fail a whole page of the delivery log.
+    organization_id: str | None = None
+    retry_count: int | float | None = None
     timestamp_created_date: str | None = None
     payload: dict[str, Any] | None = Field(default=None, repr=False)
     status_code: int | float | None = None
