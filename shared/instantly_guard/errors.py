@@ -31,6 +31,7 @@
     ├── webhook.secrets.SecretUnavailableError      no usable webhook secret right now
     ├── webhook.payload.PayloadError                a webhook body that is not an event
     ├── check.gitrepo.RepositoryUnreadableError     not a git work tree, or git is missing
+    ├── check.collect.WorkspaceUnreadableError      no workspace section could be read (`retryable`)
     └── localstack.processes.StackError             the local stack could not start
 
 `SecretFormatError` and `PayloadError` are also `ValueError`s. Google's own errors are classified

@@ -63,15 +63,23 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "instantly_guard.cli", *args]
 
 
+# One option per process of the stack, in the order `stack_ports()` fills them.
+PORT_OPTIONS = (
+    "--sandbox-port",
+    "--webhook-port",
+    "--export-port",
+    "--rotation-port",
+    "--reconcile-port",
+)
+
+
+def stack_ports() -> list[int]:
+    return free_ports(len(PORT_OPTIONS))
+
+
 def port_args(ports: list[int]) -> list[str]:
-    names = (
-        "--sandbox-port",
-        "--webhook-port",
-        "--export-port",
-        "--rotation-port",
-        "--reconcile-port",
-    )
-    return [part for name, port in zip(names, ports, strict=True) for part in (name, str(port))]
+    pairs = zip(PORT_OPTIONS, ports, strict=True)
+    return [part for name, port in pairs for part in (name, str(port))]
 
 
 class Stack:
@@ -183,7 +191,7 @@ def assert_stopped(pids: list[int], ports: list[int], state_dir: Path) -> None:
 
 
 def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> None:
-    state_dir, ports = tmp_path / "guard", free_ports(5)
+    state_dir, ports = tmp_path / "guard", stack_ports()
     for attempt in (1, 2):
         stack = Stack(state_dir, ports, tmp_path / f"stack{attempt}.log")
         cleanup.append(stack.process.pid)
@@ -267,7 +275,7 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
 
 
 def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list[int]) -> None:
-    state_dir, ports = tmp_path / "guard", free_ports(5)
+    state_dir, ports = tmp_path / "guard", stack_ports()
     demo = subprocess.Popen(
         cli("demo", "--state-dir", str(state_dir), *port_args(ports)),
         cwd=REPO,
@@ -290,7 +298,7 @@ def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list
 
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
-    ports = free_ports(5)
+    ports = stack_ports()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", ports[1]))
         busy.listen()
@@ -311,7 +319,7 @@ def test_two_stacks_started_at_the_same_instant_one_is_told(tmp_path: Path) -> N
     state_dir = tmp_path / "guard"
     procs = [
         subprocess.Popen(
-            cli("localstack", "--state-dir", str(state_dir), *port_args(free_ports(4))),
+            cli("localstack", "--state-dir", str(state_dir), *port_args(stack_ports())),
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
