@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+from datetime import date
+
+import httpx
 import pytest
 from tests.unit.instantly_fakes import (
     ScriptedApi,
@@ -92,3 +97,23 @@ def test_audit_log_pages_are_lists_of_entries() -> None:
     api = ScriptedApi(page([audit_log(), audit_log()], cursor="c1"), page([audit_log()]))
     client, _ = make_client(api)
     assert [len(p) for p in client.iter_audit_log_pages(limit=2)] == [2, 1]
+
+
+def test_a_page_read_is_freed_without_waiting_for_the_cycle_collector() -> None:
+    """httpx binds a response and its stream to each other; unless the client breaks that cycle,
+    every ~400 KB audit page waits for a full collection, and a long export's memory grows."""
+    answered: list[weakref.ref[httpx.Response]] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        response = page([audit_log()])
+        answered.append(weakref.ref(response))
+        return response
+
+    client, _ = make_client(ScriptedApi(reply))
+    gc.disable()
+    try:
+        listed = client.audit_log_page(start_date=date(2026, 1, 1))
+        assert len(listed.items) == 1
+        assert answered[0]() is None
+    finally:
+        gc.enable()

@@ -177,6 +177,11 @@ class Session:
             _log_attempt(call, type(exc).__name__, attempt, started)
             return _Failure(error, sent=sent, cause=exc)
         _log_attempt(call, response.status_code, attempt, started)
+        # httpx binds a response and its stream to each other, a reference cycle, so a body it
+        # has read waits for the cyclic collector (gen 2, rarely run): a long export would hold
+        # hundreds of ~400 KB audit pages. A plain stream of the bytes read (what httpx itself
+        # does for a request) frees the body as soon as the caller drops the response.
+        response.stream = httpx.ByteStream(response.content)
         if response.is_success:
             return response
         return _Failure(
