@@ -4,12 +4,15 @@ checkpoint, time budget, Scheduler deduplication, leases and failures."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from instantly_guard.audit.checkpoint import Checkpoint, MemoryCheckpointStore
+from instantly_guard.audit.entries import ExportEntry
 from instantly_guard.audit.exporter import Exporter, ExportOptions, StopReason
 from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.errors import ConflictError, ScopeError, ServerError
@@ -403,9 +406,35 @@ def test_read_ahead_fetches_the_next_window_while_writing_and_changes_nothing() 
     assert keys == sorted(keys)
     assert len(source.listings) == summary.days + 1  # the probe, then each window once
     # Every page listed was used, but for what the first run's order probe read ahead of its
-    # listing before it gave up on it: the queue (2 pages) and the one being handed over.
-    assert summary.pages <= source.pages_served <= summary.pages + 3
+    # listing before it gave up on it: at most `depth` pages.
+    assert summary.pages <= source.pages_served <= summary.pages + 2
     assert not [t for t in threading.enumerate() if t.name == "audit-readahead"]
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_read_ahead_fetches_at_most_depth_pages_beyond_the_one_being_written(depth: int) -> None:
+    records = spread(1000, NOW - timedelta(hours=20), timedelta(minutes=1))
+    source = ListSource(records, order="asc", page_size=100)
+    ahead: list[int] = []
+
+    class SlowSink(MemorySink):
+        def write(self, entries: Sequence[ExportEntry]) -> None:
+            time.sleep(0.02)  # every chance for the read-ahead to run on
+            ahead.append(source.pages_served - (len(self.batches) + 1))
+            super().write(entries)
+
+    sink = SlowSink()
+    exporter = Exporter(
+        ReadAheadSource(source, depth=depth),
+        sink,
+        MemoryCheckpointStore(),
+        OPTIONS,
+        clock=Clock(NOW),
+    )
+
+    assert exporter.run().exported == 1000
+    assert len(ahead) == 10
+    assert max(ahead) == depth
 
 
 def test_a_prefetch_for_another_window_is_discarded() -> None:

@@ -28,7 +28,6 @@ with `stopped_reason = failed` and the error attached, for the caller to map to 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -510,13 +509,14 @@ class Exporter:
                 return True
             self._page_seen(run)
             order = classify([as_utc(r.timestamp) for r in first])
-            if order is Order.ASC:
+            if order in (Order.ASC, Order.DESC):
                 self._set_order(run, order)
-                self._ascend(run, until, (start, end), itertools.chain([first], pages))
-                return True
-            if order is Order.DESC:
-                self._set_order(run, order)
-                self._descend(run, until, itertools.chain([first], pages))
+                ordered = _Prepended(first, pages)
+                del first  # the pass lets each page go once written, this one included
+                if order is Order.ASC:
+                    self._ascend(run, until, (start, end), ordered)
+                else:
+                    self._descend(run, until, ordered)
                 return True
             second = next(pages, None)
             if order is Order.UNORDERED:
@@ -851,6 +851,22 @@ class Exporter:
             run.dirty = True
             self._save(run)
             self._report(run)
+
+
+class _Prepended:
+    """A page already read, then the rest of its listing. Unlike `itertools.chain([first], ...)`
+    it lets the page go once handed on, so an ordered pass holds one page, not also the first."""
+
+    def __init__(self, first: Sequence[AuditLog], rest: Iterator[Sequence[AuditLog]]) -> None:
+        self._first: Sequence[AuditLog] | None = first
+        self._rest = rest
+
+    def __iter__(self) -> Iterator[Sequence[AuditLog]]:
+        return self
+
+    def __next__(self) -> Sequence[AuditLog]:
+        first, self._first = self._first, None
+        return first if first is not None else next(self._rest)
 
 
 def _close(pages: Iterator[Sequence[AuditLog]]) -> None:

@@ -3,9 +3,12 @@
 The exporter lists a window, then writes it; listing is network-bound and writing is CPU- and
 sink-bound, so done one after the other a run costs their sum. Before writing a window the
 exporter calls `prefetch(next window)` (or `prefetch(this listing)` before streaming it): a thread
-starts fetching those pages into a queue of at most `depth` pages (memory stays bounded), and the
-next `pages()` call for that same query (window and cursor) is served from it. A `pages()` call for any other window discards the prefetch (the exporter passes
-over a day again after a cut, or stops). Pages are handed over in the order the inner source
+starts fetching those pages, at most `depth` ahead of the page being written (memory stays
+bounded), and the next `pages()` call for that same query (window and cursor) is served from it.
+A `pages()` call for any other window discards the prefetch (the exporter passes over a day again
+after a cut, or stops). One page ahead is the default: it overlaps one request with the writing
+of one page, and memory is two pages; a deeper queue only helps when requests are faster than
+writing, and then the run is bound by writing anyway. Pages are handed over in the order the inner source
 gives them and errors are raised where the exporter consumes them, so the exporter's logic and
 guarantees are unchanged; only the waiting overlaps.
 """
@@ -25,7 +28,12 @@ Window = tuple[date, date | None, str | None]  # start_date, end_date, starting_
 
 
 class _Fetch:
-    """One background listing of one window."""
+    """One background listing of one window.
+
+    Memory: a page is fetched only once a slot is free, and a slot frees when the consumer takes
+    a page, so at most `depth` pages wait beside the one being written (the fetch of a page
+    never starts while an earlier one sits in the producer's hands).
+    """
 
     def __init__(
         self,
@@ -38,34 +46,37 @@ class _Fetch:
         self._last_page = last_page
         self._pages: Iterator[Sequence[AuditLog]] | None = None
         self._inner = inner
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-readahead", daemon=True)
         self._thread.start()
 
-    def _put(self, item: tuple[str, Any]) -> bool:
+    def _slot(self) -> bool:
+        """Wait for room for one more page; False once cancelled."""
         while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-            except queue.Full:
-                continue
-            return True
+            if self._slots.acquire(timeout=0.05):
+                return True
         return False
 
     def _run(self) -> None:
         try:
             self._pages = _inner_pages(self._inner, self.window)
-            for page in self._pages:
-                if not self._put(("page", page)):
+            while self._slot():
+                page = next(self._pages, None)
+                if page is None:
+                    self._queue.put(("end", None))
                     return
-                if self._last_page is not None and self._last_page(page):
+                last = self._last_page is not None and self._last_page(page)
+                self._queue.put(("page", page))
+                del page  # the queue holds it now; the consumer lets it go once written
+                if last:
                     # The consumer will likely stop here: fetching on could waste requests.
                     # If it does want more, it goes on with the same listing itself.
-                    self._put(("pause", None))
+                    self._queue.put(("pause", None))
                     return
-            self._put(("end", None))
         except Exception as exc:  # handed to the consumer, raised in its thread
-            self._put(("error", exc))
+            self._queue.put(("error", exc))
 
     def drain(self) -> Iterator[Sequence[AuditLog]]:
         try:
@@ -80,18 +91,15 @@ class _Fetch:
                     return
                 if kind == "error":
                     raise value
+                self._slots.release()
                 yield value
+                del value
         finally:
             self.cancel()
 
     def cancel(self) -> None:
         """Stop and wait for the thread (at most the page request it is in the middle of)."""
         self._stop.set()
-        while True:  # unblock a producer waiting on a full queue
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
@@ -99,7 +107,7 @@ class _Fetch:
 class ReadAheadSource:
     """Wraps a `PageSource`; see the module doc. Not for concurrent use by several runs."""
 
-    def __init__(self, inner: PageSource, *, depth: int = 2) -> None:
+    def __init__(self, inner: PageSource, *, depth: int = 1) -> None:
         if depth < 1:
             raise ValueError("depth must be >= 1")
         self._inner = inner
