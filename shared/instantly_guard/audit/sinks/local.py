@@ -19,7 +19,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,25 +38,27 @@ def entry_line(entry: ExportEntry, log_name: str) -> str:
 class _LineEncoder:
     """Builds JSONL lines for one log name. Assembled from JSON-encoded strings rather than
     through `json.dumps` of a dict: the payload's JSON text is used as is, the constant head is
-    encoded once and the labels' JSON once per distinct label set (an export has a handful: one
-    organization, a few dozen activities). This is the hot loop of a large export."""
+    encoded once and the labels' JSON once per labels object (entries with equal labels share
+    one, see `ExportEntry`). This is the hot loop of a large export."""
 
     _MAX_CACHED = 4096
 
     def __init__(self, log_name: str) -> None:
         self._head = f'{{"logName":{_str(log_name)},"insertId":'
-        self._labels: dict[tuple[tuple[str, str], ...], str] = {}
+        # id(labels) -> (labels, its JSON): holding the object keeps its id from being reused.
+        self._labels: dict[int, tuple[Mapping[str, str], str]] = {}
 
-    def _labels_json(self, labels: tuple[tuple[str, str], ...]) -> str:
-        text = self._labels.get(labels)
-        if text is None:
-            text = ",".join(f"{_str(k)}:{_str(v)}" for k, v in labels)
-            if len(self._labels) < self._MAX_CACHED:
-                self._labels[labels] = text
+    def _labels_json(self, labels: Mapping[str, str]) -> str:
+        cached = self._labels.get(id(labels))
+        if cached is not None and cached[0] is labels:
+            return cached[1]
+        text = ",".join(f"{_str(k)}:{_str(v)}" for k, v in labels.items())
+        if len(self._labels) < self._MAX_CACHED:
+            self._labels[id(labels)] = (labels, text)
         return text
 
     def line(self, entry: ExportEntry) -> str:
-        labels = self._labels_json(tuple(entry.labels.items()))
+        labels = self._labels_json(entry.labels)
         timestamp = entry.timestamp.isoformat().replace("+00:00", "Z")
         return (
             f'{self._head}{_str(entry.insert_id)},"timestamp":"{timestamp}",'
