@@ -205,6 +205,16 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
             for port in ports:
                 assert f"127.0.0.1:{port}" in guide
             if attempt == 1:
+                # The webhook secret's first rotation ran once the receiver was up: its test
+                # delivery was accepted, and starting the stack printed no warning.
+                assert "WARNING" not in (tmp_path / "stack1.log").read_text()
+                received = [
+                    json.loads(line)
+                    for line in (state_dir / "logs" / "webhook.log").read_text().splitlines()
+                    if line.startswith("{")
+                ]
+                tests = [r["status"] for r in received if r.get("event_type") == "webhook_test"]
+                assert tests == [200]
                 for _ in range(2):  # a second demo against the same stack passes too
                     demo = subprocess.run(
                         cli("demo", "--state-dir", str(state_dir), *port_args(ports)),
@@ -225,8 +235,9 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                     timeout=60,
                     check=True,
                 )
-                # Each demo: one delivered event, three reconciled ones.
-                assert len(outbox.stdout.splitlines()) == 8
+                # Each demo: one delivered event, three reconciled ones; and the test event of
+                # the webhook secret's first rotation (every rotation sends one, docs/webhook.md).
+                assert len(outbox.stdout.splitlines()) == 1 + 2 * 4
                 # The guide's check command, run as printed (key file, policy, this repository).
                 check = subprocess.run(
                     ["bash", "-c", guide_command(stack.output, "Check the workspace")],

@@ -13,7 +13,9 @@ by the rotation protocol itself, exactly as in production:
     webhook-reconciler  webhook_events:read + webhooks:update (profile
                       webhook_reconciler_resume), minted by rotation: the reconcile function
     webhook-secret    the receiver's shared secret (kind webhook-secret) for the demo webhook:
-                      its first rotation generates it and sets the header on Instantly's webhook
+                      its first rotation (`first_webhook_secret`, once the receiver is up)
+                      generates it, sets the header on Instantly's webhook and checks it with
+                      a test delivery
 
 The receiver reads the webhook secret from a file, as deployed it reads a Secret Manager volume
 mounted on `latest`; the local store plays the volume (`LocalSecretStore.mount_latest`), writing
@@ -144,13 +146,14 @@ def provision(
     )
 
     rotator = build_rotator(backend_env(state_dir, api_base), store=store)
-    for name in (STORE_EXPORTER, STORE_CHECK, STORE_WEBHOOK_ADMIN, STORE_RECONCILER, STORE_WEBHOOK):
+    for name in (STORE_EXPORTER, STORE_CHECK, STORE_WEBHOOK_ADMIN, STORE_RECONCILER):
         rotator.rotate(name, Trigger.manual(rotator.now()))
 
     policy_path = state_dir / CHECK_POLICY_FILE
     policy_path.write_text(_toml(check_policy or {}), encoding="utf-8")
     secret_file = state_dir / WEBHOOK_SECRET_FILE
-    # Written with every new version, by whichever process adds it (see mount_latest).
+    # Written with every new version, by whichever process adds it (see mount_latest); the
+    # first is `first_webhook_secret`'s, once the receiver is up.
     store.mount_latest(STORE_WEBHOOK, secret_file)
     return Provisioned(
         webhook_id=hook.id,
@@ -165,6 +168,15 @@ def provision(
         webhook_secret_file=secret_file,
         check_policy=policy_path,
     )
+
+
+def first_webhook_secret(state_dir: Path, api_base: str) -> None:
+    """The webhook secret's first rotation: it generates the secret, sets the header on the
+    demo webhook and checks it by a test delivery, which is why it runs once the receiver
+    answers (before, the delivery gets no answer and the header goes unverified)."""
+    store = store_for(state_dir)
+    rotator = build_rotator(backend_env(state_dir, api_base), store=store)
+    rotator.rotate(STORE_WEBHOOK, Trigger.manual(rotator.now()))
 
 
 def _declare(store: SecretStore, name: str, *, kind: Kind = Kind.API_KEY, **options: Any) -> None:

@@ -40,6 +40,7 @@ from instantly_guard.localstack.provision import (
     STORE_RECONCILER,
     Provisioned,
     backend_env,
+    first_webhook_secret,
     provision,
 )
 from instantly_guard.localstack.state import ServiceInfo, StackInfo
@@ -255,6 +256,7 @@ class LocalStack:
             # functions-framework answers /robots.txt itself (404) without calling the function:
             # a probe of `/` made the webhook log a 405 WARNING at every start.
             wait_http(child, f"{url}robots.txt", self.ready_timeout)
+        first_webhook_secret(self.state_dir, api_base)
 
         self.info = StackInfo(
             pid=os.getpid(),
