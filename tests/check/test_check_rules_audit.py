@@ -110,6 +110,13 @@ def test_an_unknown_deleted_actor_is_outside_rotation() -> None:
     assert "no longer exists" in found[0].evidence
 
 
+def test_an_actor_is_not_said_to_be_gone_when_the_keys_could_not_be_listed() -> None:
+    snap = snapshot(keys=None, audit=(event(37, api_key_id="k-admin"),))
+    found = failed(run(audit.key_change_outside_rotation, snap))
+    assert "no longer exists" not in found[0].evidence
+    assert "cannot list API keys" in found[0].evidence
+
+
 def test_audit_rules_pass_a_quiet_trail() -> None:
     for rule in audit.RULES:
         assert [f.status for f in run(rule, snapshot(keys=(), audit=(event(1),)))] == ["pass"]

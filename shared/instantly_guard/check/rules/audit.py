@@ -217,6 +217,12 @@ def outside_rotation(
     affected = _affected_name(event.metadata)
     if affected is not None and is_managed_name(affected, policy.managed_key_prefix):
         return None
+    if snapshot is not None and snapshot.keys is None:
+        # The keys could not be listed: nothing says whether the key still exists.
+        return (
+            f"by key {actor}, not in rotation_keys (unnamed: the check's key cannot list "
+            "API keys, which needs api_keys:read)"
+        )
     return f"by key {actor}, which no longer exists and is not in rotation_keys"
 
 
