@@ -108,6 +108,24 @@ def test_a_declaration_can_be_fixed_and_removed(
     assert set(json.loads(capsys.readouterr().out)) == {"instantly-admin"}
 
 
+def test_an_update_changes_only_the_options_given(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _admin(cli, rotation_sandbox, capsys)
+    declare = ("secrets", "declare", "k")
+    assert cli(*declare, "--scopes", "audit_logs:read", "--admin-secret", "instantly-admin") == 0
+    assert cli(*declare, "--update", "--grace", "2d") == 0
+    declared = cli.store.get("k").annotations
+    assert declared["instantly-guard.grace"] == "2d"
+    assert declared["instantly-guard.scopes"] == "audit_logs:read"
+    assert declared["instantly-guard.admin-secret"] == "instantly-admin"  # pragma: allowlist secret
+    assert cli("rotate", "k") == 0  # minted by the admin secret the update kept
+    assert cli(*declare, "--update", "--grace", "") == 0  # an empty value: the default again
+    assert "instantly-guard.grace" not in cli.store.get("k").annotations
+    assert cli(*declare, "--update", "--kind", "webhook-secret", "--webhook-id", "wh-1") == 2
+    assert "kind cannot change" in capsys.readouterr().err
+
+
 def test_text_output_on_a_terminal_and_json_when_asked(
     cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,8 +27,10 @@ from instantly_guard.cli import output
 from instantly_guard.cli.names import store_name, unknown_secret
 from instantly_guard.errors import ConfigError
 from instantly_guard.rotation.model import (
+    DECLARED_KEYS,
     MANAGED_LABELS,
     PREFIX,
+    AnnotationKey,
     Kind,
     ManagedConfig,
     RotationState,
@@ -58,8 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     declare.add_argument(
         "--kind",
         choices=[k.value for k in Kind],
-        default=Kind.API_KEY.value,
-        help="default api-key",
+        help="default api-key (with --update: the declared kind)",
     )
     declare.add_argument("--scopes", help="the key's scopes, comma-separated (api-key)")
     declare.add_argument(
@@ -76,7 +77,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     declare.add_argument(
         "--update",
         action="store_true",
-        help="replace the declaration of an existing secret (its versions and rotation state stay)",
+        help=(
+            "change the declaration of an existing secret: only the options given change (an "
+            "empty value, e.g. --grace '', restores the default); versions and rotation state stay"
+        ),
     )
     declare.set_defaults(handler=declare_secret)
 
@@ -153,9 +157,24 @@ def _check_admin(store: SecretStore, name: str, admin: str | None) -> list[str]:
     return []
 
 
+def _declared(meta: SecretMetadata) -> dict[str, str]:
+    """The declaration a secret carries (not its rotation state): what `--update` starts from."""
+    return {k: v for k, v in meta.annotations.items() if k in DECLARED_KEYS}
+
+
 def declare_secret(args: argparse.Namespace) -> int:
     name = check_secret_name(args.name)
-    kind = Kind(args.kind)
+    store = open_store()
+    previous = _declared(get_meta(store, name)) if args.update else {}
+
+    def option(given: str | None, key: str) -> str | None:
+        return given if given is not None else previous.get(key)
+
+    kind = Kind(args.kind or previous.get(AnnotationKey.KIND) or Kind.API_KEY.value)
+    admin_secret = option(args.admin_secret, AnnotationKey.ADMIN_SECRET)
+    webhook_ids = tuple(args.webhook_id) or tuple(
+        p for p in (previous.get(AnnotationKey.WEBHOOK_IDS) or "").split(",") if p
+    )
     scopes: tuple[str, ...] = ()
     problems = []
     if kind is Kind.API_KEY:
@@ -163,34 +182,35 @@ def declare_secret(args: argparse.Namespace) -> int:
             scopes = get_profile(args.profile).scope_strings
         if args.scopes:
             scopes = tuple(sorted({*scopes, *(str(s) for s in parse_scopes(args.scopes))}))
+        if not scopes and previous.get(AnnotationKey.SCOPES):
+            scopes = tuple(previous[AnnotationKey.SCOPES].split(","))
         if not scopes:
             problems.append("an api-key secret needs --scopes or --profile")
     else:
-        if not args.webhook_id:
+        if not webhook_ids:
             problems.append("a webhook secret needs at least one --webhook-id")
-        if not args.admin_secret:
+        if not admin_secret:
             problems.append("a webhook secret needs --admin-secret (a key with webhooks:update)")
-    for option in ("grace", "retention"):
-        value = getattr(args, option)
+    for flag in ("grace", "retention"):
+        value = getattr(args, flag)
         if value:
             try:
                 parse_duration(value)
             except ValueError as exc:
-                problems.append(f"--{option}: {exc}")
-    store = open_store()
+                problems.append(f"--{flag}: {exc}")
     if not problems:
-        problems += _check_admin(store, name, args.admin_secret)
+        problems += _check_admin(store, name, admin_secret)
     if problems:
         raise ConfigError(problems)
     labels, annotations = ManagedConfig.declare(
         kind=kind,
         scopes=scopes,
-        key_prefix=args.key_prefix,
-        admin_secret=args.admin_secret,
-        grace=args.grace,
-        retention=args.retention,
-        webhook_ids=tuple(args.webhook_id),
-        webhook_header=args.webhook_header,
+        key_prefix=option(args.key_prefix, AnnotationKey.KEY_PREFIX),
+        admin_secret=admin_secret,
+        grace=option(args.grace, AnnotationKey.GRACE),
+        retention=option(args.retention, AnnotationKey.RETENTION),
+        webhook_ids=webhook_ids,
+        webhook_header=option(args.webhook_header, AnnotationKey.WEBHOOK_HEADER),
     )
     if args.update:
         meta = _redeclare(store, name, annotations)

@@ -94,6 +94,20 @@ class AnnotationKey:
     LAST_ERROR = PREFIX + "last-error"
 
 
+DECLARED_KEYS: Final = frozenset(
+    {
+        AnnotationKey.KIND,
+        AnnotationKey.SCOPES,
+        AnnotationKey.KEY_PREFIX,
+        AnnotationKey.ADMIN_SECRET,
+        AnnotationKey.GRACE,
+        AnnotationKey.RETENTION,
+        AnnotationKey.WEBHOOK_IDS,
+        AnnotationKey.WEBHOOK_HEADER,
+    }
+)
+"""What a declaration sets (Terraform, `secrets declare`); the rest is the rotation's state."""
+
 STATE_KEYS: Final = frozenset(
     {
         AnnotationKey.PHASE,
