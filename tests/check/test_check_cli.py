@@ -110,6 +110,28 @@ def test_missing_key_is_a_clear_configuration_error(
     assert "api_keys:read" in err
 
 
+def test_missing_key_names_the_managed_secrets_that_hold_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from instantly_guard.rotation.model import Kind, ManagedConfig
+    from instantly_guard.secrets.local import LocalSecretStore
+
+    monkeypatch.delenv("INSTANTLY_API_KEY", raising=False)
+    monkeypatch.delenv("INSTANTLY_API_KEY_FILE", raising=False)
+    monkeypatch.setenv("GUARD_BACKEND", "local")
+    monkeypatch.setenv("GUARD_STATE_DIR", str(tmp_path))
+    store = LocalSecretStore(tmp_path / "secrets")
+    for name, profile in (("posture-check", "posture_check"), ("exporter", "audit_exporter")):
+        scopes_ = scopes.PROFILES[profile].scope_strings
+        labels, notes = ManagedConfig.declare(kind=Kind.API_KEY, scopes=scopes_)
+        store.create_secret(name, labels=labels, annotations=notes)
+    assert main(["check", "--no-repo"]) == 2
+    err = capsys.readouterr().err
+    assert "--key-secret posture-check" in err
+    assert "exporter" not in err  # its key cannot read what the check needs
+    assert "secrets declare posture-check" not in err
+
+
 def test_revoked_key_is_explained(
     demo: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

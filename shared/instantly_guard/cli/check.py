@@ -74,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pol = parser.add_argument_group(
         "policy", "Flags override the --policy TOML file; a repeated flag replaces its list."
     )
-    pol.add_argument("--policy", type=Path, help="TOML policy file (see check/policy.py)")
+    pol.add_argument(
+        "--policy", type=Path, help="TOML policy file (its keys: docs/posture-check.md)"
+    )
     pol.add_argument("--environment", choices=("production", "development"))
     pol.add_argument("--key-prefix", dest="managed_key_prefix", metavar="PREFIX")
     pol.add_argument("--max-key-age-days", dest="key_max_age_days", type=int, metavar="DAYS")
@@ -196,6 +198,35 @@ def _managed_keys(env: Mapping[str, str]) -> ManagedKeys | None:
         return None
 
 
+def _key_secrets(env: Mapping[str, str]) -> list[str]:
+    """With a secret store configured (GUARD_BACKEND), the managed secrets whose key the check
+    could use: a hint for the error when no key was given, so it never fails on its own."""
+    if not env.get("GUARD_BACKEND"):
+        return []
+    from instantly_guard.check import REQUIRED_SCOPES
+    from instantly_guard.errors import ConfigError
+    from instantly_guard.rotation.model import MANAGED_LABELS, Kind, ManagedConfig
+    from instantly_guard.scopes import grants
+    from instantly_guard.secrets.factory import open_store
+    from instantly_guard.settings import CommonSettings, Reader
+
+    names = []
+    try:  # only a hint: whatever fails here, the error it would add to is the one that counts
+        store = open_store(CommonSettings.read(Reader(env)))
+        for meta in store.list_secrets(MANAGED_LABELS):
+            try:
+                config = ManagedConfig.parse(meta)
+            except ConfigError:
+                continue
+            if config.kind is Kind.API_KEY and all(
+                grants(config.scopes, s) for s in REQUIRED_SCOPES
+            ):
+                names.append(meta.name)
+    except Exception:
+        return []
+    return sorted(names)
+
+
 def _client(env: Mapping[str, str], key_secret: str | None = None) -> InstantlyClient:
     """An InstantlyClient for the check's key, configured from the environment."""
     from instantly_guard.check import scope_advice
@@ -218,9 +249,18 @@ def _client(env: Mapping[str, str], key_secret: str | None = None) -> InstantlyC
         except SecretNotFoundError:
             raise unknown_secret(store, key_secret) from None
     if key is None:
+        secrets = _key_secrets(env)
+        advice = (
+            "or name the managed secret that holds one: "
+            + " or ".join(f"--key-secret {name}" for name in secrets)
+            + "; "
+            if secrets
+            else ""
+        )
         raise ConfigError(
-            "INSTANTLY_API_KEY (or INSTANTLY_API_KEY_FILE) is required to check the workspace; "
-            "pass --no-workspace to check only the repository. " + scope_advice()
+            "INSTANTLY_API_KEY (or INSTANTLY_API_KEY_FILE) is required to check the workspace, "
+            f"{advice}or pass --no-workspace to check only the repository."
+            + ("" if secrets else " " + scope_advice())
         )
     configure_default(settings.rate_per_second, settings.rate_per_minute)
     return InstantlyClient(StaticKey(key), settings.api_base)
