@@ -68,7 +68,9 @@ def test_declare_set_rotate_show_and_sweep(
     listed = {row["name"]: row for row in _out(capsys)}
     assert listed["audit-key"]["current"] == "2"
     assert cli("sweep") == 0
-    assert set(_out(capsys)) == {"instantly-admin", "audit-key"}
+    swept = _out(capsys)
+    assert set(swept) == {"instantly-admin", "audit-key"}
+    assert {item["outcome"] for item in swept.values()} == {"swept"}  # nothing was a duplicate
 
 
 def test_declare_checks_its_arguments(cli: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -201,7 +201,7 @@ class Rotator:
         house = self.housekeeping(meta.name)
         return RotationResult(
             meta.name,
-            Outcome.DUPLICATE,
+            Outcome.SWEPT,
             rotation_id=state.rotation_id,
             current_version=house.current_version,
             revoked_versions=house.revoked_versions,

@@ -13,6 +13,7 @@ from instantly_guard.rotation.errors import describe
 class Outcome(StrEnum):
     ROTATED = "rotated"  # a rotation ran to Finish in this call
     DUPLICATE = "duplicate"  # this event's rotation (or a later one) already finished
+    SWEPT = "swept"  # a sweep found no rotation to resume; it revoked and destroyed what was due
     NOT_MANAGED = "not_managed"  # the secret does not carry our label
 
 
