@@ -114,3 +114,77 @@ def test_missing_configuration_exits_2(monkeypatch, capsys) -> None:  # type: ig
     monkeypatch.setenv("GUARD_BACKEND", "local")
     assert main(["export-audit"]) == 2
     assert "no Instantly key" in capsys.readouterr().err
+
+
+def _screen(raw: str) -> list[str]:
+    """What a terminal shows for `raw`: a carriage return goes back to the start of the line
+    and later text overwrites what was there (no other control sequences are used)."""
+    lines: list[str] = []
+    line: list[str] = []
+    column = 0
+    for char in raw.replace("\r\n", "\n"):
+        if char == "\n":
+            lines.append("".join(line).rstrip())
+            line, column = [], 0
+        elif char == "\r":
+            column = 0
+        else:
+            if column < len(line):
+                line[column] = char
+            else:
+                line.append(char)
+            column += 1
+    if line:
+        lines.append("".join(line).rstrip())
+    return lines
+
+
+def test_a_backfill_on_a_terminal_shows_progress_and_a_readable_summary(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Run as a person would, on a pseudo-terminal: the progress line is drawn, a log line never
+    lands after it, and the summary says the backfill's own checkpoint is gone."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    start = datetime.now(UTC) - timedelta(days=3)
+    env.seed_audit_logs(5000, start=start, step=timedelta(seconds=40))
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "instantly_guard.cli",
+            "export-audit",
+            "--since",
+            start.date().isoformat(),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "AUDIT_LOOKBACK": "7d", "NO_COLOR": "1"},
+    )
+    os.close(secondary)
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        if not ready:
+            process.kill()
+            pytest.fail("export-audit wrote nothing for 60 s")
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal is closed once the process has exited
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(30) == 0
+    raw = b"".join(chunks).decode()
+    assert "export-audit: " in raw  # the progress line was drawn
+    screen = _screen(raw)
+    assert [ln for ln in screen if "export-audit: " in ln] == []  # and cleared
+    assert any("complete" in ln for ln in screen if "INFO" in ln)  # the run's log line
+    assert "Backfill complete." in screen
+    assert any("5,000 entries" in ln for ln in screen)
+    assert any("the backfill's own checkpoint is deleted" in ln for ln in screen)

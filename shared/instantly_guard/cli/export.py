@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
@@ -116,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
     progress = _Progress(sys.stderr) if _is_tty(sys.stderr) else None
+    if progress is not None:
+        progress.attach(logging.getLogger())
     try:
         if args.since is not None:
             summary = service.backfill(args.since, args.until, progress=progress)
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             summary = service.run(progress=progress)
     finally:
         if progress is not None:
-            progress.clear()
+            progress.detach()
         service.close()
     response = respond(summary, service.key_source)
     if _wants_json(args):
@@ -149,6 +153,8 @@ class _Progress:
         self._started = time.monotonic()
         self._drawn = 0.0
         self._width = 0
+        self._logger = logging.getLogger()
+        self._lock = threading.Lock()  # records may come from the read-ahead thread
 
     def __call__(self, summary: Any) -> None:
         now = time.monotonic()
@@ -170,14 +176,34 @@ class _Progress:
             if 0.01 < done < 1.0:
                 parts.append(f"ETA {_duration(elapsed * (1 - done) / done)}")
         line = "export-audit: " + ", ".join(parts)
-        self._stream.write("\r" + line.ljust(self._width))
-        self._stream.flush()
-        self._width = len(line)
+        with self._lock:
+            self._stream.write("\r" + line.ljust(self._width))
+            self._stream.flush()
+            self._width = len(line)
 
     def clear(self) -> None:
-        if self._width:
-            self._stream.write("\r" + " " * self._width + "\r")
-            self._stream.flush()
+        with self._lock:
+            if self._width:
+                self._stream.write("\r" + " " * self._width + "\r")
+                self._stream.flush()
+                self._width = 0
+                self._drawn = 0.0  # redrawn at the next report, below the log line
+
+    def attach(self, logger: logging.Logger) -> None:
+        """Clear the line before any record of `logger`'s handlers is written, so a log line
+        never lands after the progress text; the next report draws it again."""
+        for handler in logger.handlers:
+            handler.addFilter(self._before_record)
+        self._logger = logger
+
+    def detach(self) -> None:
+        self.clear()
+        for handler in self._logger.handlers:
+            handler.removeFilter(self._before_record)
+
+    def _before_record(self, record: logging.LogRecord) -> bool:
+        self.clear()
+        return True
 
 
 def _duration(seconds: float) -> str:
@@ -234,7 +260,12 @@ def _text(body: dict[str, Any], *, backfill: bool) -> str:
         ("took", f"{seconds:,.1f} s{rate}"),
         (
             "checkpoint",
-            f"watermark {checkpoint['watermark'] or '-'} at {checkpoint['location']}",
+            f"watermark {checkpoint['watermark'] or '-'} "
+            + (
+                "(the backfill's own checkpoint is deleted: it is complete)"
+                if backfill and reason == "complete"
+                else f"at {checkpoint['location']}"
+            ),
         ),
     ]
     beyond = body.get("beyond_retention")
