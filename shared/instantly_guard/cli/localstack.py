@@ -1,4 +1,4 @@
-"""`instantly-guard localstack` (what `make run` runs): the sandbox and the three functions.
+"""`instantly-guard localstack` (what `make run` runs): the sandbox and the four functions.
 
 Starts the Instantly sandbox (seeded demo workspace) and the webhook, audit-export and
 key-rotation functions under functions-framework with the local backends, provisions the secrets
@@ -58,7 +58,7 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "localstack",
-        help="run the sandbox and the three functions locally (make run)",
+        help="run the sandbox and the four functions locally (make run)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""`LocalStack`: the sandbox and the three functions, running locally with the local backends.
+"""`LocalStack`: the sandbox and the four functions, running locally with the local backends.
 
     sandbox        instantly-guard sandbox --seed demo            (Instantly API v2 stand-in)
     webhook        functions-framework --target receive_webhook   (http)
