@@ -8,9 +8,9 @@ bounded), and the next `pages()` call for that same query (window and cursor) is
 A `pages()` call for any other window discards the prefetch (the exporter passes over a day again
 after a cut, or stops). One page ahead is the default: it overlaps one request with the writing
 of one page, and memory is two pages; a deeper queue only helps when requests are faster than
-writing, and then the run is bound by writing anyway. Pages are handed over in the order the inner source
-gives them and errors are raised where the exporter consumes them, so the exporter's logic and
-guarantees are unchanged; only the waiting overlaps.
+writing, and then the run is bound by writing anyway. Pages are handed over in the order the
+inner source gives them and errors are raised where the exporter consumes them, so the
+exporter's logic and guarantees are unchanged; only the waiting overlaps.
 """
 
 from __future__ import annotations
