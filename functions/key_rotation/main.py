@@ -35,7 +35,10 @@ _function = Lazy(
 )
 
 
+_PLAIN = {"Content-Type": "text/plain; charset=utf-8"}  # an outcome word, not a page
+
+
 @functions_framework.http
-def rotate_api_key(request: Any) -> tuple[str, int]:
+def rotate_api_key(request: Any) -> tuple[str, int, dict[str, str]]:
     handled = _function.get().handle_push(request.headers, request.get_data())
-    return handled.outcome, handled.status
+    return handled.outcome, handled.status, _PLAIN

@@ -294,6 +294,7 @@ def test_a_body_that_is_no_message_at_all_is_acknowledged(deployed: Any, raw: by
     world, client = deployed
     response = client.post("/", data=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
     assert world.sandbox.calls["POST /api-keys"] == 0
 
 
