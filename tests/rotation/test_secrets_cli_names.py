@@ -126,6 +126,26 @@ def test_an_update_changes_only_the_options_given(
     assert "kind cannot change" in capsys.readouterr().err
 
 
+def test_a_webhook_header_is_rotated_by_one_secret_only(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _admin(cli, rotation_sandbox, capsys)
+    hook = ("--kind", "webhook-secret", "--admin-secret", "instantly-admin")
+    assert cli("secrets", "declare", "hook-a", *hook, "--webhook-id", "wh-1") == 0
+    capsys.readouterr()
+    assert (
+        cli("secrets", "declare", "hook-b", *hook, "--webhook-id", "wh-2", "--webhook-id", "wh-1")
+        == 2
+    )
+    assert "wh-1 already has its x-webhook-secret header rotated by secret hook-a" in (
+        capsys.readouterr().err
+    )
+    assert cli("secrets", "declare", "hook-b", *hook, "--webhook-id", "wh-2") == 0
+    other_header = ("--webhook-id", "wh-1", "--webhook-header", "x-other")
+    assert cli("secrets", "declare", "hook-c", *hook, *other_header) == 0
+    assert cli("secrets", "declare", "hook-a", "--update", "--grace", "2h") == 0  # itself: fine
+
+
 def test_text_output_on_a_terminal_and_json_when_asked(
     cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -28,6 +28,7 @@ from instantly_guard.cli.names import store_name, unknown_secret
 from instantly_guard.errors import ConfigError
 from instantly_guard.rotation.model import (
     DECLARED_KEYS,
+    DEFAULT_WEBHOOK_HEADER,
     MANAGED_LABELS,
     PREFIX,
     AnnotationKey,
@@ -162,6 +163,30 @@ def _declared(meta: SecretMetadata) -> dict[str, str]:
     return {k: v for k, v in meta.annotations.items() if k in DECLARED_KEYS}
 
 
+def _check_webhooks_free(
+    store: SecretStore, name: str, webhook_ids: tuple[str, ...], header: str | None
+) -> list[str]:
+    """Two secrets rotating the same header of one webhook would overwrite each other's header,
+    and the receiver would refuse every delivery signed with the other one."""
+    header = (header or DEFAULT_WEBHOOK_HEADER).lower()
+    problems = []
+    for meta in store.list_secrets(MANAGED_LABELS):
+        if meta.name == name:
+            continue
+        try:
+            other = ManagedConfig.parse(meta)
+        except ConfigError:
+            continue
+        shared = sorted(set(webhook_ids) & set(other.webhook_ids))
+        if other.kind is Kind.WEBHOOK_SECRET and shared and other.webhook_header.lower() == header:
+            problems.append(
+                f"webhook {', '.join(shared)} already has its {header} header rotated by secret "
+                f"{meta.name}: use that secret, or change it with "
+                f"`instantly-guard secrets declare {meta.name} --update --webhook-id ...`"
+            )
+    return problems
+
+
 def declare_secret(args: argparse.Namespace) -> int:
     name = check_secret_name(args.name)
     store = open_store()
@@ -200,6 +225,9 @@ def declare_secret(args: argparse.Namespace) -> int:
                 problems.append(f"--{flag}: {exc}")
     if not problems:
         problems += _check_admin(store, name, admin_secret)
+    if not problems and kind is Kind.WEBHOOK_SECRET:
+        header = option(args.webhook_header, AnnotationKey.WEBHOOK_HEADER)
+        problems += _check_webhooks_free(store, name, webhook_ids, header)
     if problems:
         raise ConfigError(problems)
     labels, annotations = ManagedConfig.declare(
