@@ -204,27 +204,21 @@ def _key_secrets(env: Mapping[str, str]) -> list[str]:
     if not env.get("GUARD_BACKEND"):
         return []
     from instantly_guard.check import REQUIRED_SCOPES
-    from instantly_guard.errors import ConfigError
-    from instantly_guard.rotation.model import MANAGED_LABELS, Kind, ManagedConfig
+    from instantly_guard.rotation.model import Kind, ManagedConfig
     from instantly_guard.scopes import grants
     from instantly_guard.secrets.factory import open_store
     from instantly_guard.settings import CommonSettings, Reader
 
-    names = []
     try:  # only a hint: whatever fails here, the error it would add to is the one that counts
         store = open_store(CommonSettings.read(Reader(env)))
-        for meta in store.list_secrets(MANAGED_LABELS):
-            try:
-                config = ManagedConfig.parse(meta)
-            except ConfigError:
-                continue
-            if config.kind is Kind.API_KEY and all(
-                grants(config.scopes, s) for s in REQUIRED_SCOPES
-            ):
-                names.append(meta.name)
+        return sorted(
+            config.name
+            for config in ManagedConfig.declared_in(store)
+            if config.kind is Kind.API_KEY
+            and all(grants(config.scopes, s) for s in REQUIRED_SCOPES)
+        )
     except Exception:
         return []
-    return sorted(names)
 
 
 def _client(env: Mapping[str, str], key_secret: str | None = None) -> InstantlyClient:

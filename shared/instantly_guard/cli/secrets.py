@@ -170,19 +170,15 @@ def _check_webhooks_free(
     and the receiver would refuse every delivery signed with the other one."""
     header = (header or DEFAULT_WEBHOOK_HEADER).lower()
     problems = []
-    for meta in store.list_secrets(MANAGED_LABELS):
-        if meta.name == name:
-            continue
-        try:
-            other = ManagedConfig.parse(meta)
-        except ConfigError:
-            continue
+    for other in ManagedConfig.declared_in(store):
         shared = sorted(set(webhook_ids) & set(other.webhook_ids))
-        if other.kind is Kind.WEBHOOK_SECRET and shared and other.webhook_header.lower() == header:
+        if other.name == name or other.kind is not Kind.WEBHOOK_SECRET or not shared:
+            continue
+        if other.webhook_header.lower() == header:
             problems.append(
                 f"webhook {', '.join(shared)} already has its {header} header rotated by secret "
-                f"{meta.name}: use that secret, or change it with "
-                f"`instantly-guard secrets declare {meta.name} --update --webhook-id ...`"
+                f"{other.name}: use that secret, or change it with "
+                f"`instantly-guard secrets declare {other.name} --update --webhook-id ...`"
             )
     return problems
 

@@ -39,14 +39,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 from instantly_guard.errors import ConfigError
-from instantly_guard.secrets.base import ANNOTATIONS_MAX_BYTES, SecretMetadata, annotations_size
+from instantly_guard.secrets.base import (
+    ANNOTATIONS_MAX_BYTES,
+    SecretMetadata,
+    SecretStore,
+    annotations_size,
+)
 from instantly_guard.settings import parse_duration
 
 PREFIX: Final = "instantly-guard."
@@ -192,6 +197,16 @@ class ManagedConfig:
     def key_name(self, rotation_id: str) -> str:
         """`<prefix>/<secret>/<rotation id>`: finds this rotation's key again after a crash."""
         return f"{self.key_prefix}/{self.name}/{rotation_id}"
+
+    @classmethod
+    def declared_in(cls, store: SecretStore) -> Iterator[ManagedConfig]:
+        """The declaration of every managed secret in `store` that parses (a broken one is left
+        to `secrets show` and its own rotation to report)."""
+        for meta in store.list_secrets(MANAGED_LABELS):
+            try:
+                yield cls.parse(meta)
+            except ConfigError:
+                continue
 
     @staticmethod
     def is_managed(meta: SecretMetadata) -> bool:
