@@ -15,28 +15,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from instantly_guard.detections import model as _detections
 
-class Severity(StrEnum):
-    """How bad a failed check is. Ordered: compare with `rank`."""
-
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANKS[self]
-
-
-_RANKS = {
-    Severity.INFO: 0,
-    Severity.LOW: 1,
-    Severity.MEDIUM: 2,
-    Severity.HIGH: 3,
-    Severity.CRITICAL: 4,
-}
+# Both live in the rule base now (the audit rules run there); the check keeps its names.
+Severity = _detections.Severity
+AuditEvent = _detections.Event
+"""An audit entry the check read: the rule base's `Event` (audit rules run there)."""
 
 
 class Section(StrEnum):
@@ -150,19 +134,6 @@ class MemberInfo:
 class BlockEntryInfo:
     value: str
     is_domain: bool
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    id: str
-    timestamp: datetime
-    activity_type: int
-    from_api: bool = False
-    api_key_id: str | None = None
-    user_id: str | None = None
-    user_name: str | None = None
-    ip_address: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

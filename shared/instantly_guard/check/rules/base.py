@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from instantly_guard.check.model import FileLocation, Finding, Section, Severity, Snapshot
 from instantly_guard.check.policy import Policy
+from instantly_guard.detections.text import plural
+
+__all__ = ["CheckFunction", "Failure", "Outcome", "Rule", "plural", "rule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,3 @@ def rule(
         return Rule(rule_id, title, severity, section, fix, help, function)
 
     return wrap
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from instantly_guard import scopes
 from instantly_guard.check.model import ApiKeyInfo, Section, Severity, Snapshot
 from instantly_guard.check.policy import Environment, Policy
 from instantly_guard.check.rules.base import Failure, Outcome, plural, rule
+from instantly_guard.detections.rules.keys import is_managed_name
+
+__all__ = ["CREATE_KEY_OPERATION", "RULES", "describe", "is_managed_name", "subject"]
 
 CREATE_KEY_OPERATION = "POST /api-keys"
-
-
-def is_managed_name(name: str, prefix: str) -> bool:
-    """True for `<prefix>/<secret>/<rotation id>`, the name the rotation engine gives each key."""
-    return re.fullmatch(rf"{re.escape(prefix)}/[^/\s]+/[^/\s]+", name.strip()) is not None
 
 
 def describe(key: ApiKeyInfo) -> str:

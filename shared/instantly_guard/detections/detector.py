@@ -1,0 +1,127 @@
+"""Continuous evaluation: the rules over each batch an export writes, each incident once.
+
+`Detector.relevant` picks the entries some rule reads (most of a batch is not: the payloads of
+the rest are never parsed). `Detector.evaluate` adds them to what the state kept from earlier
+batches, runs every rule over that window, and returns the findings whose dedupe key has not
+fired yet together with the state to save once they are written. Key changes (37, 38) made by a
+managed rotation are told apart by `managed_rotations`, for the export to label them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from instantly_guard.detections.base import DetectionRule
+from instantly_guard.detections.model import Config, Event, Finding
+from instantly_guard.detections.payload import event_from_payload, is_inventory
+from instantly_guard.detections.registry import ALL_DETECTIONS
+from instantly_guard.detections.rules.keys import (
+    KEY_CHANGES,
+    affected_id,
+    affected_name,
+    key_names,
+    outside_rotation,
+)
+from instantly_guard.detections.state import DetectionState, StateStore
+
+_TS = "_ts"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Detector:
+    """The rule base in continuous mode, with its state in `store`."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        rules: Sequence[DetectionRule] = ALL_DETECTIONS,
+        *,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.rules = tuple(rules)
+        self._clock = clock
+        self._activities = frozenset().union(*(r.activities for r in self.rules))
+        self.lookback = max(
+            (r.lookback for r in self.rules),
+            default=timedelta(0),
+        )
+        self.lookback = max(self.lookback, config.mfa_burst_gap, config.lead_export_window)
+
+    def reads_activity(self, activity_type: int) -> bool:
+        return activity_type in self._activities
+
+    def relevant(self, insert_id: str, payload: Mapping[str, Any]) -> bool:
+        if is_inventory(payload):
+            return True
+        activity = payload.get("activity_type")
+        return isinstance(activity, int) and activity in self._activities
+
+    def events(self, entries: Iterable[tuple[str, Mapping[str, Any], datetime]]) -> list[Event]:
+        return [event_from_payload(i, p, t) for i, p, t in entries]
+
+    def managed_rotations(self, events: Sequence[Event], state: DetectionState) -> set[str]:
+        """Ids of the key creations and deletions among `events` that a managed rotation made."""
+        changes = [e for e in events if e.activity_type in KEY_CHANGES]
+        if not changes:
+            return set()
+        config = self._config(state)
+        names = key_names(config.key_names, changes)
+        return {e.id for e in changes if outside_rotation(e, names, config) is None}
+
+    def _config(self, state: DetectionState) -> Config:
+        return replace(self.config, key_names={**state.names, **self.config.key_names})
+
+    def evaluate(
+        self, entries: Sequence[tuple[str, Mapping[str, Any], datetime]], state: DetectionState
+    ) -> tuple[list[Finding], DetectionState]:
+        """New findings over `entries` (insert id, payload, log time: relevant ones only) and
+        the earlier window in `state`; the state to save after writing them."""
+        now = self._clock()
+        for insert_id, payload, timestamp in entries:
+            kept = dict(payload)
+            kept[_TS] = timestamp.isoformat()
+            state.events[insert_id] = kept
+        window = sorted(
+            (event_from_payload(i, p, _parse(p.get(_TS))) for i, p in state.events.items()),
+            key=lambda e: (e.timestamp, e.id),
+        )
+        for event in window:
+            if event.activity_type in KEY_CHANGES:
+                key_id, name = affected_id(event.metadata), affected_name(event.metadata)
+                if key_id and name:
+                    state.names.setdefault(key_id, name)
+        config = self._config(state)
+        findings = []
+        for rule in self.rules:
+            for finding in rule.findings(window, config, now=now):
+                if finding.key in state.fired:
+                    continue
+                state.fired[finding.key] = now.isoformat()
+                findings.append(finding)
+        if window:
+            state.prune(newest=window[-1].timestamp, lookback=self.lookback, now=now)
+        return findings, state
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def dumps(finding: Finding) -> str:
+    return json.dumps(finding.to_json(), ensure_ascii=False, separators=(",", ":"))

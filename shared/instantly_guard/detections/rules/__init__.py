@@ -1,0 +1,1 @@
+"""The rules, one module per area of the audit trail."""
