@@ -141,11 +141,25 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_checkpoint(sb, function) 
         assert later.get_json()["exported"] == 1
         assert all(len(call.entries) <= 1000 for call in logging_api.calls)
         assert {call.log_name for call in logging_api.calls} == {
-            "projects/demo-project/logs/instantly-audit"
+            "projects/demo-project/logs/instantly-audit",
+            "projects/demo-project/logs/instantly-guard-findings",
         }
+        # The entry added between the runs (a webhook Instantly disabled) is a finding, once;
+        # the rule base keeps its window beside the checkpoint.
+        disabled = [
+            e
+            for e in logging_api.stored_in("instantly-guard-findings")
+            if e.labels["rule"] == "audit.webhook-disabled"
+        ]
+        assert len(disabled) == 1
+        assert disabled[0].severity == 500  # ERROR: a high-severity finding
+        assert "demo-audit/instantly-audit/detections.json" in gcs.objects
         # Counted by insertId occurrences in what the stand-in stored, not after collapsing:
         # neither run may write an entry twice.
-        assert_exact([e.insert_id for e in logging_api.stored], sb.state.audit_logs.ids())
+        assert_exact(
+            [e.insert_id for e in logging_api.stored_in("instantly-audit")],
+            sb.state.audit_logs.ids(),
+        )
         data, _ = gcs.objects["demo-audit/instantly-audit/checkpoint.json"]
         state = Checkpoint.from_bytes(data)
         assert state.exported_total == 2501

@@ -384,7 +384,10 @@ def test_the_deployed_key_is_read_from_secret_manager_and_follows_its_current_al
                 assert key not in repr(third.body)
                 assert key not in caplog.text
             # Exactly the sandbox's entries, each written once (counted, not collapsed).
-            assert_exact([e.insert_id for e in logging_api.stored], sb.state.audit_logs.ids())
+            assert_exact(
+                [e.insert_id for e in logging_api.stored_in("instantly-audit")],
+                sb.state.audit_logs.ids(),
+            )
         finally:
             client.transport.close()
 

@@ -79,6 +79,13 @@ class LoggingStandIn(GrpcStandIn):
         """Refuse (INVALID_ARGUMENT) every entry for which `predicate(entry)` is true."""
         self._reject = predicate
 
+    def stored_in(self, log_id: str) -> list[Any]:
+        """The accepted entries written to one log (`projects/P/logs/<log_id>`), in order."""
+        with self._lock:
+            return [
+                e for c in self.calls if c.log_name.endswith(f"/logs/{log_id}") for e in c.accepted
+            ]
+
     def unique_entries(self) -> dict[tuple[str, int, int], Any]:
         """Stored entries collapsed by (insertId, timestamp), as Cloud Logging queries show them."""
         with self._lock:

@@ -42,6 +42,8 @@ from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.audit.settings import AuditSettings, KeySource
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.audit.sinks.local import JsonlSink
+from instantly_guard.detections.settings import DEFAULT_FINDINGS_LOG
+from instantly_guard.detections.state import LocalStateStore, StateStore
 from instantly_guard.errors import (
     AuthenticationError,
     BackendError,
@@ -376,9 +378,59 @@ def _key_provider(settings: AuditSettings, secret_store: Any | None) -> KeyProvi
     return StaticKey(key.value)
 
 
-def _local_sink(settings: AuditSettings) -> LogSink:
-    file_name = settings.log_name.replace("/", "_") + ".jsonl"
-    return JsonlSink(settings.common.state_dir / "audit" / file_name, log_name=settings.log_name)
+def _local_sink(settings: AuditSettings, log_name: str | None = None) -> LogSink:
+    log_name = log_name or settings.log_name
+    file_name = log_name.replace("/", "_") + ".jsonl"
+    return JsonlSink(settings.common.state_dir / "audit" / file_name, log_name=log_name)
+
+
+def findings_path(state_dir: Path, log_name: str = DEFAULT_FINDINGS_LOG) -> Path:
+    """The local findings log (`instantly-guard findings` reads it)."""
+    return state_dir / "audit" / (log_name.replace("/", "_") + ".jsonl")
+
+
+def _with_detections(
+    settings: AuditSettings,
+    sink: LogSink,
+    findings_sink: LogSink | None,
+    detection_store: StateStore | None,
+    clock: Callable[[], datetime],
+) -> LogSink:
+    """The audit sink with the rule base evaluated on every batch (audit.detecting)."""
+    from instantly_guard.audit.detecting import DetectingSink
+    from instantly_guard.detections.detector import Detector
+
+    detections = settings.detections
+    gcp = settings.common.backend is Backend.GCP
+    if findings_sink is None:
+        findings_sink = (
+            _gcp_sink(settings, detections.findings_log)
+            if gcp
+            else _local_sink(settings, detections.findings_log)
+        )
+    if detection_store is None:
+        if gcp:
+            from google.cloud.storage import Client as StorageClient
+
+            from instantly_guard.audit.detection_state import GcsStateStore
+
+            client = (
+                StorageClient(
+                    project=settings.common.project,
+                    credentials=_anonymous_credentials(),
+                    client_options={"api_endpoint": settings.storage_emulator_host},
+                )
+                if settings.storage_emulator_host
+                else StorageClient(project=settings.common.project)
+            )
+            object_name = settings.checkpoint_object.rsplit("/", 1)[0] + "/detections.json"
+            detection_store = GcsStateStore(client, settings.checkpoint_bucket or "", object_name)
+        else:
+            detection_store = LocalStateStore(
+                settings.common.state_dir / "audit" / "detections.json"
+            )
+    detector = Detector(detections.config, detection_store, clock=clock)
+    return DetectingSink(sink, detector, findings_sink)
 
 
 def _anonymous_credentials() -> Any:
@@ -388,7 +440,7 @@ def _anonymous_credentials() -> Any:
     return AnonymousCredentials()  # type: ignore[no-untyped-call]
 
 
-def _gcp_sink(settings: AuditSettings) -> LogSink:
+def _gcp_sink(settings: AuditSettings, log_id: str | None = None) -> LogSink:
     from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
     from google.cloud.logging_v2.services.logging_service_v2.transports import (
         LoggingServiceV2GrpcTransport,
@@ -406,7 +458,9 @@ def _gcp_sink(settings: AuditSettings) -> LogSink:
         client = LoggingServiceV2Client(transport=transport)
     else:
         client = LoggingServiceV2Client()
-    return CloudLoggingSink(client, project=settings.common.project or "", log_id=settings.log_name)
+    return CloudLoggingSink(
+        client, project=settings.common.project or "", log_id=log_id or settings.log_name
+    )
 
 
 def _gcs_store(settings: AuditSettings) -> CheckpointStore:
@@ -449,10 +503,16 @@ def build_service(
     store: CheckpointStore | None = None,
     secret_store: Any | None = None,
     client_options: Mapping[str, Any] | None = None,
+    findings_sink: LogSink | None = None,
+    detection_store: StateStore | None = None,
 ) -> AuditExportService:
     """Everything a run needs, from an environment mapping (os.environ when deployed, a dict in
     tests). Raises ConfigError listing every problem. Collaborators may be injected;
-    `client_options` go to `InstantlyClient` (e.g. `transport`, `sleep`, `max_retries`)."""
+    `client_options` go to `InstantlyClient` (e.g. `transport`, `sleep`, `max_retries`).
+
+    With AUDIT_DETECTIONS (the default) the sink evaluates the detection rules on every batch
+    and writes findings to the findings log; an injected `sink` is wrapped only when a
+    `findings_sink` is injected too (tests of the export alone see the bare sink)."""
     from instantly_guard.instantly.client import InstantlyClient
     from instantly_guard.instantly.ratelimit import RateLimiter
 
@@ -464,8 +524,11 @@ def build_service(
         settings.common.api_base,
         **{"rate_limiter": limiter, "timeout": 30.0, **(client_options or {})},
     )
+    detect = settings.detections.enabled and (sink is None or findings_sink is not None)
     if sink is None:
         sink = _gcp_sink(settings) if gcp else _local_sink(settings)
+    if detect:
+        sink = _with_detections(settings, sink, findings_sink, detection_store, clock)
     if store is None:
         store = (
             _gcs_store(settings)

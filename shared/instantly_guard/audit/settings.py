@@ -22,6 +22,8 @@ LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
                              `current`): a Secret Manager name `projects/P/secrets/S` or `S`;
                              with GUARD_BACKEND=local, a secret of the local store
     INSTANTLY_API_KEY[_FILE] the key itself instead (local runs, the CLI)
+    AUDIT_DETECTIONS, AUDIT_FINDINGS_LOG, DETECT_*: the detections run on every batch
+                             (`detections.settings`)
     LOGGING_EMULATOR_HOST    host:port of a Cloud Logging stand-in (loopback only; tests, bench)
     STORAGE_EMULATOR_HOST    http://host:port of a Cloud Storage stand-in (tests)
 """
@@ -30,11 +32,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
+from instantly_guard.detections.settings import DetectionSettings
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.factory import parse_secret_reference
 from instantly_guard.settings import Backend, CommonSettings, Reader
@@ -79,6 +82,7 @@ class AuditSettings:
     key: KeySource
     logging_emulator_host: str | None
     storage_emulator_host: str | None
+    detections: DetectionSettings = field(default_factory=DetectionSettings)
 
     @property
     def rate_per_second(self) -> float:
@@ -144,6 +148,7 @@ class AuditSettings:
             key=_key_source(reader, common),
             logging_emulator_host=emulator,
             storage_emulator_host=storage_emulator,
+            detections=DetectionSettings.read(reader),
         )
 
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from instantly_guard.detections.base import DetectionRule
@@ -50,21 +50,17 @@ class Detector:
         self.store = store
         self.rules = tuple(rules)
         self._clock = clock
-        self._activities = frozenset().union(*(r.activities for r in self.rules))
+        self.activities: frozenset[int] = frozenset().union(*(r.activities for r in self.rules))
+        # Windowed rules need the trail as far back as their longest burst gap.
         self.lookback = max(
-            (r.lookback for r in self.rules),
-            default=timedelta(0),
+            [r.lookback for r in self.rules] + [config.mfa_burst_gap, config.lead_export_window]
         )
-        self.lookback = max(self.lookback, config.mfa_burst_gap, config.lead_export_window)
-
-    def reads_activity(self, activity_type: int) -> bool:
-        return activity_type in self._activities
 
     def relevant(self, insert_id: str, payload: Mapping[str, Any]) -> bool:
         if is_inventory(payload):
             return True
         activity = payload.get("activity_type")
-        return isinstance(activity, int) and activity in self._activities
+        return isinstance(activity, int) and activity in self.activities
 
     def events(self, entries: Iterable[tuple[str, Mapping[str, Any], datetime]]) -> list[Event]:
         return [event_from_payload(i, p, t) for i, p, t in entries]

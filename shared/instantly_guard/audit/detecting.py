@@ -1,0 +1,135 @@
+"""The export's hook into the detection rule base: a `LogSink` around the audit sink.
+
+`DetectingSink.write(batch)`:
+
+1. picks the entries some rule reads, by their labels (`activity`, `source=inventory`): the
+   payloads of the others are never parsed, so a large export pays almost nothing;
+2. labels every key creation and deletion (37, 38) `managed_rotation=true|false`, so any query
+   tells a rotation's own changes from the rest (`labels.managed_rotation="false"`);
+3. writes the batch to the audit sink, and only then
+4. runs the rules over it and the window the state kept, writes the new findings to the
+   findings log (`instantly-guard-findings`, through the same sink machinery), and saves the
+   state.
+
+A failure in 3 or 4 raises `BackendError` like any sink: the exporter keeps its checkpoint
+before the batch and writes it again on the next run, whose evaluation finds the same incidents
+(their dedupe keys are not saved until their findings are written; stable insertIds collapse a
+finding written twice). A defect in a rule is logged at ERROR and does not stop the export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from instantly_guard.audit.entries import ENVELOPE_BYTES, ExportEntry
+from instantly_guard.audit.severity import activity
+from instantly_guard.audit.sinks.base import LogSink
+from instantly_guard.detections.detector import Detector, dumps
+from instantly_guard.detections.model import Finding
+from instantly_guard.detections.rules.keys import KEY_CHANGES
+from instantly_guard.errors import BackendError
+
+_log = logging.getLogger("instantly_guard.audit")
+
+FINDINGS_LOG = "instantly-guard-findings"
+MANAGED_LABEL = "managed_rotation"
+_KEY_CHANGE_NAMES = frozenset(activity(t).name for t in KEY_CHANGES)
+
+
+def finding_entry(finding: Finding) -> ExportEntry:
+    """A finding as a log entry: insertId from its dedupe key and the time of its first entry,
+    so a finding written again collapses; labels for alert filters."""
+    text = dumps(finding)
+    labels = MappingProxyType(
+        {
+            "rule": finding.rule_id,
+            "severity": finding.severity.value,
+            "technique": finding.technique or "none",
+        }
+    )
+    return ExportEntry(
+        finding.insert_id,
+        finding.hit.first_at,
+        finding.severity.log_severity,
+        labels,
+        text,
+        len(text.encode()) + ENVELOPE_BYTES,
+    )
+
+
+class DetectingSink:
+    """`inner` with detections: see the module doc. `findings` is the findings log's sink."""
+
+    def __init__(self, inner: LogSink, detector: Detector, findings: LogSink) -> None:
+        self._inner = inner
+        self._detector = detector
+        self._findings = findings
+        self._names = frozenset(activity(t).name for t in detector.activities)
+        self.findings_written = 0
+
+    def _candidate(self, entry: ExportEntry) -> bool:
+        labels = entry.labels
+        return labels.get("activity") in self._names or labels.get("source") == "inventory"
+
+    def write(self, entries: Sequence[ExportEntry]) -> None:
+        picked: list[tuple[str, Mapping[str, Any], Any]] = []
+        for entry in entries:
+            if self._candidate(entry):
+                payload = _payload(entry)
+                if payload is not None and self._detector.relevant(entry.insert_id, payload):
+                    picked.append((entry.insert_id, payload, entry.timestamp))
+        if not picked:
+            self._inner.write(entries)
+            return
+        state = self._detector.store.load()
+        events = self._detector.events(picked)
+        managed = self._detector.managed_rotations(events, state)
+        self._inner.write([_labelled(e, managed) for e in entries])
+        try:
+            findings, state = self._detector.evaluate(picked, state)
+        except BackendError:
+            raise
+        except Exception:  # a defect in a rule must not stop the audit trail's export
+            _log.exception("detections failed on a batch of %d entries", len(entries))
+            return
+        if findings:
+            self._findings.write([finding_entry(f) for f in findings])
+            self.findings_written += len(findings)
+            for finding in findings:
+                _log.warning(
+                    "finding %s (%s): %s",
+                    finding.rule_id,
+                    finding.severity.value,
+                    finding.hit.message,
+                    extra={"fields": {"finding": finding.to_json()}},
+                )
+        self._detector.store.save(state)
+
+    def describe(self) -> str:
+        return f"{self._inner.describe()} (findings: {self._findings.describe()})"
+
+    def close(self) -> None:
+        for part in (self._inner, self._findings):
+            closer = getattr(part, "close", None)
+            if callable(closer):
+                closer()
+
+
+def _payload(entry: ExportEntry) -> dict[str, Any] | None:
+    try:
+        value = json.loads(entry.payload_json)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _labelled(entry: ExportEntry, managed: set[str]) -> ExportEntry:
+    if entry.labels.get("activity") not in _KEY_CHANGE_NAMES:
+        return entry
+    flag = "true" if entry.insert_id in managed else "false"
+    labels = MappingProxyType({**entry.labels, MANAGED_LABEL: flag})
+    return entry._replace(labels=labels, size=entry.size + len(MANAGED_LABEL) + len(flag))
