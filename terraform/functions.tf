@@ -162,6 +162,12 @@ resource "google_cloudfunctions2_function" "audit_export" {
       AUDIT_LOG_RETENTION = "${var.audit_log_retention_days}d"
       # Stop starting work a minute before the function is cut off, checkpoint consistent.
       AUDIT_TIME_BUDGET = "${max(var.audit_export.timeout_seconds - 60, 30)}s"
+      # The detection rules run on every batch written; findings go to their own log.
+      AUDIT_FINDINGS_LOG           = var.detections.findings_log
+      DETECT_WEBHOOK_HOSTS         = join(",", var.detections.webhook_allowed_hosts)
+      DETECT_MFA_FAILURES          = tostring(var.detections.mfa_failure_threshold)
+      DETECT_LEAD_EXPORT_THRESHOLD = tostring(var.detections.lead_export_threshold)
+      DETECT_ROTATION_KEYS         = join(",", var.detections.rotation_keys)
     })
   }
 

@@ -19,9 +19,10 @@ resource "google_logging_project_bucket_config" "audit" {
 resource "google_logging_project_sink" "audit" {
   #checkov:skip=CKV2_GCP_4:The destination is a Cloud Logging bucket, not a Cloud Storage bucket. Its retention can be locked with var.audit_log_bucket_locked; it is off by default because a lock is irreversible.
   name        = "${var.name_prefix}-audit-log"
-  description = "Instantly audit entries written by ${local.function_names.audit_export}."
+  description = "Instantly audit entries and findings written by ${local.function_names.audit_export}."
   destination = "logging.googleapis.com/${google_logging_project_bucket_config.audit.id}"
-  filter      = "logName=\"projects/${var.project_id}/logs/${urlencode(var.audit_export.log_name)}\""
+  # The audit trail and the findings of the detection rules (kept as long, queried together).
+  filter = "logName=\"projects/${var.project_id}/logs/${urlencode(var.audit_export.log_name)}\" OR logName=\"projects/${var.project_id}/logs/${urlencode(var.detections.findings_log)}\""
 
   unique_writer_identity = true
 }

@@ -433,14 +433,54 @@ variable "log_bucket_location" {
   default     = "global"
 }
 
-variable "alert_min_severity" {
-  description = "Audit entries at or above this severity raise the high-severity alert."
-  type        = string
-  default     = "WARNING"
+variable "detections" {
+  description = "The detection rules the audit export runs on every batch: the findings log's name, allowed webhook hosts (fnmatch patterns; the webhook-host rules stay silent without them), failed MFA challenges per burst, leads one user may export per burst, and hand-made keys trusted to create and delete keys before their first rotation (ids or names)."
+  type = object({
+    findings_log          = optional(string, "instantly-guard-findings")
+    webhook_allowed_hosts = optional(list(string), [])
+    mfa_failure_threshold = optional(number, 3)
+    lead_export_threshold = optional(number, 1000)
+    rotation_keys         = optional(list(string), [])
+  })
+  default = {}
 
   validation {
-    condition     = contains(["NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"], var.alert_min_severity)
-    error_message = "alert_min_severity must be NOTICE, WARNING, ERROR, CRITICAL, ALERT or EMERGENCY."
+    condition     = can(regex("^[A-Za-z0-9_.-]{1,100}$", var.detections.findings_log))
+    error_message = "detections.findings_log must be a plain log ID (letters, digits, _ . -)."
+  }
+
+  validation {
+    condition     = var.detections.mfa_failure_threshold >= 1 && var.detections.lead_export_threshold >= 1
+    error_message = "detections.mfa_failure_threshold and lead_export_threshold must be at least 1."
+  }
+}
+
+variable "alerts" {
+  description = "Alert thresholds: finding severities that page; how long without a successful export before alerting (absence, e.g. 3600s); export lag in seconds; days since a managed secret last rotated; receiver 401s and 503s per 5 minutes above which to alert."
+  type = object({
+    finding_severities    = optional(list(string), ["critical", "high", "medium"])
+    export_absent_after   = optional(string, "3600s")
+    export_lag_seconds    = optional(number, 7200)
+    rotation_overdue_days = optional(number, 35)
+    webhook_401_per_5m    = optional(number, 20)
+    webhook_503_per_5m    = optional(number, 0)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for s in var.alerts.finding_severities : contains(["critical", "high", "medium", "low", "info"], s)])
+    error_message = "alerts.finding_severities may hold critical, high, medium, low and info."
+  }
+
+  validation {
+    # Cloud Monitoring's absence conditions take a duration of 2 minutes to 23.5 hours.
+    condition     = can(regex("^[0-9]+s$", var.alerts.export_absent_after)) && try(tonumber(trimsuffix(var.alerts.export_absent_after, "s")) >= 120 && tonumber(trimsuffix(var.alerts.export_absent_after, "s")) <= 84600, false)
+    error_message = "alerts.export_absent_after must be seconds with an s suffix, from 120s to 84600s."
+  }
+
+  validation {
+    condition     = var.alerts.export_lag_seconds > 0 && var.alerts.rotation_overdue_days > 0 && var.alerts.webhook_401_per_5m >= 0 && var.alerts.webhook_503_per_5m >= 0
+    error_message = "alerts thresholds must be positive (the per-5-minute counts may be 0)."
   }
 }
 

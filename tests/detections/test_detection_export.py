@@ -5,6 +5,7 @@ unmanaged key creation exactly one finding, however often the entries are export
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +88,7 @@ def _findings(state: Path) -> list[dict[str, Any]]:
 
 
 def test_managed_rotation_makes_no_finding_and_an_unmanaged_key_exactly_one(
-    sandbox_factory: Any, tmp_path: Path
+    sandbox_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sb = sandbox_factory(seed="empty")
     _rotate_twice(sb, tmp_path / "secrets")
@@ -102,7 +103,11 @@ def test_managed_rotation_makes_no_finding_and_an_unmanaged_key_exactly_one(
         "INSTANTLY_API_KEY": sb.keys["admin"].key,
     }
 
-    _export(env)
+    with caplog.at_level(logging.INFO, logger="instantly_guard.audit"):
+        _export(env)
+    # The run's summary line carries the lag the export-lag alert reads (a fresh entry: ~0 s).
+    (line,) = [r for r in caplog.records if r.getMessage() == "audit export complete"]
+    assert 0 <= line.fields["lag_seconds"] < 60  # type: ignore[attr-defined]
     audit = list(read_entries(state / "audit" / "instantly-audit.jsonl"))
     key_entries = [e for e in audit if e["labels"]["activity"].startswith("api_key_")]
     by_name = {e["jsonPayload"]["audit_metadata"]["name"]: e for e in key_entries}

@@ -584,23 +584,80 @@ def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
     assert "var.audit_export.log_name" in sink.body["filter"]
 
 
-def test_alerts_cover_high_severity_audit_events_and_failed_rotations(tf: Module) -> None:
+POLICY_METRICS = {
+    "findings": "findings",
+    "audit_export_stalled": "audit_export_runs",
+    "audit_export_lag": "audit_export_lag",
+    "audit_export_failing": "audit_export_failures",
+    "rotation_overdue": "rotation_age",
+    "webhook_unauthorized": "webhook_refusals",
+    "webhook_unavailable": "webhook_refusals",
+    "rotation_failures": "rotation_failures",
+    "reconcile_missing": "reconcile_missing",
+    "reconcile_actions": "reconcile_actions",
+}
+"""Every alert policy and the log-based metric it watches."""
+
+
+def _condition_filters(policy: Block) -> str:
+    filters = []
+    for condition in policy.body["conditions"]:
+        for kind in ("condition_threshold", "condition_absent"):
+            for block in condition.get(kind, []):
+                filters.append(block["filter"])
+    return " ".join(filters)
+
+
+def test_alerts_cover_findings_and_pipeline_health(tf: Module) -> None:
     metrics = {m.name for m in tf.resources("google_logging_metric")}
-    expected = {
-        "audit_high_severity",
-        "rotation_failures",
-        "reconcile_missing",
-        "reconcile_actions",
-    }
-    assert metrics == expected
+    assert metrics == set(POLICY_METRICS.values())
     policies = {p.name: p for p in tf.resources("google_monitoring_alert_policy")}
-    assert set(policies) == expected
+    assert set(policies) == set(POLICY_METRICS)
     for name, policy in policies.items():
         assert policy.body["notification_channels"] == "${var.notification_channels}"
-        filters = " ".join(c["condition_threshold"][0]["filter"] for c in policy.body["conditions"])
-        assert f"google_logging_metric.{name}.name" in filters
+        assert f"google_logging_metric.{POLICY_METRICS[name]}.name" in _condition_filters(policy)
+        docs = policy.block("documentation")
+        assert docs["subject"]
+        assert "Runbook" in docs["content"] or "local.runbook" in docs["content"], name
     rotation_filters = str(policies["rotation_failures"].body["conditions"])
     assert "google_pubsub_subscription.rotation_dead_letter.name" in rotation_filters
+
+
+def test_no_alert_pages_on_audit_severity_alone(tf: Module) -> None:
+    """Rotations create and delete keys (WARNING entries) routinely: alerts on the audit trail go
+    through the detection rules' findings, never through the entries' severity."""
+    for metric in tf.resources("google_logging_metric"):
+        assert "audit_export.log_name" not in metric.body["filter"], metric.name
+    findings = tf.resource("google_logging_metric", "findings")
+    assert "local.findings_log_filter" in findings.body["filter"]
+    assert set(findings.body["label_extractors"]) == {"severity", "rule"}
+    policy = tf.resource("google_monitoring_alert_policy", "findings")
+    assert policy.body["for_each"] == "${toset(var.alerts.finding_severities)}"
+    assert "metric.label.severity" in _condition_filters(policy)
+
+
+def test_export_health_uses_an_absence_and_a_lag_written_by_each_run(tf: Module) -> None:
+    stalled = tf.resource("google_monitoring_alert_policy", "audit_export_stalled")
+    (condition,) = stalled.body["conditions"]
+    assert condition["condition_absent"][0]["duration"] == "${var.alerts.export_absent_after}"
+    lag = tf.resource("google_logging_metric", "audit_export_lag")
+    assert lag.body["value_extractor"] == "EXTRACT(jsonPayload.lag_seconds)"
+    assert lag.block("metric_descriptor")["value_type"] == "DISTRIBUTION"
+    age = tf.resource("google_logging_metric", "rotation_age")
+    assert age.body["value_extractor"] == "EXTRACT(jsonPayload.rotation_age_seconds)"
+
+
+def test_the_findings_log_is_kept_with_the_audit_log(tf: Module) -> None:
+    sink = tf.resource("google_logging_project_sink", "audit")
+    assert "var.detections.findings_log" in sink.body["filter"]
+
+
+def test_every_alert_has_its_runbook_entry_in_the_readme(tf: Module) -> None:
+    readme = (TF_DIR.parent / "README.md").read_text()
+    operations = readme[readme.index("## Operations") :]
+    for policy in tf.resources("google_monitoring_alert_policy"):
+        title = policy.body["display_name"].replace("${each.value}", "<severity>")
+        assert title in operations, f"README, Operations: no runbook entry for {title!r}"
 
 
 # --- Policy-scanner suppressions --------------------------------------------------------------------

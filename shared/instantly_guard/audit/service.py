@@ -280,6 +280,11 @@ class AuditExportService:
 
     def _log(self, summary: Summary) -> None:
         fields = summary.to_json()
+        if summary.watermark is not None:
+            # How far behind Instantly the exported log is: the newest exported entry's age. A
+            # log-based distribution metric reads it from this line (terraform/monitoring.tf).
+            lag = self._clock() - summary.watermark
+            fields["lag_seconds"] = max(0, round(lag.total_seconds()))
         if summary.beyond_retention:
             oldest = summary.oldest_beyond_retention
             _log.warning(

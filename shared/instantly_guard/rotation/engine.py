@@ -188,6 +188,18 @@ class Rotator:
     def _sweep_one(self, meta: SecretMetadata) -> RotationResult:
         state = RotationState.read(meta)
         now = self._clock()
+        if state.last_rotated is not None:
+            # One line per secret and sweep: the overdue-rotation alert reads the age from it
+            # (a rotation topic that stopped receiving SECRET_ROTATE is otherwise silent).
+            _log.info(
+                "rotation age",
+                extra={
+                    "fields": {
+                        "secret": meta.name,
+                        "rotation_age_seconds": round((now - state.last_rotated).total_seconds()),
+                    }
+                },
+            )
         stuck = state.phase is not Phase.IDLE and (
             state.lease is None or not state.lease.active(now)
         )
