@@ -225,7 +225,7 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                         check=False,
                     )
                     assert demo.returncode == 0, demo.stdout + demo.stderr
-                    assert "7/7 steps passed." in demo.stdout
+                    assert "8/8 steps passed." in demo.stdout
                     assert "starting one for this demo" not in demo.stdout  # the running stack
                 outbox = subprocess.run(
                     cli("outbox", "--state-dir", str(state_dir)),
@@ -235,6 +235,20 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                     timeout=60,
                     check=True,
                 )
+                # The detections the export ran: the seeded MFA attack is a finding, once,
+                # however many demos exported it; no rotation's key change is one.
+                found = subprocess.run(
+                    cli("findings", "--state-dir", str(state_dir), "--format", "json"),
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=True,
+                )
+                findings = [json.loads(line) for line in found.stdout.splitlines()]
+                rules = [f["rule"] for f in findings]
+                assert rules.count("audit.mfa-failures") == 2, rules  # the burst and the lock
+                assert not [f for f in findings if "'instantly-guard/" in f["message"]]
                 # Each demo: one delivered event, three reconciled ones; and the test event of
                 # the webhook secret's first rotation (every rotation sends one, docs/webhook.md).
                 assert len(outbox.stdout.splitlines()) == 1 + 2 * 4

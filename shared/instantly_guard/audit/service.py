@@ -394,7 +394,7 @@ def findings_path(state_dir: Path, log_name: str = DEFAULT_FINDINGS_LOG) -> Path
     return state_dir / "audit" / (log_name.replace("/", "_") + ".jsonl")
 
 
-def _with_detections(
+def with_detections(
     settings: AuditSettings,
     sink: LogSink,
     findings_sink: LogSink | None,
@@ -533,7 +533,7 @@ def build_service(
     if sink is None:
         sink = _gcp_sink(settings) if gcp else _local_sink(settings)
     if detect:
-        sink = _with_detections(settings, sink, findings_sink, detection_store, clock)
+        sink = with_detections(settings, sink, findings_sink, detection_store, clock)
     if store is None:
         store = (
             _gcs_store(settings)

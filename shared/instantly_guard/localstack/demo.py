@@ -7,8 +7,10 @@
 4. the audit export key is rotated by a SECRET_ROTATE CloudEvent to the rotation function, and
    the old key is revoked (grace 0s locally): it now gets 401 from Instantly;
 5. the export runs again and works with the new key (nothing restarted);
-6. the posture check reads the workspace with its read-only key: findings by severity;
-7. the receiver is down (the sandbox cannot reach it) while Instantly delivers three events and
+6. the detection rules the export ran on every batch found the seeded MFA attack, and none of
+   the rotation's own key changes (labelled `managed_rotation=true`) is a finding;
+7. the posture check reads the workspace with its read-only key: findings by severity;
+8. the receiver is down (the sandbox cannot reach it) while Instantly delivers three events and
    then disables the webhook; the reconcile function, run as Cloud Scheduler would, republishes
    the three from Instantly's delivery log and resumes the webhook: each event is in the outbox
    exactly once, marked `reconciled`.
@@ -29,6 +31,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from instantly_guard.audit.service import findings_path
+from instantly_guard.audit.sinks.local import read_entries
 from instantly_guard.check import WORKSPACE_RULE_IDS, Policy, run_check
 from instantly_guard.check.managed import read_managed_keys
 from instantly_guard.check.report.table import summary
@@ -66,6 +70,7 @@ class Demo:
             ("audit entries exported", self.export),
             ("key rotated, old key revoked", self.rotate),
             ("export works with the new key", self.export_again),
+            ("detections: attack yes, rotation no", self.detections),
             ("posture check", self.check),
             ("missed events reconciled", self.reconcile),
         ):
@@ -169,6 +174,22 @@ class Demo:
         body = self._export_call()
         return True, (
             f"{body.get('exported')} new entries (the rotation's own key created/deleted events)"
+        )
+
+    def detections(self) -> tuple[bool, str]:
+        """The export ran the detection rules on what it wrote: the seeded MFA attack is a
+        finding, and the rotation's own key changes (labelled managed_rotation=true) are not."""
+        audit = read_entries(self.state_dir / "audit" / "instantly-audit.jsonl", unique=True)
+        rotation = {e["insertId"] for e in audit if e["labels"].get("managed_rotation") == "true"}
+        findings = [e["jsonPayload"] for e in read_entries(findings_path(self.state_dir))]
+        flagged = {i for f in findings for i in f.get("audit_entry_ids", ())}
+        mfa = [f for f in findings if f.get("rule") == "audit.mfa-failures"]
+        ok = bool(mfa) and bool(rotation) and not rotation & flagged
+        attack = mfa[0]["message"] if mfa else "no audit.mfa-failures finding"
+        return ok, (
+            f"{len(findings)} findings, e.g. {attack}; {len(rotation)} rotation key changes "
+            f"labelled managed_rotation=true, {len(rotation & flagged)} of them a finding "
+            "(instantly-guard findings)"
         )
 
     def check(self) -> tuple[bool, str]:
