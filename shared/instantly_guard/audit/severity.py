@@ -1,6 +1,7 @@
 """Instantly audit activity types -> (activity name, Cloud Logging severity).
 
-The ranking is ours (Instantly assigns none). It is meant for alerting on `severity>=WARNING`:
+The ranking is ours (Instantly assigns none). It orders the log for a person reading it; alerts
+go through the detection rules' findings instead (`instantly_guard.detections`):
 
     ERROR    30 MFA failed too many times (a likely credential-stuffing or takeover attempt)
     WARNING  API keys created or deleted (37, 38), a webhook disabled after failures (20: events
@@ -10,8 +11,9 @@ The ranking is ours (Instantly assigns none). It is meant for alerting on `sever
              enrolment, imports, enrichment; and any activity type Instantly adds later
     INFO     routine work: logins, campaign launch/pause/update, leads added or moved
 
-Rotation creates and deletes keys routinely; the posture check tells those apart from keys made
-by hand. An unknown activity type is kept (never dropped) as `activity_<n>` at NOTICE.
+Rotation creates and deletes keys routinely; the detection rules (and the check) tell those apart
+from keys made by hand. An unknown activity type is kept (never dropped) as `activity_<n>` at
+NOTICE.
 """
 
 from __future__ import annotations
