@@ -17,8 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from instantly_guard.audit.service import findings_path
-from instantly_guard.audit.sinks.local import read_entries
 from instantly_guard.cli import output
 from instantly_guard.detections.model import Severity
 from instantly_guard.detections.settings import DEFAULT_FINDINGS_LOG
@@ -54,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    # Here, not at the top: the sinks' module loads pydantic (`instantly-guard --help` stays fast).
+    from instantly_guard.audit.service import findings_path
+    from instantly_guard.audit.sinks.local import read_entries
+
     log_name = os.environ.get("AUDIT_FINDINGS_LOG") or DEFAULT_FINDINGS_LOG
     if (os.environ.get("GUARD_BACKEND") or "local").lower() == "gcp":
         project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "PROJECT"
