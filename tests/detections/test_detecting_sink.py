@@ -12,12 +12,13 @@ from tests.audit.audit_support import T0, Clock, ListSource, MemorySink, record
 
 from instantly_guard.audit.checkpoint import LocalCheckpointStore
 from instantly_guard.audit.detecting import DetectingSink
+from instantly_guard.audit.entries import to_export_entry
 from instantly_guard.audit.exporter import Exporter, ExportOptions, StopReason
 from instantly_guard.detections import Config, detection
 from instantly_guard.detections.detector import Detector
 from instantly_guard.detections.model import Severity
 from instantly_guard.detections.registry import ALL_DETECTIONS
-from instantly_guard.detections.state import LocalStateStore
+from instantly_guard.detections.state import DetectionState, LocalStateStore, MemoryStateStore
 
 OPTIONS = ExportOptions(lookback=timedelta(days=2), checkpoint_interval=timedelta(0))
 ALICE = {"user_id": "u-alice", "user_name": "Alice"}
@@ -37,6 +38,7 @@ class Rig:
 
     def run(self) -> StopReason:
         summary = Exporter(self.source, self.sink, self.store, OPTIONS, clock=self.clock).run()
+        self.sink.flush()  # as the service does after each run
         return summary.stopped_reason
 
     def rules_found(self) -> list[str]:
@@ -102,3 +104,35 @@ def test_only_key_changes_get_the_managed_rotation_label(tmp_path: Path) -> None
     labels = [e.labels.get("managed_rotation") for e in rig.audit.entries]
     assert labels == [None, "true", "false"]
     assert rig.rules_found() == ["audit.key-change-outside-rotation"]
+
+
+class CountingStore(MemoryStateStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves = 0
+        self.loads = 0
+
+    def load(self) -> DetectionState:
+        self.loads += 1
+        return super().load()
+
+    def save(self, state: DetectionState) -> None:
+        self.saves += 1
+        super().save(state)
+
+
+def test_the_state_is_read_once_per_run_and_saved_at_most_once_a_second() -> None:
+    """Cloud Storage takes about one write per second to one object: a catch-up writing many
+    batches a second saves the first and then the rest at the end of the run."""
+    store = CountingStore()
+    ticks = iter([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    sink = DetectingSink(
+        MemorySink(), Detector(Config(), store), MemorySink(), monotonic=lambda: next(ticks)
+    )
+    for i in range(3):
+        sink.write([to_export_entry(record(T0 + timedelta(minutes=i), 26, **ALICE))])
+    assert (store.loads, store.saves) == (1, 1)
+    sink.flush()
+    assert store.saves == 2
+    assert len(store.state.events) == 3
+    assert len(store.state.fired) == 3

@@ -9,19 +9,24 @@
 3. writes the batch to the audit sink, and only then
 4. runs the rules over it and the window the state kept, writes the new findings to the
    findings log (`instantly-guard-findings`, through the same sink machinery), and saves the
-   state.
+   state: at most once per `save_interval` (Cloud Storage takes about one write per second to
+   one object, and a catch-up writes batches faster), and at the end of the run (`flush`, which
+   the service calls). The state is read once per run.
 
 A failure in 3 or 4 raises `BackendError` like any sink: the exporter keeps its checkpoint
 before the batch and writes it again on the next run, whose evaluation finds the same incidents
 (their dedupe keys are not saved until their findings are written; stable insertIds collapse a
-finding written twice). A defect in a rule is logged at ERROR and does not stop the export.
+finding written twice). A process killed between two saves loses at most the last second's
+state: a finding then fires again (collapsed by its insertId) or a burst restarts. A defect in a
+rule is logged at ERROR and does not stop the export.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -31,6 +36,7 @@ from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.detections.detector import Detector, dumps
 from instantly_guard.detections.model import Finding
 from instantly_guard.detections.rules.keys import KEY_CHANGES
+from instantly_guard.detections.state import DetectionState
 from instantly_guard.errors import BackendError
 
 _log = logging.getLogger("instantly_guard.audit")
@@ -64,11 +70,24 @@ def finding_entry(finding: Finding) -> ExportEntry:
 class DetectingSink:
     """`inner` with detections: see the module doc. `findings` is the findings log's sink."""
 
-    def __init__(self, inner: LogSink, detector: Detector, findings: LogSink) -> None:
+    def __init__(
+        self,
+        inner: LogSink,
+        detector: Detector,
+        findings: LogSink,
+        *,
+        save_interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._inner = inner
         self._detector = detector
         self._findings = findings
         self._names = frozenset(activity(t).name for t in detector.activities)
+        self._save_interval = save_interval
+        self._monotonic = monotonic
+        self._state: DetectionState | None = None
+        self._saved_at: float | None = None
+        self._dirty = False
         self.findings_written = 0
 
     def _candidate(self, entry: ExportEntry) -> bool:
@@ -85,19 +104,27 @@ class DetectingSink:
         if not picked:
             self._inner.write(entries)
             return
-        state = self._detector.store.load()
+        if self._state is None:
+            self._state = self._detector.store.load()
+        state = self._state
         events = self._detector.events(picked)
         managed = self._detector.managed_rotations(events, state)
         self._inner.write([_labelled(e, managed) for e in entries])
         try:
             findings, state = self._detector.evaluate(picked, state)
         except BackendError:
+            self._state = None  # read it again: what this batch added was not written
             raise
         except Exception:  # a defect in a rule must not stop the audit trail's export
             _log.exception("detections failed on a batch of %d entries", len(entries))
+            self._state = None
             return
         if findings:
-            self._findings.write([finding_entry(f) for f in findings])
+            try:
+                self._findings.write([finding_entry(f) for f in findings])
+            except BackendError:
+                self._state = None  # these findings' keys must not be saved as fired
+                raise
             self.findings_written += len(findings)
             for finding in findings:
                 _log.warning(
@@ -107,7 +134,23 @@ class DetectingSink:
                     finding.hit.message,
                     extra={"fields": {"finding": finding.to_json()}},
                 )
-        self._detector.store.save(state)
+        self._dirty = True
+        now = self._monotonic()
+        if self._saved_at is None or now - self._saved_at >= self._save_interval:
+            self._save()
+
+    def _save(self) -> None:
+        if self._state is not None and self._dirty:
+            self._detector.store.save(self._state)
+            self._saved_at = self._monotonic()
+            self._dirty = False
+
+    def flush(self) -> None:
+        """Save what the run's last batches added; the next run reads the state afresh."""
+        try:
+            self._save()
+        finally:
+            self._state = None
 
     def describe(self) -> str:
         return f"{self._inner.describe()} (findings: {self._findings.describe()})"

@@ -235,6 +235,7 @@ class AuditExportService:
     ) -> Summary:
         """One scheduled-style run against the stored checkpoint, logged."""
         summary = self.exporter(progress=progress).run(run_key=run_key)
+        self._flush()
         self._log(summary)
         return summary
 
@@ -257,6 +258,7 @@ class AuditExportService:
             store.write(Checkpoint.starting_at(start), 0)
         options = replace(self.options, time_budget=BACKFILL_BUDGET)
         summary = self.exporter(store, options, progress).run(until=until)
+        self._flush()
         if summary.stopped_reason is StopReason.COMPLETE:
             store.remove()
         self._log(summary)
@@ -277,6 +279,17 @@ class AuditExportService:
         with bind_request_context(lowered.get("x-cloud-trace-context"), self._project):
             summary = self.run(run_key=run_key)
         return respond(summary, self.key_source)
+
+    def _flush(self) -> None:
+        """Let the sink save what it holds for the run (the detections' state)."""
+        flush = getattr(self.sink, "flush", None)
+        if not callable(flush):
+            return
+        try:
+            flush()
+        except BackendError as exc:
+            # The entries are exported; only the detections' latest state is not saved.
+            _log.warning("audit export: detection state not saved: %s", exc)
 
     def _log(self, summary: Summary) -> None:
         fields = summary.to_json()
