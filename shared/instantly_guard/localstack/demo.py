@@ -70,7 +70,7 @@ class Demo:
             ("audit entries exported", self.export),
             ("key rotated, old key revoked", self.rotate),
             ("export works with the new key", self.export_again),
-            ("detections: attack yes, rotation no", self.detections),
+            ("attack detected, rotation not", self.detections),
             ("posture check", self.check),
             ("missed events reconciled", self.reconcile),
         ):
