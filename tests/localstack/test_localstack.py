@@ -317,7 +317,7 @@ def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list
             os.killpg(demo.pid, signal.SIGKILL)
     assert demo.returncode == 0, out
     assert "starting one for this demo" in out
-    assert "7/7 steps passed." in out
+    assert "8/8 steps passed." in out
     assert "The demo's stack is stopped." in out
     assert [p for p in ports if not port_free(p)] == []
 
