@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "check",
     "secrets",
     "rotate",
+    "webhooks",
     "localstack",
     "demo",
 )
