@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "secrets",
     "rotate",
     "webhooks",
+    "verify",
     "localstack",
     "demo",
 )

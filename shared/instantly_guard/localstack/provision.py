@@ -5,7 +5,7 @@ What a team does once by hand when deploying (store the admin key) and what Terr
 by the rotation protocol itself, exactly as in production:
 
     instantly-admin   the key-minting admin secret: holds the sandbox's `admin` key (all:all,
-                      set by hand as a team would), declared with the key_rotation_admin scopes
+                      set by hand as a team would), declared with the scopes it holds
     audit-exporter    audit_logs:read, minted by rotation; grace 0s locally, so a rotation
                       revokes the old key at once (deployed default: 1d)
     posture-check     the check's read-only key (profile posture_check), minted by rotation
@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,7 +41,6 @@ from instantly_guard.rotation.model import CURRENT, Kind, ManagedConfig
 from instantly_guard.rotation.run import Trigger
 from instantly_guard.scopes import PROFILES
 from instantly_guard.secret import Secret
-from instantly_guard.secrets.base import SecretStore
 from instantly_guard.secrets.local import LocalSecretStore
 
 _log = logging.getLogger("instantly_guard.localstack")
@@ -55,6 +55,8 @@ DEMO_WEBHOOK_NAME: Final = "crm-replies"
 WEBHOOK_HEADER: Final = "x-webhook-secret"
 WEBHOOK_SECRET_FILE: Final = "webhook-secret"  # noqa: S105 - a file name
 CHECK_POLICY_FILE: Final = "check-policy.toml"
+ROTATION_PERIOD: Final = timedelta(days=30)
+ROTATION_TOPIC: Final = "projects/local/topics/instantly-guard-rotation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,9 @@ def provision(
 ) -> Provisioned:
     """Declare and mint every secret of the stack and point the demo webhook at the receiver."""
     store = store_for(state_dir)
-    _declare(store, STORE_ADMIN, scopes=PROFILES["key_rotation_admin"].scope_strings)
+    # Declared with the scopes its key really holds (the sandbox's admin key is all:all), so
+    # that `verify` finds exactly the declared scopes; a deployment's is least-privilege.
+    _declare(store, STORE_ADMIN, scopes=("all:all",))
     set_current(store, STORE_ADMIN, Secret(admin_key), key_id=admin_key_id)
     _declare(
         store,
@@ -200,10 +204,20 @@ def connect_receiver(
     return report.webhooks[0].webhook_id
 
 
-def _declare(store: SecretStore, name: str, *, kind: Kind = Kind.API_KEY, **options: Any) -> None:
+def _declare(
+    store: LocalSecretStore, name: str, *, kind: Kind = Kind.API_KEY, **options: Any
+) -> None:
+    """Declare a managed secret as Terraform does: annotations, and a rotation schedule with its
+    topic (nothing fires it locally; `verify` reads it, as it reads the deployed one)."""
     labels, annotations = ManagedConfig.declare(kind=kind, **options)
     meta = store.create_secret(name, labels=labels, annotations=annotations)
     ManagedConfig.parse(meta)
+    store.set_rotation(
+        name,
+        period=ROTATION_PERIOD,
+        next_time=datetime.now(UTC) + ROTATION_PERIOD,
+        topics=(ROTATION_TOPIC,),
+    )
 
 
 def _toml(values: Mapping[str, Any]) -> str:
