@@ -7,6 +7,7 @@ receiver does with its Secret Manager volume."""
 from __future__ import annotations
 
 import hmac
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,12 +35,14 @@ class Receiver:
         self.accepted = 0
         self.rejected = 0
         self.refuse_all = False
+        self.accept_all = False  # a receiver that lost its secret check
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                ok = receiver.allows(self.headers.get(HEADER, "")) and not receiver.refuse_all
+                presented = self.headers.get(HEADER, "")
+                ok = (receiver.accept_all or receiver.allows(presented)) and not receiver.refuse_all
                 if ok:
                     receiver.accepted += 1
                 else:
@@ -254,3 +257,50 @@ def test_masked_header_reads_are_never_written_back(setup: Any, others: bool) ->
     else:
         assert report.ok
         assert stored.headers == {HEADER: _current(world)}
+
+
+def test_cli_configuration_errors_exit_2(cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """No webhook secret declared, a malformed --create, verify without a receiver URL: one
+    line on stderr and exit 2."""
+    assert cli("webhooks", "connect", "--url", "https://hooks.example/x", "--webhook-id", "y") == 2
+    assert "managed webhook secrets: none" in capsys.readouterr().err
+    assert cli("webhooks", "connect", "--url", "https://h.example/x", "--create", "crm") == 2
+    assert "NAME:EVENT_TYPE" in capsys.readouterr().err
+    assert cli("verify", "--format", "json") == 2
+    assert "receiver URL is required" in capsys.readouterr().err
+
+
+def test_cli_connect_prints_json_and_exits_1_when_a_test_delivery_is_refused(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command end to end on the local backend: declare, rotate, connect (refused: no
+    receiver listens at the URL, so Instantly's test delivery gets no answer)."""
+    admin = rotation_sandbox.keys["admin"]
+    assert cli("secrets", "declare", "hook-admin", "--scopes", "all:all") == 0
+    assert cli("secrets", "set", "hook-admin", "--key-id", admin.id, stdin=admin.key) == 0
+    assert (
+        cli(
+            "secrets",
+            "declare",
+            "hooks",
+            "--kind",
+            "webhook-secret",
+            "--admin-secret",
+            "hook-admin",
+        )
+        == 0
+    )
+    assert cli("rotate", "hooks") == 0
+    capsys.readouterr()
+    url = "http://127.0.0.1:9/nobody-listens"
+    code = cli(
+        "webhooks", "connect", "--url", url, "--create", "crm:reply_received", "--format", "json"
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert data["webhooks"][0]["created"] is True
+    assert data["webhooks"][0]["test_status"] is None
+    assert data["recorded_webhook_ids"] == [data["webhooks"][0]["webhook_id"]]
+    assert ManagedConfig.parse(cli.store.get("hooks")).webhook_ids == (
+        data["webhooks"][0]["webhook_id"],
+    )

@@ -348,6 +348,10 @@ class SecretManagerStandIn(GrpcStandIn):
                 secret.annotations = dict(request.secret.annotations)
             elif path == "labels":
                 secret.labels = dict(request.secret.labels)
+            elif path == "rotation":
+                secret.rotation = request.secret.rotation if "rotation" in request.secret else None
+            elif path == "topics":
+                secret.topics = list(request.secret.topics)
             else:
                 raise _AbortError(
                     grpc.StatusCode.INVALID_ARGUMENT, f"stand-in cannot update {path}"
