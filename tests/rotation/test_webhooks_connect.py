@@ -304,3 +304,28 @@ def test_cli_connect_prints_json_and_exits_1_when_a_test_delivery_is_refused(
     assert ManagedConfig.parse(cli.store.get("hooks")).webhook_ids == (
         data["webhooks"][0]["webhook_id"],
     )
+
+
+def test_connecting_a_bootstrapped_secret_then_its_first_rotation_refuses_nothing(
+    world: World,
+) -> None:
+    """Terraform seeds the webhook secret (no `current` alias yet) and the receiver mounts that
+    version; `webhooks connect` sends it; the first rotation must keep accepting it for the grace:
+    a delivery sent with the seeded header after the new version is stored is still accepted."""
+    receiver = Receiver(world)
+    try:
+        world.declare(HOOK_ADMIN, scopes=("webhooks:read", "webhooks:update"))
+        world.rotator.handle(world.rotate_event(HOOK_ADMIN))
+        world.declare(HOOK_SECRET, kind=Kind.WEBHOOK_SECRET, admin=HOOK_ADMIN)
+        seeded = "seeded-by-terraform-" + "x" * 30
+        world.store.inner.add_version(HOOK_SECRET, Secret(seeded))
+        hook_id = _old_webhook(world)
+        assert _connect(world, receiver.url, webhook_ids=[hook_id]).ok
+
+        world.rotator.handle(world.rotate_event(HOOK_SECRET))
+
+        assert _current(world) != seeded
+        assert world.sandbox.state.webhooks[hook_id].headers[HEADER] == _current(world)
+        assert receiver.allows(seeded), "the seeded secret was dropped without a grace"
+    finally:
+        receiver.close()
