@@ -235,9 +235,10 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                     timeout=60,
                     check=True,
                 )
-                # Each demo: one delivered event, three reconciled ones; and the test event of
-                # the webhook secret's first rotation (every rotation sends one, docs/webhook.md).
-                assert len(outbox.stdout.splitlines()) == 1 + 2 * 4
+                # Each demo: one delivered event, three reconciled ones and the test event of
+                # its verify step; and the test event of `webhooks connect` at start-up (every
+                # test delivery Instantly sends is a real one, docs/webhook.md).
+                assert len(outbox.stdout.splitlines()) == 1 + 2 * 5
                 # The guide's check command, run as printed (key file, policy, this repository).
                 check = subprocess.run(
                     ["bash", "-c", guide_command(stack.output, "Check the workspace")],
