@@ -9,6 +9,7 @@ Each webhook gets the receiver URL and the webhook secret's current header in on
 `instantly-guard.webhook-ids`: every rotation of the secret then updates its header) and is
 checked with Instantly's test delivery. Nobody types the secret: it is read from the store.
 Running it again is safe (a webhook of the same name already targeting the URL is reused).
+It only adds to the recorded list; to replace it, `secrets declare NAME --update --webhook-id ...`.
 
 `--secret` defaults to the one managed webhook secret of the store (GUARD_BACKEND: `gcp` reads
 Secret Manager in GOOGLE_CLOUD_PROJECT). The Instantly key is `--key-secret`'s `current` key,
