@@ -212,8 +212,9 @@ def test_an_unknown_webhook_or_an_api_key_secret_is_a_configuration_error(setup:
         connect_webhooks(
             world.store.inner, world.clients, HOOK_ADMIN, receiver.url, webhook_ids=["x"]
         )
-    with pytest.raises(ConfigError, match="https"):
-        _connect(world, "http://hooks.example/x", webhook_ids=["x"])
+    for url in ("http://hooks.example/x", "http://localhost.evil.example/x", "ftp://h/x"):
+        with pytest.raises(ConfigError, match="https"):
+            _connect(world, url, webhook_ids=["x"])
 
 
 def test_other_headers_are_kept_and_the_secret_never_appears_in_the_report(setup: Any) -> None:

@@ -165,9 +165,9 @@ def connect_webhooks(
     is under way. A webhook whose test delivery is refused is reported, not raised."""
     if not webhook_ids and not new:
         raise ConfigError("name at least one webhook: --webhook-id ID or --create NAME")
-    if not receiver_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise ConfigError(f"the receiver URL must be https:// (got {receiver_url!r})")
+    _check_url(receiver_url)
     config = _webhook_config(store, secret_name)
+    _refuse_while_rotating(store, secret_name)  # before creating anything
     admin_config = replace(config, admin_secret=key_secret) if key_secret else config
     # The admin client is an InstantlyClient, which has the webhook calls too.
     client = cast(WebhookApi, admin_client(store, clients, admin_config))
@@ -192,6 +192,26 @@ def connect_webhooks(
         )
     finally:
         client.close()
+
+
+def _check_url(url: str) -> None:
+    """https, or plain http on loopback only (the local stack): the header travels with it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError(f"the receiver URL must be https:// (got {url!r})")
+
+
+def _refuse_while_rotating(store: SecretStore, name: str) -> None:
+    state = RotationState.read(store.get(name))
+    if state.phase is not Phase.IDLE:
+        raise BackendError(
+            f"secret {name} is being rotated (phase {state.phase.value}); its rotation read "
+            "the webhook list before this change: run the command again in a minute",
+            retryable=True,
+        )
 
 
 def _webhook_config(store: SecretStore, name: str) -> ManagedConfig:
@@ -257,14 +277,8 @@ def _created(
 def _record(store: SecretStore, name: str, ids: Sequence[str]) -> tuple[str, ...]:
     """Add `ids` to the secret's webhook list (compare-and-swap on its etag); the list after."""
     for _ in range(ATTEMPTS):
+        _refuse_while_rotating(store, name)
         meta = store.get(name)
-        state = RotationState.read(meta)
-        if state.phase is not Phase.IDLE:
-            raise BackendError(
-                f"secret {name} is being rotated (phase {state.phase.value}); its rotation read "
-                "the webhook list before this change: run the command again in a minute",
-                retryable=True,
-            )
         recorded = ManagedConfig.parse(meta).webhook_ids
         merged = tuple(dict.fromkeys([*recorded, *ids]))
         if merged == recorded:
