@@ -23,7 +23,7 @@ from instantly_guard.rotation.model import AnnotationKey, Kind, ManagedConfig, P
 from instantly_guard.secret import Secret
 from instantly_guard.webhook.secrets import parse_secret_payload
 
-HOOK_SECRET = "crm-webhook-secret"
+HOOK_SECRET = "crm-webhook-secret"  # pragma: allowlist secret
 HOOK_ADMIN = "webhook-admin-key"
 HEADER = "x-webhook-secret"
 CAMPAIGN = "0199a1b2-0000-7000-8000-00000000c123"
