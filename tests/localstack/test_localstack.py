@@ -278,6 +278,21 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                     delivered = _deliver(info)
                     assert delivered == 200, f"receiver answered {delivered} after a rotation"
                 assert check.stdout.rstrip().endswith(", 0 skipped")
+                # `verify` as a person runs it on the stack (its receiver found from stack.json),
+                # after those rotations: every probe passes, JSON when piped.
+                verified = subprocess.run(
+                    cli("verify"),
+                    cwd=REPO,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
+                assert verified.returncode == 0, verified.stdout + verified.stderr
+                report = json.loads(verified.stdout)
+                assert report["ok"], report
+                assert report["summary"]["fail"] == 0
             assert stack.interrupt() == 0
         finally:
             if stack.process.poll() is None:
