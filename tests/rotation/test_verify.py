@@ -19,6 +19,7 @@ from google.cloud import secretmanager_v1 as sm
 from google.protobuf import duration_pb2
 from rotation_helpers import ADMIN, MANAGED, World
 from test_webhooks_connect import HEADER, HOOK_ADMIN, HOOK_SECRET, Receiver
+from tests.api_variants import params
 
 from instantly_guard.audit.checkpoint.base import Checkpoint, RunRecord
 from instantly_guard.connect import connect_webhooks
@@ -296,3 +297,22 @@ def test_the_secret_never_appears_in_the_report(deployed: Deployed) -> None:
     assert secret not in text
     assert key not in text
     assert ManagedConfig.parse(deployed.world.store.inner.get(HOOK_SECRET)).webhook_header == HEADER
+
+
+@pytest.mark.parametrize("rotation_sandbox", params(), indirect=True)
+def test_a_deployment_in_order_passes_under_every_api_variant(
+    local_world: World, tmp_path: Path
+) -> None:
+    """Each plausible Instantly behaviour (tests/api_variants.py): listed keys with or without
+    their key string, scope errors in every wording (a key with no cheap read is proved by its
+    scope error), audit entries with null fields, other listing orders and date filters."""
+    d = Deployed(local_world, "local", tmp_path, gcs=None)  # type: ignore[arg-type]
+    try:
+        local_world.declare("no-cheap-read", scopes=("leads:create",))
+        local_world.rotator.handle(local_world.rotate_event("no-cheap-read"))
+        _schedule(local_world, "no-cheap-read")
+        report = d.verify()
+        assert report.exit_code == 0, json.dumps(report.to_json(), indent=1)
+        assert report.count(Status.PASS) == len(report.results)
+    finally:
+        d.receiver.close()
