@@ -330,3 +330,38 @@ def test_connecting_a_bootstrapped_secret_then_its_first_rotation_refuses_nothin
         assert receiver.allows(seeded), "the seeded secret was dropped without a grace"
     finally:
         receiver.close()
+
+
+def test_a_rotation_landing_between_record_and_patch_leaves_the_new_header(setup: Any) -> None:
+    """The race the re-read of `latest` is for: a rotation starts once the id is recorded and
+    sets its new header before connect's PATCH (carrying the old one) lands. Connect sees the
+    new version and sets that header again, so Instantly does not keep sending a secret whose
+    grace is running out."""
+    world, receiver = setup
+    hook_id = _old_webhook(world)
+    first = _current(world)
+
+    class RotateBeforeFirstPatch:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.done = inner, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def update_webhook(self, webhook_id: str, **fields: Any) -> Any:
+            if not self.done:
+                self.done = True
+                world.rotator.handle(world.rotate_event(HOOK_SECRET))
+            return self.inner.update_webhook(webhook_id, **fields)
+
+    report = connect_webhooks(
+        world.store.inner,
+        lambda provider: RotateBeforeFirstPatch(world.clients(provider)),
+        HOOK_SECRET,
+        receiver.url,
+        webhook_ids=[hook_id],
+    )
+
+    assert report.ok
+    assert _current(world) != first
+    assert world.sandbox.state.webhooks[hook_id].headers[HEADER] == _current(world)
