@@ -50,6 +50,10 @@ resource "google_secret_manager_secret" "managed" {
       # The aliases (current, pending, previous) belong to the rotation function: consumers read
       # `current`, so Terraform must never reset them.
       version_aliases,
+      # The webhook list belongs to `instantly-guard webhooks connect` (docs/deploy.md,
+      # "Connecting Instantly"): webhook.instantly_webhook_ids only seeds it when the secret
+      # is created, and a later plan never reverts what the command recorded.
+      annotations["instantly-guard.webhook-ids"],
     ]
   }
 

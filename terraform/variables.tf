@@ -259,7 +259,7 @@ variable "bootstrap_secret_values" {
 # ---------------------------------------------------------------------------------------------
 
 variable "webhook" {
-  description = "Webhook receiver: the shared-secret header Instantly sends, the Instantly webhook IDs that carry it (updated by each rotation of the webhook secret), which managed key may update those webhooks, the secret's rotation period and grace, optional source CIDRs, body limit and instance limits."
+  description = "Webhook receiver: the shared-secret header Instantly sends, optionally the Instantly webhook IDs that carry it at creation only (afterwards `instantly-guard webhooks connect` owns that list; each rotation of the webhook secret updates their header), which managed key may update those webhooks, the secret's rotation period and grace, optional source CIDRs, body limit and instance limits."
   type = object({
     secret_header         = optional(string, "x-webhook-secret")
     instantly_webhook_ids = optional(list(string), [])

@@ -225,7 +225,7 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                         check=False,
                     )
                     assert demo.returncode == 0, demo.stdout + demo.stderr
-                    assert "8/8 steps passed." in demo.stdout
+                    assert "9/9 steps passed." in demo.stdout
                     assert "starting one for this demo" not in demo.stdout  # the running stack
                 outbox = subprocess.run(
                     cli("outbox", "--state-dir", str(state_dir)),
@@ -249,9 +249,10 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                 rules = [f["rule"] for f in findings]
                 assert rules.count("audit.mfa-failures") == 2, rules  # the burst and the lock
                 assert not [f for f in findings if "'instantly-guard/" in f["message"]]
-                # Each demo: one delivered event, three reconciled ones; and the test event of
-                # the webhook secret's first rotation (every rotation sends one, docs/webhook.md).
-                assert len(outbox.stdout.splitlines()) == 1 + 2 * 4
+                # Each demo: one delivered event, three reconciled ones and the test event of
+                # its verify step; and the test event of `webhooks connect` at start-up (every
+                # test delivery Instantly sends is a real one, docs/webhook.md).
+                assert len(outbox.stdout.splitlines()) == 1 + 2 * 5
                 # The guide's check command, run as printed (key file, policy, this repository).
                 check = subprocess.run(
                     ["bash", "-c", guide_command(stack.output, "Check the workspace")],
@@ -291,6 +292,21 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                     delivered = _deliver(info)
                     assert delivered == 200, f"receiver answered {delivered} after a rotation"
                 assert check.stdout.rstrip().endswith(", 0 skipped")
+                # `verify` as a person runs it on the stack (its receiver found from stack.json),
+                # after those rotations: every probe passes, JSON when piped.
+                verified = subprocess.run(
+                    cli("verify"),
+                    cwd=REPO,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
+                assert verified.returncode == 0, verified.stdout + verified.stderr
+                report = json.loads(verified.stdout)
+                assert report["ok"], report
+                assert report["summary"]["fail"] == 0
             assert stack.interrupt() == 0
         finally:
             if stack.process.poll() is None:
@@ -317,7 +333,7 @@ def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list
             os.killpg(demo.pid, signal.SIGKILL)
     assert demo.returncode == 0, out
     assert "starting one for this demo" in out
-    assert "8/8 steps passed." in out
+    assert "9/9 steps passed." in out
     assert "The demo's stack is stopped." in out
     assert [p for p in ports if not port_free(p)] == []
 

@@ -78,7 +78,8 @@ def test_declare_checks_its_arguments(cli: Any, capsys: pytest.CaptureFixture[st
     assert "--scopes" in capsys.readouterr().err
     assert cli("secrets", "declare", "k", "--scopes", "audit_log:read") == 2
     assert cli("secrets", "declare", "hook", "--kind", "webhook-secret") == 2
-    assert "--webhook-id" in capsys.readouterr().err
+    # Webhook ids are optional (`webhooks connect` records them); the admin secret is not.
+    assert "--admin-secret" in capsys.readouterr().err
     assert cli("secrets", "declare", "k", "--scopes", "audit_logs:read", "--grace", "soon") == 2
 
 

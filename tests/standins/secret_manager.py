@@ -62,6 +62,8 @@ class _Secret:
     etag: str
     create_time: datetime
     versions: list[_Version] = field(default_factory=list)
+    rotation: Any = None  # sm.Rotation, as created (Terraform sets it with the topics)
+    topics: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -243,6 +245,8 @@ class SecretManagerStandIn(GrpcStandIn):
             etag=secret.etag,
             create_time=secret.create_time,
             replication=sm.Replication(automatic=sm.Replication.Automatic()),
+            rotation=secret.rotation,
+            topics=secret.topics,
         )
 
     @staticmethod
@@ -271,6 +275,12 @@ class SecretManagerStandIn(GrpcStandIn):
             etag=_etag(),
             create_time=datetime.now(UTC),
         )
+        if "rotation" in request.secret:
+            if not request.secret.topics:
+                # Secret Manager: a rotation needs a topic to notify.
+                raise _AbortError(grpc.StatusCode.INVALID_ARGUMENT, "rotation requires topics")
+            secret.rotation = request.secret.rotation
+        secret.topics = list(request.secret.topics)
         self._secrets[name] = secret
         return self._message(secret)
 
@@ -338,6 +348,10 @@ class SecretManagerStandIn(GrpcStandIn):
                 secret.annotations = dict(request.secret.annotations)
             elif path == "labels":
                 secret.labels = dict(request.secret.labels)
+            elif path == "rotation":
+                secret.rotation = request.secret.rotation if "rotation" in request.secret else None
+            elif path == "topics":
+                secret.topics = list(request.secret.topics)
             else:
                 raise _AbortError(
                     grpc.StatusCode.INVALID_ARGUMENT, f"stand-in cannot update {path}"

@@ -19,6 +19,8 @@ COMMANDS: tuple[str, ...] = (
     "findings",
     "secrets",
     "rotate",
+    "webhooks",
+    "verify",
     "localstack",
     "demo",
 )

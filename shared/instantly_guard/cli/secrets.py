@@ -1,7 +1,8 @@
 """`instantly-guard secrets declare|set|show|list`: managed secrets, on either backend.
 
     secrets declare NAME --scopes S [--grace 1d] [--admin-secret ADMIN] [--key-prefix P]
-    secrets declare NAME --kind webhook-secret --webhook-id ID [--webhook-id ID2] --admin-secret A
+    secrets declare NAME --kind webhook-secret --admin-secret A [--webhook-id ID ...]
+                                                  (or record them later: webhooks connect)
     secrets declare NAME --update ...             (fix a declaration; the rotation state is kept)
     secrets undeclare NAME [--force]              (delete a declared secret; --force if it has keys)
     secrets set NAME [--key-id ID] < value        (the admin key, created by hand once)
@@ -207,11 +208,10 @@ def declare_secret(args: argparse.Namespace) -> int:
             scopes = tuple(previous[AnnotationKey.SCOPES].split(","))
         if not scopes:
             problems.append("an api-key secret needs --scopes or --profile")
-    else:
-        if not webhook_ids:
-            problems.append("a webhook secret needs at least one --webhook-id")
-        if not admin_secret:
-            problems.append("a webhook secret needs --admin-secret (a key with webhooks:update)")
+    # No --webhook-id is fine: `webhooks connect` records the webhooks once the receiver
+    # is up (declaring them here is for a webhook already pointed at it).
+    elif not admin_secret:
+        problems.append("a webhook secret needs --admin-secret (a key with webhooks:update)")
     for flag in ("grace", "retention"):
         value = getattr(args, flag)
         if value:

@@ -13,7 +13,10 @@
 8. the receiver is down (the sandbox cannot reach it) while Instantly delivers three events and
    then disables the webhook; the reconcile function, run as Cloud Scheduler would, republishes
    the three from Instantly's delivery log and resumes the webhook: each event is in the outbox
-   exactly once, marked `reconciled`.
+   exactly once, marked `reconciled`;
+8. `instantly-guard verify` proves the whole stack as it would a deployment: forged delivery
+   refused, Instantly's test delivery accepted, every key working with exactly its scopes,
+   rotation schedules, and the export and reconcile runs just made.
 
 Every step reports ok or FAILED with what it saw; the demo's exit status is 1 if any failed.
 """
@@ -73,6 +76,7 @@ class Demo:
             ("attack detected, rotation not", self.detections),
             ("posture check", self.check),
             ("missed events reconciled", self.reconcile),
+            ("deployment verified", self.verify),
         ):
             self._step(title, action)
         passed = sum(step.ok for step in self.steps)
@@ -247,6 +251,24 @@ class Demo:
         )
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def verify(self) -> tuple[bool, str]:
+        from instantly_guard.localstack.provision import backend_env
+        from instantly_guard.verify.deployment import build_deployment
+        from instantly_guard.verify.model import Report, Status
+        from instantly_guard.verify.probes import run_probes
+
+        env = backend_env(self.state_dir, self.info.api_base)
+        url = self.info.functions["webhook"].url
+        report = Report.of(run_probes(build_deployment(env, receiver_url=url)))
+        bad = [r for r in report.results if r.status in {Status.FAIL, Status.ERROR}]
+        detail = (
+            f"{report.count(Status.PASS)} checks passed, {len(bad)} failed"
+            f" ({len(report.results)} results; `instantly-guard verify` prints them)"
+        )
+        if bad:
+            detail += f": {bad[0].probe} {bad[0].subject}: {bad[0].detail}"
+        return report.exit_code == 0, detail
 
     def _export_call(self) -> dict[str, Any]:
         url = self.info.functions["audit_export"].url

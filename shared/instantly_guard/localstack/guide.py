@@ -67,6 +67,8 @@ def render(info: StackInfo, notes: list[str] | None = None) -> str:
         f"--policy {_shown(Path(info.check_policy))}",
         "  -> exit 1: the demo workspace is seeded with a problem for every rule; the command",
         "     survives rotations, and the store tells the check which key changes were rotations",
+        "Prove the stack as a deployment is proven (exit 1 until an export and a reconcile ran):",
+        f"  {env} .venv/bin/instantly-guard verify",
         "Or the whole walkthrough: make demo",
         "",
         "Ctrl-C stops everything.",

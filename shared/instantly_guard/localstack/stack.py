@@ -40,7 +40,7 @@ from instantly_guard.localstack.provision import (
     STORE_RECONCILER,
     Provisioned,
     backend_env,
-    first_webhook_secret,
+    connect_receiver,
     provision,
 )
 from instantly_guard.localstack.state import ServiceInfo, StackInfo
@@ -256,7 +256,9 @@ class LocalStack:
             # functions-framework answers /robots.txt itself (404) without calling the function:
             # a probe of `/` made the webhook log a 405 WARNING at every start.
             wait_http(child, f"{url}robots.txt", self.ready_timeout)
-        first_webhook_secret(self.state_dir, api_base)
+        webhook_id = connect_receiver(
+            self.state_dir, api_base, self.url(self.ports.webhook), provisioned.webhook_id
+        )
 
         self.info = StackInfo(
             pid=os.getpid(),
@@ -269,7 +271,7 @@ class LocalStack:
                 child.name: ServiceInfo(url, child.pid, str(child.log_path))
                 for child, url in started
             },
-            webhook_id=provisioned.webhook_id,
+            webhook_id=webhook_id,
             secrets=dict(provisioned.secrets),
             check_policy=str(provisioned.check_policy),
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Protocol, runtime_checkable
 
@@ -80,6 +80,17 @@ class SecretMetadata:
     aliases: Mapping[str, str] = field(default_factory=dict)
     etag: str = ""
     create_time: datetime | None = None
+    rotation: RotationSchedule | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RotationSchedule:
+    """When Secret Manager notifies the secret's topics to rotate it (what Terraform declares);
+    read-only here: only `verify` looks at it."""
+
+    period: timedelta | None
+    next_time: datetime | None
+    topics: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import google_crc32c
@@ -24,6 +24,7 @@ from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import (
     LATEST,
     PAYLOAD_MAX_BYTES,
+    RotationSchedule,
     SecretMetadata,
     SecretNotFoundError,
     VersionInfo,
@@ -53,6 +54,19 @@ def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return None
+
+
+def _schedule(secret: secretmanager_v1.Secret) -> RotationSchedule | None:
+    """The secret's rotation and topics; None when neither is set."""
+    topics = tuple(topic.name for topic in secret.topics)
+    if "rotation" not in secret and not topics:
+        return None
+    period = secret.rotation.rotation_period if "rotation" in secret else None
+    return RotationSchedule(
+        period=period if isinstance(period, timedelta) and period else None,
+        next_time=_time(secret.rotation.next_rotation_time) if "rotation" in secret else None,
+        topics=topics,
+    )
 
 
 class GcpSecretStore:
@@ -110,6 +124,7 @@ class GcpSecretStore:
             aliases={alias: str(number) for alias, number in secret.version_aliases.items()},
             etag=secret.etag,
             create_time=_time(secret.create_time),
+            rotation=_schedule(secret),
         )
 
     def create_secret(

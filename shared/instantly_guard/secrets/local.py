@@ -21,7 +21,7 @@ import os
 import secrets as _random
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import (
     LATEST,
     PAYLOAD_MAX_BYTES,
+    RotationSchedule,
     SecretMetadata,
     SecretNotFoundError,
     VersionInfo,
@@ -52,6 +53,17 @@ def _now() -> datetime:
 def _new_etag() -> str:
     # Quoted like Secret Manager's, so nothing downstream assumes a format.
     return f'"{_random.token_hex(8)}"'
+
+
+def _schedule(raw: Any) -> RotationSchedule | None:
+    if not isinstance(raw, dict):
+        return None
+    next_time = raw.get("next_time")
+    return RotationSchedule(
+        period=timedelta(seconds=float(raw["period_s"])) if raw.get("period_s") else None,
+        next_time=datetime.fromisoformat(next_time) if next_time else None,
+        topics=tuple(str(t) for t in raw.get("topics", [])),
+    )
 
 
 class LocalSecretStore:
@@ -117,7 +129,23 @@ class LocalSecretStore:
             aliases={k: str(v) for k, v in data.get("aliases", {}).items()},
             etag=str(data.get("etag", "")),
             create_time=datetime.fromisoformat(created) if created else None,
+            rotation=_schedule(data.get("rotation")),
         )
+
+    def set_rotation(
+        self, name: str, *, period: timedelta, next_time: datetime, topics: tuple[str, ...]
+    ) -> None:
+        """Record the rotation schedule Terraform declares on a deployed secret (the local
+        stack has no scheduler: the schedule is only read, by `verify`). The etag is kept, as
+        for a Terraform change that a rotation must not trip over."""
+        with self._locked(name) as directory:
+            data = self._read(directory)
+            data["rotation"] = {
+                "period_s": period.total_seconds(),
+                "next_time": next_time.isoformat(),
+                "topics": list(topics),
+            }
+            self._save(directory, data)
 
     @staticmethod
     def _resolve(name: str, data: Mapping[str, Any], version: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""`instantly-guard verify`: prove a deployment works, part by part (see `probes`)."""
