@@ -6,7 +6,7 @@
 # the other functions (the bundles and the build follow from them).
 
 variable "reconcile" {
-  description = "Reconciliation of missed webhook deliveries: cron schedule and time zone, which managed key it uses (webhook_events:read; plus webhooks:update when resume is on), whether it resumes webhooks Instantly disabled, the receiver URLs Instantly delivers to (default: the receiver function's URL), first-run look-back, overlap and retry grace, the alert threshold (runs finding missing events per hour) and the function timeout (seconds)."
+  description = "Reconciliation of missed webhook deliveries: cron schedule and time zone, which managed key it uses (webhook_events:read; plus webhooks:update when resume is on), whether it resumes webhooks Instantly disabled, the receiver URLs Instantly delivers to (default: the receiver function's URL), first-run look-back and retry grace, the alert threshold (runs finding missing events per hour) and the function timeout (seconds)."
   type = object({
     schedule          = optional(string, "*/10 * * * *")
     time_zone         = optional(string, "Etc/UTC")
@@ -14,7 +14,6 @@ variable "reconcile" {
     resume            = optional(bool, false)
     webhook_urls      = optional(list(string), [])
     lookback          = optional(string, "3d")
-    overlap           = optional(string, "6h")
     retry_grace       = optional(string, "1h")
     alert_runs        = optional(number, 2)
     timeout_seconds   = optional(number, 300)
@@ -49,8 +48,8 @@ variable "reconcile" {
   }
 
   validation {
-    condition     = can(regex("^[0-9]+[mhd]$", var.reconcile.lookback)) && can(regex("^[0-9]+[mhd]$", var.reconcile.overlap)) && can(regex("^[0-9]+[smhd]$", var.reconcile.retry_grace))
-    error_message = "reconcile.lookback and reconcile.overlap must be durations such as 6h or 3d; reconcile.retry_grace such as 30m."
+    condition     = can(regex("^[0-9]+[mhd]$", var.reconcile.lookback)) && can(regex("^[0-9]+[smhd]$", var.reconcile.retry_grace))
+    error_message = "reconcile.lookback must be a duration such as 3d; reconcile.retry_grace such as 30m."
   }
 
   validation {
@@ -156,12 +155,14 @@ resource "google_cloudfunctions2_function" "reconcile" {
 
     environment_variables = merge(local.common_env, {
       RECONCILE_WEBHOOK_URLS      = join(",", local.reconcile_webhook_urls)
+      RECONCILE_WEBHOOK_IDS       = join(",", var.webhook.instantly_webhook_ids)
       RECONCILE_API_KEY_SECRET    = google_secret_manager_secret.managed[var.reconcile.api_key].id
       WEBHOOK_PUBSUB_TOPIC        = google_pubsub_topic.webhook_events.id
       RECONCILE_CHECKPOINT_BUCKET = google_storage_bucket.checkpoints.name
       RECONCILE_CHECKPOINT_OBJECT = var.reconcile.checkpoint_object
       RECONCILE_LOOKBACK          = var.reconcile.lookback
-      RECONCILE_OVERLAP           = var.reconcile.overlap
+      RECONCILE_TIME_BUDGET       = "${max(var.reconcile.timeout_seconds - 60, 30)}s"
+      RECONCILE_MAX_BODY_BYTES    = tostring(var.webhook.max_body_bytes)
       RECONCILE_RETRY_GRACE       = var.reconcile.retry_grace
       RECONCILE_RESUME            = tostring(var.reconcile.resume)
     })

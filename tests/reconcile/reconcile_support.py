@@ -118,6 +118,12 @@ def deliver(sb: Sandbox, hook_id: str, n: int, *, lead: str = "lead") -> list[di
     return payloads
 
 
+def our_webhook_ids(sb: Sandbox) -> str:
+    """The ids of the webhooks `add_webhook` made: the ones the deployment manages."""
+    with sb.state.lock:
+        return ",".join(h.id for h in sb.state.webhooks.values() if h.name == "reconcile-test")
+
+
 def reconcile_env(sb: Sandbox, state_dir: Path, url: str, **extra: str) -> dict[str, str]:
     return {
         "GUARD_BACKEND": "local",
@@ -125,6 +131,7 @@ def reconcile_env(sb: Sandbox, state_dir: Path, url: str, **extra: str) -> dict[
         "INSTANTLY_API_BASE": sb.base_url,
         "INSTANTLY_API_KEY": sb.add_key("reconciler", ["webhook_events:read"]).key,
         "RECONCILE_WEBHOOK_URLS": url,
+        "RECONCILE_WEBHOOK_IDS": our_webhook_ids(sb),
         **extra,
     }
 

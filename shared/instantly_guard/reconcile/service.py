@@ -200,17 +200,20 @@ def build_service(
     publisher = publisher or _publisher(settings)
     options = Options(
         lookback=settings.lookback,
-        overlap=settings.overlap,
         retry_grace=settings.retry_grace,
         day_margin=settings.day_margin,
         resume=settings.resume,
+        time_budget=settings.time_budget,
+        max_body_bytes=settings.max_body_bytes,
     )
     reconciler = Reconciler(
-        DeliveryLog(client, settings.webhook_urls),
+        DeliveryLog(client),
         publisher,
         store or _store(settings),
         options,
         webhooks=client,
+        webhook_ids=settings.webhook_ids,
+        urls=settings.webhook_urls,
         probe=probe,
         clock=clock,
     )
