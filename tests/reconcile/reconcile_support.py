@@ -147,3 +147,48 @@ class Clock:
 
     def advance(self, by: timedelta) -> None:
         self.now += by
+
+
+def add_foreign_webhook(
+    sb: Sandbox, url: str, *, event_type: str | None = "all_events", campaign: str | None = None
+) -> str:
+    """A webhook someone else in the workspace aimed at our receiver: no secret header."""
+    from instantly_sandbox.state import WebhookRecord
+
+    ws = sb.state
+    with ws.lock:
+        hook_id, stamp = ws.new_id()
+        ws.webhooks[hook_id] = WebhookRecord(
+            id=hook_id,
+            organization=ws.id,
+            target_hook_url=url,
+            event_type=event_type,
+            campaign=campaign,
+            timestamp_created=stamp,
+            name="someone-elses",
+        )
+    return hook_id
+
+
+def inject_failures(
+    sb: Sandbox,
+    hook_id: str,
+    payloads: list[dict[str, Any]],
+    *,
+    status: int | None = None,
+    start: datetime | None = None,
+) -> None:
+    """Failed delivery records of `hook_id`, one per payload, a second apart from `start`, as
+    Instantly's log would hold them after an outage (written straight into the sandbox: fast)."""
+    from instantly_sandbox.state import WebhookEventRecord
+
+    ws = sb.state
+    at = start or datetime.now(UTC) - timedelta(hours=1)
+    with ws.lock:
+        url = ws.webhooks[hook_id].target_hook_url
+        for i, payload in enumerate(payloads):
+            record_id, created = ws.new_id(at + timedelta(seconds=i))
+            ws.webhook_events[record_id] = WebhookEventRecord(
+                record_id, created, ws.id, hook_id, url, payload, False, status,
+                "connection refused" if status is None else f"HTTP {status}", None,
+            )  # fmt: skip
