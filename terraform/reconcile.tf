@@ -259,6 +259,23 @@ resource "google_logging_metric" "reconcile_actions" {
   depends_on = [time_sleep.services_enabled]
 }
 
+# A webhook that is not one of ours (RECONCILE_WEBHOOK_IDS) aimed at our receiver: every run logs
+# one ERROR line per such webhook (action foreign_webhook). Its deliveries are refused (401) and
+# never republished, but someone in the workspace is probing the receiver (issue 18).
+resource "google_logging_metric" "reconcile_foreign_webhooks" {
+  name        = "${var.name_prefix}/reconcile_foreign_webhooks"
+  description = "Reconcile runs that found a webhook that is not ours delivering to the receiver."
+  filter      = "${local.reconcile_log_filter} AND jsonPayload.logger=\"instantly_guard.reconcile\" AND jsonPayload.action=\"foreign_webhook\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+
+  depends_on = [time_sleep.services_enabled]
+}
+
 # Monitoring finds a new log-based metric only minutes after it is created (see
 # time_sleep.log_metrics in monitoring.tf): the reconcile alerts wait the same way.
 resource "time_sleep" "reconcile_log_metrics" {
@@ -267,6 +284,7 @@ resource "time_sleep" "reconcile_log_metrics" {
   triggers = {
     reconcile_missing = google_logging_metric.reconcile_missing.id
     reconcile_actions = google_logging_metric.reconcile_actions.id
+    reconcile_foreign = google_logging_metric.reconcile_foreign_webhooks.id
   }
 }
 
@@ -348,6 +366,45 @@ resource "google_monitoring_alert_policy" "reconcile_actions" {
   depends_on = [time_sleep.reconcile_log_metrics]
 }
 
+resource "google_monitoring_alert_policy" "reconcile_foreign_webhooks" {
+  display_name          = "instantly-guard: a foreign webhook delivers to the receiver"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "A webhook that is not ours targets the receiver"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.reconcile_foreign_webhooks.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = local.alert_strategy_auto_close
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "instantly-guard: a webhook that is not ours delivers to the receiver"
+    content   = "The reconcile function (`${local.function_names.reconcile}`) found an Instantly webhook whose id is not one of the managed ones (`webhook.instantly_webhook_ids`) aimed at the receiver's URL. Its deliveries are refused (401) and never republished, but someone who can create webhooks is probing the receiver. The log line names the webhook id; the audit log says who created it. Delete it (`DELETE /webhooks/{id}`), or declare it if it is ours. `instantly-guard check` reports it as `webhooks.foreign-to-receiver`. Runbook: docs/reconcile.md, \"Whose delivery is it\"."
+  }
+
+  depends_on = [time_sleep.reconcile_log_metrics]
+}
+
 # --- Outputs -----------------------------------------------------------------------------------
 
 output "reconcile" {
@@ -358,6 +415,7 @@ output "reconcile" {
     scheduler_account = google_service_account.reconcile_scheduler.email
     checkpoint        = "gs://${google_storage_bucket.checkpoints.name}/${var.reconcile.checkpoint_object}"
     webhook_urls      = local.reconcile_webhook_urls
+    webhook_ids       = var.webhook.instantly_webhook_ids
     api_key_secret    = google_secret_manager_secret.managed[var.reconcile.api_key].id
   }
 }

@@ -451,6 +451,13 @@ def test_function_environment_covers_the_documented_variables(tf: Module) -> Non
             "AUDIT_TIME_BUDGET",
         },
         "key_rotation": set(),
+        "reconcile": {
+            "RECONCILE_WEBHOOK_IDS",
+            "RECONCILE_WEBHOOK_URLS",
+            "RECONCILE_TIME_BUDGET",
+            "RECONCILE_MAX_BODY_BYTES",
+            "RECONCILE_CHECKPOINT_BUCKET",
+        },
     }
     for name, variables in expected.items():
         env = tf.resource("google_cloudfunctions2_function", name).block("service_config")
@@ -591,6 +598,7 @@ def test_alerts_cover_high_severity_audit_events_and_failed_rotations(tf: Module
         "rotation_failures",
         "reconcile_missing",
         "reconcile_actions",
+        "reconcile_foreign_webhooks",
     }
     assert metrics == expected
     policies = {p.name: p for p in tf.resources("google_monitoring_alert_policy")}
