@@ -336,7 +336,7 @@ class Reconciler:
 
     def _ascend(self, run: _Run, url: str, targets: Targets, report: RunReport) -> None:
         stream = run.positions.stream(url)
-        head, floor = stream.head, run.state.floor
+        head, floor = stream.head, self._floor(run)
         pages = self._log.pages(
             url, since=self._since(head.at if head else floor), after=head.id if head else None
         )
@@ -381,7 +381,7 @@ class Reconciler:
     ) -> None:
         """A newest-first pass from the top (or from `descent`'s cursor) down to the head."""
         stream = run.positions.stream(url)
-        floor = run.state.floor
+        floor = self._floor(run)
         if descent is None:
             bottom = stream.head.at if stream.head else floor
             pages: Iterable[Page] = ()
@@ -421,6 +421,11 @@ class Reconciler:
             return  # nothing listed at all
         self._set(run, url, Stream("desc", max_mark(stream.head, descent.top), None))
         self._save(run)
+
+    def _floor(self, run: _Run) -> datetime:
+        """Where a URL read for the first time starts: the look-back, never before the
+        checkpoint's own start (a URL added later does not read weeks of old records)."""
+        return max(run.state.floor, run.report.started_at - self._options.lookback)
 
     @staticmethod
     def _set(run: _Run, url: str, stream: Stream) -> None:
