@@ -171,3 +171,41 @@ def test_without_the_managed_webhook_ids_the_reconciler_does_not_start(
     env["RECONCILE_WEBHOOK_IDS"] = ""
     with pytest.raises(Exception, match="RECONCILE_WEBHOOK_IDS is required"):
         build_service(env)
+
+
+def _hook(hook_id: str, event_type: str | None, campaign: str | None = None):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from instantly_guard.instantly.models import Webhook
+
+    return Webhook(
+        id=hook_id,
+        organization="org",
+        target_hook_url="https://r.example/",
+        timestamp_created=datetime.now(UTC),
+        event_type=event_type,
+        campaign=campaign,
+    )
+
+
+@pytest.mark.parametrize(
+    ("subscribed", "campaign", "delivered", "delivered_campaign", "covered"),
+    [
+        ("all_events", None, "reply_received", "c1", True),
+        ("all_events", "c1", "reply_received", "c2", False),
+        ("email_link_clicked", None, "link_clicked", "c1", True),  # delivered under another name
+        ("email_link_clicked", None, "email_link_clicked", "c1", False),
+        (None, None, "Meeting booked", "c1", True),  # custom label events
+        (None, None, "reply_received", "c1", False),
+        ("reply_received", None, None, "c1", False),  # no event type: nobody's delivery
+    ],
+)
+def test_a_record_is_ours_only_if_one_of_our_subscriptions_covers_it(
+    subscribed, campaign, delivered, delivered_campaign, covered
+) -> None:  # type: ignore[no-untyped-def]
+    from instantly_guard.reconcile.attribution import Targets, Verdict
+
+    targets = Targets.of([_hook("ours", subscribed, campaign)], ["ours"])
+    payload = {"event_type": delivered, "campaign_id": delivered_campaign}
+    verdict = targets.attribute("https://r.example/", payload, None)
+    assert (verdict is Verdict.OURS) == covered

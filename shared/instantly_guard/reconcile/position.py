@@ -62,9 +62,10 @@ class Descent:
     floor: datetime
 
     def reached(self, position: Position) -> bool:
-        """Whether a record at `position` is at or below where the pass ends."""
+        """Whether a record at `position` is at or below where the pass ends (by id, the
+        listing's own order, when it runs down to a head)."""
         if self.stop is not None:
-            return position <= self.stop.position
+            return position[1] <= self.stop.id
         return position[0] < self.floor
 
     def to_json(self) -> dict[str, Any]:

@@ -127,9 +127,10 @@ def _payload_event_id(record: Delivery) -> str | None:
 
 
 def _direction(positions: list[position.Position], head: Mark | None) -> str | None:
-    """The order a page shows: `desc` when listing after our head gave older records, else
-    what its timestamps say; None when they say nothing (one item, ties, or both ways)."""
-    if head is not None and positions and all(p <= head.position for p in positions):
+    """The order a page shows: `desc` when listing after our head's id gave lower ids (the
+    cursor is an id), else what its timestamps say; None when they say nothing (one item,
+    ties, or both ways)."""
+    if head is not None and positions and all(p[1] <= head.id for p in positions):
         return "desc"
     ups = sum(1 for a, b in itertools.pairwise(positions) if b > a)
     downs = sum(1 for a, b in itertools.pairwise(positions) if b < a)
@@ -353,7 +354,7 @@ class Reconciler:
             for record in page.records:
                 if head is None and record.at < floor:
                     continue
-                if head is not None and record.position <= head.position:
+                if head is not None and record.id <= head.id:
                     continue
                 try:
                     self._settle(run, url, record, targets, report)
@@ -363,7 +364,7 @@ class Reconciler:
                         self._set(run, url, replace(stream, head=Mark(before[1], before[0])))
                         self._save(run, budget=False)
                     raise
-            if page.last is not None and (head is None or page.last > head.position):
+            if page.last is not None and (head is None or page.last[1] > head.id):
                 head = Mark(page.last[1], page.last[0])
             stream = replace(stream, head=head)
             self._set(run, url, stream)
@@ -616,4 +617,5 @@ def _prepend(first: Page, rest: Iterable[Page]) -> Iterator[Page]:
 
 
 def max_mark(a: Mark | None, b: Mark) -> Mark:
-    return b if a is None or b.position >= a.position else a
+    """The later of two marks in the listing's order (by id, the cursor)."""
+    return b if a is None or b.id >= a.id else a
