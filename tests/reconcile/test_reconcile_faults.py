@@ -234,3 +234,34 @@ SCHEDULED = {
     "X-CloudScheduler-JobName": "instantly-reconcile",
     "X-CloudScheduler-ScheduleTime": "2026-03-04T12:05:00Z",
 }
+
+
+def test_a_run_killed_mid_backlog_loses_nothing_and_the_next_one_goes_on(
+    sandbox_factory, receiver: ReceiverServer
+) -> None:
+    """250 missed events, three pages. The first run dies while writing its second page's
+    checkpoint (and cannot close): the first page stays settled, the second is published again
+    after the lease, and every event ends in the outbox exactly once."""
+    from .reconcile_support import inject_failures
+
+    sb = sandbox_factory(seed="empty", record_responses=False)
+    hook = add_webhook(sb, receiver.url)
+    payloads = [
+        sb.build_event_payload("reply_received", lead_email=f"k{i}@prospect.example")
+        for i in range(250)
+    ]
+    inject_failures(sb, hook, payloads)
+    env = reconcile_env(sb, receiver.state_dir, receiver.url)
+    store = CrashingStore(checkpoint.local_store(receiver.state_dir), frozenset({3, 4}))
+    clock = Clock()
+    service = build_service(env, store=store, clock=clock)
+    try:
+        killed = service.run("job@1")
+        clock.advance(timedelta(minutes=16))
+        rerun = service.run("job@2")
+    finally:
+        service.close()
+
+    assert (killed.outcome, killed.republished) == ("failed", 200)
+    assert (rerun.outcome, rerun.republished) == ("complete", 150)  # page 2 again, then page 3
+    assert sorted(receiver.outbox_ids()) == sorted(event_id(canonical_json(p)) for p in payloads)
