@@ -83,6 +83,7 @@ class _Run:
     positions: Positions
     deadline: datetime
     report: RunReport
+    base_total: int = 0  # records the checkpoint had settled before this run
     groups: dict[str, set[str]] = field(default_factory=dict)  # retry group -> pending ids
     # Successes of the page being settled (by retry group and by event id): a failure whose
     # event a retry on the same page delivered is `retried_ok`. One page only: a success on a
@@ -163,7 +164,6 @@ class Reconciler:
         self._probe = probe
         self._clock = clock
         self._webhook_requests = 0
-        self._base_total = 0
 
     # -- one run ------------------------------------------------------------------------------
 
@@ -197,8 +197,8 @@ class Reconciler:
             Positions.from_extra(held.state.extra),
             now + self._options.time_budget,
             report,
+            held.state.exported_total,
         )
-        self._base_total = held.state.exported_total
         for record_id, pending in run.positions.pending.items():
             if pending.group:
                 run.groups.setdefault(pending.group, set()).add(record_id)
@@ -233,7 +233,7 @@ class Reconciler:
         heads = [s.head.at for s in run.positions.streams.values() if s.head is not None]
         extra = {**run.state.extra, position.KEY: run.positions.to_json()}
         watermark = max([run.state.watermark, *heads])
-        total = self._base_total + run.report.settled
+        total = run.base_total + run.report.settled
         return replace(
             run.state, extra=extra, watermark=watermark, updated_at=now, exported_total=total
         )

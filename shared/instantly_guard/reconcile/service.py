@@ -119,7 +119,8 @@ class ReconcileService:
             level = logging.ERROR if permanent else logging.WARNING
             _log.log(level, "reconcile failed: %s", message, extra={"fields": fields})
             return
-        level = logging.WARNING if report.missing or report.resumed else logging.INFO
+        noteworthy = report.missing or report.resumed or report.foreign or report.refused
+        level = logging.WARNING if noteworthy else logging.INFO
         _log.log(level, "reconcile %s", report.outcome, extra={"fields": fields})
 
     def close(self) -> None:
