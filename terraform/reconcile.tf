@@ -6,7 +6,7 @@
 # the other functions (the bundles and the build follow from them).
 
 variable "reconcile" {
-  description = "Reconciliation of missed webhook deliveries: cron schedule and time zone, which managed key it uses (webhook_events:read; plus webhooks:update when resume is on), whether it resumes webhooks Instantly disabled, the receiver URLs Instantly delivers to (default: the receiver function's URL), first-run look-back, overlap and retry grace, the alert threshold (runs finding missing events per hour) and the function timeout (seconds)."
+  description = "Reconciliation of missed webhook deliveries: cron schedule and time zone, which managed key it uses (webhook_events:read; plus webhooks:update when resume is on), whether it resumes webhooks Instantly disabled, the receiver URLs Instantly delivers to (default: the receiver function's URL), first-run look-back and retry grace, the alert threshold (runs finding missing events per hour) and the function timeout (seconds)."
   type = object({
     schedule          = optional(string, "*/10 * * * *")
     time_zone         = optional(string, "Etc/UTC")
@@ -14,7 +14,6 @@ variable "reconcile" {
     resume            = optional(bool, false)
     webhook_urls      = optional(list(string), [])
     lookback          = optional(string, "3d")
-    overlap           = optional(string, "6h")
     retry_grace       = optional(string, "1h")
     alert_runs        = optional(number, 2)
     timeout_seconds   = optional(number, 300)
@@ -49,8 +48,8 @@ variable "reconcile" {
   }
 
   validation {
-    condition     = can(regex("^[0-9]+[mhd]$", var.reconcile.lookback)) && can(regex("^[0-9]+[mhd]$", var.reconcile.overlap)) && can(regex("^[0-9]+[smhd]$", var.reconcile.retry_grace))
-    error_message = "reconcile.lookback and reconcile.overlap must be durations such as 6h or 3d; reconcile.retry_grace such as 30m."
+    condition     = can(regex("^[0-9]+[mhd]$", var.reconcile.lookback)) && can(regex("^[0-9]+[smhd]$", var.reconcile.retry_grace))
+    error_message = "reconcile.lookback must be a duration such as 3d; reconcile.retry_grace such as 30m."
   }
 
   validation {
@@ -156,12 +155,14 @@ resource "google_cloudfunctions2_function" "reconcile" {
 
     environment_variables = merge(local.common_env, {
       RECONCILE_WEBHOOK_URLS      = join(",", local.reconcile_webhook_urls)
+      RECONCILE_WEBHOOK_IDS       = join(",", var.webhook.instantly_webhook_ids)
       RECONCILE_API_KEY_SECRET    = google_secret_manager_secret.managed[var.reconcile.api_key].id
       WEBHOOK_PUBSUB_TOPIC        = google_pubsub_topic.webhook_events.id
       RECONCILE_CHECKPOINT_BUCKET = google_storage_bucket.checkpoints.name
       RECONCILE_CHECKPOINT_OBJECT = var.reconcile.checkpoint_object
       RECONCILE_LOOKBACK          = var.reconcile.lookback
-      RECONCILE_OVERLAP           = var.reconcile.overlap
+      RECONCILE_TIME_BUDGET       = "${max(var.reconcile.timeout_seconds - 60, 30)}s"
+      RECONCILE_MAX_BODY_BYTES    = tostring(var.webhook.max_body_bytes)
       RECONCILE_RETRY_GRACE       = var.reconcile.retry_grace
       RECONCILE_RESUME            = tostring(var.reconcile.resume)
     })
@@ -258,6 +259,23 @@ resource "google_logging_metric" "reconcile_actions" {
   depends_on = [time_sleep.services_enabled]
 }
 
+# A webhook that is not one of ours (RECONCILE_WEBHOOK_IDS) aimed at our receiver: every run logs
+# one ERROR line per such webhook (action foreign_webhook). Its deliveries are refused (401) and
+# never republished, but someone in the workspace is probing the receiver (issue 18).
+resource "google_logging_metric" "reconcile_foreign_webhooks" {
+  name        = "${var.name_prefix}/reconcile_foreign_webhooks"
+  description = "Reconcile runs that found a webhook that is not ours delivering to the receiver."
+  filter      = "${local.reconcile_log_filter} AND jsonPayload.logger=\"instantly_guard.reconcile\" AND jsonPayload.action=\"foreign_webhook\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+
+  depends_on = [time_sleep.services_enabled]
+}
+
 # Monitoring finds a new log-based metric only minutes after it is created (see
 # time_sleep.log_metrics in monitoring.tf): the reconcile alerts wait the same way.
 resource "time_sleep" "reconcile_log_metrics" {
@@ -266,6 +284,7 @@ resource "time_sleep" "reconcile_log_metrics" {
   triggers = {
     reconcile_missing = google_logging_metric.reconcile_missing.id
     reconcile_actions = google_logging_metric.reconcile_actions.id
+    reconcile_foreign = google_logging_metric.reconcile_foreign_webhooks.id
   }
 }
 
@@ -347,6 +366,45 @@ resource "google_monitoring_alert_policy" "reconcile_actions" {
   depends_on = [time_sleep.reconcile_log_metrics]
 }
 
+resource "google_monitoring_alert_policy" "reconcile_foreign_webhooks" {
+  display_name          = "instantly-guard: a foreign webhook delivers to the receiver"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "A webhook that is not ours targets the receiver"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.reconcile_foreign_webhooks.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = local.alert_strategy_auto_close
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "instantly-guard: a webhook that is not ours delivers to the receiver"
+    content   = "The reconcile function (`${local.function_names.reconcile}`) found an Instantly webhook whose id is not one of the managed ones (`webhook.instantly_webhook_ids`) aimed at the receiver's URL. Its deliveries are refused (401) and never republished, but someone who can create webhooks is probing the receiver. The log line names the webhook id; the audit log says who created it. Delete it (`DELETE /webhooks/{id}`), or declare it if it is ours. `instantly-guard check` reports it as `webhooks.foreign-to-receiver`. Runbook: docs/reconcile.md, \"Whose delivery is it\"."
+  }
+
+  depends_on = [time_sleep.reconcile_log_metrics]
+}
+
 # --- Outputs -----------------------------------------------------------------------------------
 
 output "reconcile" {
@@ -357,6 +415,7 @@ output "reconcile" {
     scheduler_account = google_service_account.reconcile_scheduler.email
     checkpoint        = "gs://${google_storage_bucket.checkpoints.name}/${var.reconcile.checkpoint_object}"
     webhook_urls      = local.reconcile_webhook_urls
+    webhook_ids       = var.webhook.instantly_webhook_ids
     api_key_secret    = google_secret_manager_secret.managed[var.reconcile.api_key].id
   }
 }

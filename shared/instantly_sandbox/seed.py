@@ -31,6 +31,8 @@ Webhooks (`HOOK_*` names)
 - PLANTED `bounce-sync`: disabled by Instantly after delivery failures (status -1).
 - PLANTED `link-clicks`: `email_link_clicked`, host analytics.partner.example outside the allow
   list (has an auth header).
+- PLANTED `replies-copy`: `all_events`, no header, aimed at crm-replies' URL: a webhook that is
+  not ours (the policy's `managed_webhooks` names crm-replies) delivering to our receiver.
 
 Block list: `rival-one.example`, `spam-trap.example` (domains), `ceo@rival-three.example`.
 PLANTED: the internal domain `acme.example` and the competitor `rival-two.example` are missing.
@@ -79,6 +81,7 @@ HOOK_NO_AUTH = "zapier-interested"
 HOOK_HTTP = "legacy-http"
 HOOK_DISABLED = "bounce-sync"
 HOOK_OUTSIDE_ALLOW_LIST = "link-clicks"
+HOOK_FOREIGN = "replies-copy"  # someone else's webhook aimed at crm-replies' receiver
 WEBHOOK_SECRET_HEADER = "x-webhook-secret"
 
 MEMBER_OWNER = f"olivia@{DOMAIN}"
@@ -96,6 +99,7 @@ DEMO_POLICY: Mapping[str, Any] = {
     "key_max_age_days": 90,
     "max_key_creators": 1,
     "webhook_allowed_hosts": ["hooks.acme.example"],
+    "managed_webhooks": [HOOK_GOOD],
     "max_admins": 3,
     "invitation_max_age_days": 30,
     "allowed_email_domains": [DOMAIN],
@@ -227,6 +231,7 @@ def _seed_demo(ws: Workspace, now: datetime, admin: ApiKeyRecord) -> dict[str, S
             "email_link_clicked",
             {"Authorization": "Bearer partner-token-0123456789abcdef"},
         ),
+        (HOOK_FOREIGN, "https://hooks.acme.example/instantly/replies", "all_events", None),
     ]
     for index, (name, url, event_type, headers) in enumerate(hooks):
         hook_id, stamp = ws.new_id(ago(days=90 - 10 * index))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 from tests.check.check_fixtures import failed, run, snapshot, webhook
 
 from instantly_guard.check import Policy
@@ -58,7 +60,7 @@ def test_host_rule_is_skipped_without_an_allow_list() -> None:
 
 
 def test_a_good_webhook_passes_every_rule() -> None:
-    policy = Policy(webhook_allowed_hosts=("hooks.example.com",))
+    policy = Policy(webhook_allowed_hosts=("hooks.example.com",), managed_webhooks=("w1",))
     for rule in webhooks.RULES:
         assert [f.status for f in run(rule, snapshot(webhooks=(webhook(),)), policy)] == ["pass"]
 
@@ -84,3 +86,50 @@ def test_a_target_with_an_invalid_port_is_reported_not_raised() -> None:
     snap = snapshot(webhooks=(webhook("p", "http://hooks.example.com:99999/in"),))
     [found] = failed(run(webhooks.plain_http, snap))
     assert "<unparsable URL>" in found.evidence
+
+
+def test_a_foreign_webhook_aimed_at_our_receiver_fails() -> None:
+    """Our webhooks are the ids the managed webhook secrets record; our receiver is where they
+    deliver. Another webhook to that URL is someone else's (issue 18)."""
+    receiver = "https://receiver.example.run.app/"
+    snap = dataclasses.replace(
+        snapshot(
+            webhooks=(
+                webhook("ours", receiver),
+                webhook("foreign", receiver, headers=None),
+                webhook("elsewhere", "https://hooks.example.com/other"),
+            )
+        ),
+        managed_webhook_ids=frozenset({"ours"}),
+    )
+    found = failed(run(webhooks.foreign_to_receiver, snap))
+    assert [f.subject for f in found] == ["webhook/foreign"]
+    assert "not one of ours" in found[0].evidence
+
+
+def test_the_foreign_webhook_rule_passes_with_only_ours_and_skips_without_managed_ids() -> None:
+    receiver = "https://receiver.example.run.app/"
+    hooks = (webhook("ours", receiver), webhook("elsewhere", "https://hooks.example.com/x"))
+    clean = dataclasses.replace(snapshot(webhooks=hooks), managed_webhook_ids=frozenset({"ours"}))
+    assert [f.status for f in run(webhooks.foreign_to_receiver, clean)] == ["pass"]
+    unknown = run(webhooks.foreign_to_receiver, snapshot(webhooks=hooks))
+    assert [f.status for f in unknown] == ["skip"]
+
+
+def test_managed_webhook_ids_come_from_the_webhook_secrets_declarations(tmp_path) -> None:
+    from instantly_guard.check.managed import read_managed_keys
+    from instantly_guard.rotation.model import Kind, ManagedConfig
+    from instantly_guard.secrets.local import LocalSecretStore
+
+    store = LocalSecretStore(tmp_path)
+    labels, notes = ManagedConfig.declare(
+        kind=Kind.API_KEY, scopes=("webhooks:update",), admin_secret=None
+    )
+    store.create_secret("admin", labels=labels, annotations=notes)
+    labels, notes = ManagedConfig.declare(
+        kind=Kind.WEBHOOK_SECRET,
+        admin_secret="admin",  # pragma: allowlist secret
+        webhook_ids=("wh-1", "wh-2"),
+    )
+    store.create_secret("hook", labels=labels, annotations=notes)
+    assert read_managed_keys(store).webhook_ids == {"wh-1", "wh-2"}

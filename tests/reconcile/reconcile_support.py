@@ -118,6 +118,12 @@ def deliver(sb: Sandbox, hook_id: str, n: int, *, lead: str = "lead") -> list[di
     return payloads
 
 
+def our_webhook_ids(sb: Sandbox) -> str:
+    """The ids of the webhooks `add_webhook` made: the ones the deployment manages."""
+    with sb.state.lock:
+        return ",".join(h.id for h in sb.state.webhooks.values() if h.name == "reconcile-test")
+
+
 def reconcile_env(sb: Sandbox, state_dir: Path, url: str, **extra: str) -> dict[str, str]:
     return {
         "GUARD_BACKEND": "local",
@@ -125,6 +131,7 @@ def reconcile_env(sb: Sandbox, state_dir: Path, url: str, **extra: str) -> dict[
         "INSTANTLY_API_BASE": sb.base_url,
         "INSTANTLY_API_KEY": sb.add_key("reconciler", ["webhook_events:read"]).key,
         "RECONCILE_WEBHOOK_URLS": url,
+        "RECONCILE_WEBHOOK_IDS": our_webhook_ids(sb),
         **extra,
     }
 
@@ -140,3 +147,48 @@ class Clock:
 
     def advance(self, by: timedelta) -> None:
         self.now += by
+
+
+def add_foreign_webhook(
+    sb: Sandbox, url: str, *, event_type: str | None = "all_events", campaign: str | None = None
+) -> str:
+    """A webhook someone else in the workspace aimed at our receiver: no secret header."""
+    from instantly_sandbox.state import WebhookRecord
+
+    ws = sb.state
+    with ws.lock:
+        hook_id, stamp = ws.new_id()
+        ws.webhooks[hook_id] = WebhookRecord(
+            id=hook_id,
+            organization=ws.id,
+            target_hook_url=url,
+            event_type=event_type,
+            campaign=campaign,
+            timestamp_created=stamp,
+            name="someone-elses",
+        )
+    return hook_id
+
+
+def inject_failures(
+    sb: Sandbox,
+    hook_id: str,
+    payloads: list[dict[str, Any]],
+    *,
+    status: int | None = None,
+    start: datetime | None = None,
+) -> None:
+    """Failed delivery records of `hook_id`, one per payload, a second apart from `start`, as
+    Instantly's log would hold them after an outage (written straight into the sandbox: fast)."""
+    from instantly_sandbox.state import WebhookEventRecord
+
+    ws = sb.state
+    at = start or datetime.now(UTC) - timedelta(hours=1)
+    with ws.lock:
+        url = ws.webhooks[hook_id].target_hook_url
+        for i, payload in enumerate(payloads):
+            record_id, created = ws.new_id(at + timedelta(seconds=i))
+            ws.webhook_events[record_id] = WebhookEventRecord(
+                record_id, created, ws.id, hook_id, url, payload, False, status,
+                "connection refused" if status is None else f"HTTP {status}", None,
+            )  # fmt: skip

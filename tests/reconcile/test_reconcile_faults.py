@@ -41,19 +41,19 @@ def outage(sandbox_factory, receiver: ReceiverServer):  # type: ignore[no-untype
 
 
 class CrashingStore:
-    """The checkpoint store port, failing its first `crashes` writes after the claim: the run
-    dies after publishing and before its checkpoint is stored."""
+    """The checkpoint store port, failing the writes numbered in `dead` (1-based): with the
+    claim as write 1, `{2, 3}` is a run that dies after publishing its first page, before that
+    page's checkpoint (and its own closing record) is stored."""
 
-    def __init__(self, inner: checkpoint.CheckpointStore, crashes: int = 1) -> None:
-        self.inner, self.crashes, self.writes = inner, crashes, 0
+    def __init__(self, inner: checkpoint.CheckpointStore, dead: frozenset[int]) -> None:
+        self.inner, self.dead, self.writes = inner, dead, 0
 
     def read(self) -> tuple[Checkpoint | None, int]:
         return self.inner.read()
 
     def write(self, state: Checkpoint, if_generation: int) -> int:
         self.writes += 1
-        if self.writes % 2 == 0 and self.crashes:  # every second write settles a run
-            self.crashes -= 1
+        if self.writes in self.dead:
             raise BackendError("process killed before the checkpoint was written")
         return self.inner.write(state, if_generation)
 
@@ -82,7 +82,7 @@ def test_a_crash_between_publish_and_checkpoint_publishes_again_and_the_outbox_k
 ) -> None:
     sb, expected = outage
     env = reconcile_env(sb, receiver.state_dir, receiver.url)
-    store = CrashingStore(checkpoint.local_store(receiver.state_dir))
+    store = CrashingStore(checkpoint.local_store(receiver.state_dir), frozenset({2, 3}))
     clock = Clock()
     service = build_service(env, store=store, clock=clock)
     try:
@@ -183,12 +183,12 @@ def test_a_stale_lease_of_a_crashed_run_is_taken_over(outage, receiver: Receiver
     assert sorted(receiver.outbox_ids()) == sorted(expected)
 
 
-def test_a_failed_publish_never_lets_older_records_fall_below_the_overlap(
+def test_a_failed_publish_never_lets_the_checkpoint_pass_an_unsettled_record(
     sandbox_factory, receiver: ReceiverServer
 ) -> None:
-    """Newest-first listing, an outage 8 hours ago and one now (overlap 6h), and a publish that
-    fails after three: the records are settled oldest first, so the checkpoint never moves past
-    an older record that is still unsettled."""
+    """Newest-first listing, an outage 8 hours ago and one now, and a publish that fails after
+    three: the checkpoint keeps what the page settled before the failure and nothing after it, so
+    the next run republishes exactly the other three."""
     clock = Clock()
     clock.advance(timedelta(hours=-10))
     sb = sandbox_factory(seed="empty", clock=clock, delivery_log=DeliveryLogOptions(order="desc"))
@@ -198,7 +198,7 @@ def test_a_failed_publish_never_lets_older_records_fall_below_the_overlap(
     clock.advance(timedelta(hours=8))
     payloads += deliver(sb, hook, 3, lead="new")
     receiver.start()
-    env = reconcile_env(sb, receiver.state_dir, receiver.url, RECONCILE_OVERLAP="6h")
+    env = reconcile_env(sb, receiver.state_dir, receiver.url)
     publisher = FlakyPublisher(receiver.state_dir, fail_at={4})
     service = build_service(env, publisher=publisher)
     try:
@@ -234,3 +234,34 @@ SCHEDULED = {
     "X-CloudScheduler-JobName": "instantly-reconcile",
     "X-CloudScheduler-ScheduleTime": "2026-03-04T12:05:00Z",
 }
+
+
+def test_a_run_killed_mid_backlog_loses_nothing_and_the_next_one_goes_on(
+    sandbox_factory, receiver: ReceiverServer
+) -> None:
+    """250 missed events, three pages. The first run dies while writing its second page's
+    checkpoint (and cannot close): the first page stays settled, the second is published again
+    after the lease, and every event ends in the outbox exactly once."""
+    from .reconcile_support import inject_failures
+
+    sb = sandbox_factory(seed="empty", record_responses=False)
+    hook = add_webhook(sb, receiver.url)
+    payloads = [
+        sb.build_event_payload("reply_received", lead_email=f"k{i}@prospect.example")
+        for i in range(250)
+    ]
+    inject_failures(sb, hook, payloads)
+    env = reconcile_env(sb, receiver.state_dir, receiver.url)
+    store = CrashingStore(checkpoint.local_store(receiver.state_dir), frozenset({3, 4}))
+    clock = Clock()
+    service = build_service(env, store=store, clock=clock)
+    try:
+        killed = service.run("job@1")
+        clock.advance(timedelta(minutes=16))
+        rerun = service.run("job@2")
+    finally:
+        service.close()
+
+    assert (killed.outcome, killed.republished) == ("failed", 200)
+    assert (rerun.outcome, rerun.republished) == ("complete", 150)  # page 2 again, then page 3
+    assert sorted(receiver.outbox_ids()) == sorted(event_id(canonical_json(p)) for p in payloads)

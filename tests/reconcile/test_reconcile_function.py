@@ -19,7 +19,13 @@ from tests.standins.pubsub import PubSubStandIn
 from instantly_guard.audit.checkpoint import Checkpoint
 from instantly_guard.webhook.payload import canonical_json, event_id
 
-from .reconcile_support import ReceiverServer, add_webhook, deliver, reconcile_env
+from .reconcile_support import (
+    ReceiverServer,
+    add_webhook,
+    deliver,
+    our_webhook_ids,
+    reconcile_env,
+)
 
 MAIN = Path(__file__).resolve().parents[2] / "functions" / "reconcile" / "main.py"
 SCHEDULER = {
@@ -107,7 +113,7 @@ def test_missing_configuration_answers_503_naming_every_variable(function) -> No
     assert response.get_json()["error"]["kind"] == "config"
     message = " ".join(response.get_json()["error"]["problems"])
     for name in (
-        "RECONCILE_WEBHOOK_URLS",
+        "RECONCILE_WEBHOOK_IDS",
         "RECONCILE_CHECKPOINT_BUCKET",
         "WEBHOOK_PUBSUB_TOPIC",
         "RECONCILE_API_KEY_SECRET",
@@ -155,6 +161,7 @@ def test_deployed_shape_publishes_to_pubsub_and_keeps_a_gcs_checkpoint(
                 "INSTANTLY_API_BASE": sb.base_url,
                 "INSTANTLY_API_KEY": sb.add_key("reconciler", ["webhook_events:read"]).key,
                 "RECONCILE_WEBHOOK_URLS": receiver.url,
+                "RECONCILE_WEBHOOK_IDS": our_webhook_ids(sb),
                 "RECONCILE_CHECKPOINT_BUCKET": "demo-reconcile",
                 "WEBHOOK_PUBSUB_TOPIC": "instantly-webhook-events",
                 "PUBSUB_EMULATOR_HOST": pubsub.target,

@@ -80,7 +80,7 @@ def test_an_outage_of_n_deliveries_reconciles_to_n_events_each_once(
     reconciled = {m.attributes["event_id"] for m in outbox if m.attributes.get("reconciled")}
     assert reconciled == _ids(missed)
     assert (report.outcome, report.missing, report.republished) == ("complete", 7, 7)
-    assert report.unrecoverable == report.invalid == 0
+    assert report.unrecoverable == report.refused == 0
     assert (again.outcome, again.missing, again.republished, again.settled) == ("complete", 0, 0, 0)
 
 
@@ -267,4 +267,4 @@ def test_a_receiver_url_that_is_no_webhooks_target_is_reported(
         service.close()
 
     assert (report.unmatched_urls, report.checked, report.missing) == (1, 0, 0)
-    assert "match no Instantly webhook" in caplog.text
+    assert "target of none of our webhooks" in caplog.text

@@ -453,6 +453,13 @@ def test_function_environment_covers_the_documented_variables(tf: Module) -> Non
             "AUDIT_TIME_BUDGET",
         },
         "key_rotation": set(),
+        "reconcile": {
+            "RECONCILE_WEBHOOK_IDS",
+            "RECONCILE_WEBHOOK_URLS",
+            "RECONCILE_TIME_BUDGET",
+            "RECONCILE_MAX_BODY_BYTES",
+            "RECONCILE_CHECKPOINT_BUCKET",
+        },
     }
     for name, variables in expected.items():
         env = tf.resource("google_cloudfunctions2_function", name).block("service_config")
@@ -597,6 +604,7 @@ POLICY_METRICS = {
     "rotation_failures": "rotation_failures",
     "reconcile_missing": "reconcile_missing",
     "reconcile_actions": "reconcile_actions",
+    "reconcile_foreign_webhooks": "reconcile_foreign_webhooks",
 }
 """Every alert policy and the log-based metric it watches."""
 

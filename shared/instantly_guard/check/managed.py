@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from instantly_guard.errors import GuardError
-from instantly_guard.rotation.model import MANAGED_LABELS, RotationState
+from instantly_guard.rotation.model import MANAGED_LABELS, Kind, ManagedConfig, RotationState
 from instantly_guard.secrets.base import SecretStore
 
 _ADMIN_ANNOTATION = "instantly-guard.admin-secret"
@@ -26,6 +26,8 @@ class ManagedKeys:
 
     admin_ids: frozenset[str]
     key_ids: frozenset[str]
+    webhook_ids: frozenset[str] = frozenset()
+    """The webhooks managed webhook secrets declare (`webhooks.foreign-to-receiver`)."""
 
 
 def read_managed_keys(store: SecretStore) -> ManagedKeys:
@@ -33,7 +35,14 @@ def read_managed_keys(store: SecretStore) -> ManagedKeys:
     store cannot be listed."""
     held: dict[str, set[str]] = {}
     admins: set[str] = set()
+    hooks: set[str] = set()
     for meta in store.list_secrets(MANAGED_LABELS):
+        try:
+            config = ManagedConfig.parse(meta)
+        except GuardError:
+            config = None  # malformed declaration: `secrets show` reports it
+        if config is not None and config.kind is Kind.WEBHOOK_SECRET:
+            hooks.update(config.webhook_ids)
         try:
             state = RotationState.read(meta)
         except GuardError:
@@ -46,4 +55,5 @@ def read_managed_keys(store: SecretStore) -> ManagedKeys:
     return ManagedKeys(
         admin_ids=frozenset(admin_ids),
         key_ids=frozenset(key for ids in held.values() for key in ids),
+        webhook_ids=frozenset(hooks),
     )

@@ -196,6 +196,8 @@ class Snapshot:
     """Ids of the keys managed secrets mint with (`check.managed`); empty when not read."""
     managed_key_ids: frozenset[str] = frozenset()
     """Ids of the keys managed secrets hold or are about to revoke; empty when not read."""
+    managed_webhook_ids: frozenset[str] = frozenset()
+    """Ids of the webhooks managed webhook secrets keep the header of; empty when not read."""
 
     def has(self, section: Section) -> bool:
         return {

@@ -10,6 +10,8 @@ field, with the field names below:
     max_key_creators = 1
     rotation_keys = []                  # ids or names of keys trusted to create/delete keys
     webhook_allowed_hosts = ["hooks.example.com", "*-123456789012.europe-west1.run.app"]
+    managed_webhooks = []               # ids or names of our webhooks (besides the managed
+                                        # webhook secrets' recorded ids)
     max_admins = 3                      # owners + admins
     invitation_max_age_days = 14
     allowed_email_domains = ["example.com"]
@@ -57,6 +59,7 @@ class Policy:
     max_key_creators: int = 1
     rotation_keys: tuple[str, ...] = ()
     webhook_allowed_hosts: tuple[str, ...] = ()
+    managed_webhooks: tuple[str, ...] = ()
     max_admins: int = 3
     invitation_max_age_days: int = 14
     allowed_email_domains: tuple[str, ...] = ()

@@ -314,9 +314,11 @@ class InstantlyClient:
         success: bool | None = None,
         search: str | None = None,
         limit: int = 100,
+        starting_after: str | None = None,
     ) -> Iterator[list[WebhookEvent]]:
         """Pages of delivery attempts (`from`/`to` are inclusive days, `search` an exact webhook
-        URL or lead email), in the order Instantly lists them (undocumented)."""
+        URL or lead email), in the order Instantly lists them (undocumented); `starting_after`
+        continues after the id of the last item of an earlier page (the documented cursor)."""
         params: dict[str, str | int] = {"limit": pagination.check_limit(limit)}
         if since is not None:
             params["from"] = _day(since)
@@ -326,6 +328,8 @@ class InstantlyClient:
             params["success"] = "true" if success else "false"
         if search is not None:
             params["search"] = search
+        if starting_after is not None:
+            params["starting_after"] = starting_after
         return self._pages(WebhookEvent, "/webhook-events", params)
 
     def get_webhook_event(self, event_id: str) -> WebhookEvent:

@@ -220,6 +220,7 @@ class LocalStack:
                 {
                     "RECONCILE_API_KEY_SECRET": STORE_RECONCILER,
                     "RECONCILE_WEBHOOK_URLS": self.url(self.ports.webhook),
+                    "RECONCILE_WEBHOOK_IDS": provisioned.webhook_id,
                     "RECONCILE_RESUME": "true",
                     # Local retries are run by hand (the sandbox's control API), not awaited.
                     "RECONCILE_RETRY_GRACE": "0s",

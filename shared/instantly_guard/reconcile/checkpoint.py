@@ -1,16 +1,11 @@
 """The reconciliation's checkpoint: the audit export's `Checkpoint` in a store of its own.
 
 Reused as is (`instantly_guard.audit.checkpoint`), with the same discipline: every write is a
-compare-and-swap on the store's generation, the checkpoint keeps the ids of the records handled
-within `overlap` of its watermark (a record that became visible late, or was updated in place,
-is seen again), and it records Cloud Scheduler runs, so a redelivered run is recognised and an
-overlapping one stands aside. Only the store port is used: how the audit export walks its own
-log is none of this module's business.
-
-Here an "exported" record is a delivery record the run has *settled*: a success, a failure
-whose event was republished (or could not be), a failure a retry delivered. A failure Instantly
-will still retry is left unsettled, so later runs look at it again while it is within the
-overlap (`Settings` keeps the retry grace below the overlap for that reason).
+compare-and-swap on the store's generation, and it records Cloud Scheduler runs, so a redelivered
+run is recognised and an overlapping one stands aside (the lease runs from the run's last
+heartbeat, renewed by every write). Only the store port and the run records are used: where the
+reconciler is in the delivery log lives in `Checkpoint.extra` (`reconcile.position`), written
+after every page, so a run cut short by its time budget or killed loses at most one page of work.
 """
 
 from __future__ import annotations
@@ -67,22 +62,6 @@ def claim(
     record = RunRecord(key=run_key, started_at=now)
     started = state.with_run(record, now)
     return Claim(started, store.write(started, generation), record)
-
-
-def settle(
-    store: CheckpointStore,
-    held: Claim,
-    settled: list[tuple[datetime, str]],
-    *,
-    now: datetime,
-    overlap: timedelta,
-    outcome: str,
-) -> int:
-    """Advance past the `settled` (timestamp, id) records and close the run, in one write.
-    Raises ConflictError when another run wrote since our claim."""
-    advanced = held.state.advanced(settled, overlap=overlap, now=now)
-    finished = RunRecord(held.record.key, held.record.started_at, now, outcome)
-    return store.write(advanced.with_run(finished, now), held.generation)
 
 
 def local_store(state_dir: Path) -> CheckpointStore:

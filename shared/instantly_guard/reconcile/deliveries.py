@@ -1,22 +1,23 @@
-"""Reading Instantly's delivery log (`GET /webhook-events`) for our webhooks.
+"""Reading Instantly's delivery log (`GET /webhook-events`) for our webhooks, a page at a time.
 
-The document leaves the log's behaviour open (docs/reconcile.md lists each point). This reader
-depends on none of the open points:
+The document leaves the log's behaviour open (docs/reconcile.md lists each point). This reader:
 
-- it reads every page of a window of whole days (`from`, inclusive) and sorts the records
-  itself, so the listing order does not matter;
-- it asks for one webhook URL at a time (`search`, "exact webhook URL") but keeps only records
+- asks for one webhook URL at a time (`search`, "exact webhook URL") but keeps only records
   whose `webhook_url` equals ours, in case the search is looser or ignored;
-- it does not filter by `success` on the server: successes are needed to recognise a failed
-  delivery that a retry delivered after all, and the filter might be ignored anyway;
-- timestamps without a zone are read as UTC;
-- a failed record without `payload` is fetched once by id (`GET /webhook-events/{id}`), in case
+- yields one page at a time with the cursor that continues after it (the id of the page's last
+  item, as the document says) and the page's timestamps, from which the caller reads the
+  listing's order: nothing is held beyond a page;
+- does not filter by `success` on the server: successes settle pending retries, and the filter
+  might be ignored anyway;
+- reads timestamps without a zone as UTC;
+- fetches a failed record without `payload` once by id (`GET /webhook-events/{id}`), in case
   only the detail carries it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -36,9 +37,19 @@ class DeliveryLogClient(Protocol):
         success: bool | None = None,
         search: str | None = None,
         limit: int = 100,
+        starting_after: str | None = None,
     ) -> Iterator[list[WebhookEvent]]: ...
 
     def get_webhook_event(self, event_id: str) -> WebhookEvent: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page as listed: our records in it, the cursor after it and every item's position."""
+
+    records: list[Delivery]
+    last: tuple[datetime, str] | None
+    positions: list[tuple[datetime, str]]
 
 
 def as_utc(value: datetime) -> datetime:
@@ -54,6 +65,7 @@ class Delivery:
     at: datetime
     webhook_url: str
     success: bool
+    status_code: int | None
     will_retry: bool
     retry_group_id: str | None
     payload: dict[str, Any] | None
@@ -65,6 +77,7 @@ class Delivery:
             at=as_utc(event.timestamp_created),
             webhook_url=event.webhook_url,
             success=event.success,
+            status_code=_status(event.status_code),
             will_retry=event.will_retry,
             retry_group_id=event.retry_group_id,
             payload=event.payload,
@@ -76,41 +89,49 @@ class Delivery:
         return self.at, self.id
 
 
-class DeliveryLog:
-    """Reads the delivery records of the given webhook URLs since a day."""
+def _status(value: float | None) -> int | None:
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
-    def __init__(self, client: DeliveryLogClient, urls: Iterable[str], *, page_size: int = 100):
+
+class DeliveryLog:
+    """Reads the delivery records of one webhook URL at a time, page by page."""
+
+    def __init__(self, client: DeliveryLogClient, *, page_size: int = 100):
         self._client = client
-        self._urls = tuple(dict.fromkeys(urls))
         self._page_size = page_size
         self.requests = 0
 
-    @property
-    def urls(self) -> tuple[str, ...]:
-        return self._urls
+    def pages(self, url: str, *, since: date | None, after: str | None) -> Iterator[Page]:
+        """The pages of `url`'s records created on `since` (a day of the API's) or later,
+        continuing after the record id `after`, in the listing's order, until an empty page.
 
-    def read(self, since: date) -> list[Delivery]:
-        """Every record of our webhooks created on `since` (a day of the API's) or later,
-        oldest first. One record per id (a record listed twice, e.g. updated in place while
-        we paged, is kept in the copy seen last)."""
-        found: dict[str, Delivery] = {}
-        for url in self._urls:
-            pages = self._client.iter_webhook_event_pages(
-                since=since, search=url, limit=self._page_size
+        Each page is one request, asked for with the id of the previous page's last item (the
+        documented cursor), so a caller that stops early knows exactly where to resume."""
+        cursor = after
+        while True:
+            listing = self._client.iter_webhook_event_pages(
+                since=since, search=url, limit=self._page_size, starting_after=cursor
             )
-            for page in pages:
-                self.requests += 1
-                for event in page:
-                    if event.webhook_url == url:
-                        found[event.id] = Delivery.of(event)
-        return sorted(found.values(), key=lambda d: d.position)
+            self.requests += 1
+            events = next(iter(listing), [])
+            if not events:
+                return
+            positions = [(as_utc(e.timestamp_created), e.id) for e in events]
+            records = [Delivery.of(e) for e in events if e.webhook_url == url]
+            yield Page(records, positions[-1], positions)
+            cursor = events[-1].id
+
+    def fetch(self, delivery_id: str) -> Delivery | None:
+        """The record as it is now (`GET /webhook-events/{id}`); None when it is gone."""
+        self.requests += 1
+        try:
+            return Delivery.of(self._client.get_webhook_event(delivery_id))
+        except NotFoundError:
+            return None
 
     def payload_of(self, delivery: Delivery) -> dict[str, Any] | None:
         """The record's payload, fetched by id when the listing left it out; None if absent."""
         if delivery.payload is not None:
             return delivery.payload
-        self.requests += 1
-        try:
-            return self._client.get_webhook_event(delivery.id).payload
-        except NotFoundError:
-            return None
+        fetched = self.fetch(delivery.id)
+        return fetched.payload if fetched is not None else None

@@ -2,7 +2,7 @@
 
 Counters (every run, also when it stopped early):
 
-    checked        delivery records of our webhooks read in the window
+    checked        new delivery records of our webhook URLs read
     settled        records newly settled (the checkpoint moves past them)
     failed         new failed records (one event may fail several times)
     pending        failed records Instantly will still retry: looked at again next run
@@ -11,7 +11,14 @@ Counters (every run, also when it stopped early):
     republished    of those, published now (a copy the outbox or a consumer drops by event id
                    when the receiver did get it after all)
     unrecoverable  missing events without a payload in the log: lost, logged at ERROR
-    invalid        missing events the receiver would refuse too (not valid events): logged
+    refused        missing events over the receiver's limits (a 413 it gave, the body size, not a
+                   valid event, over Pub/Sub's message limit): settled, logged at ERROR
+    foreign        failed records no webhook of ours would have received (event type, campaign):
+                   not ours, never republished
+    unattributed   failed records refused for authentication that a foreign webhook to the same
+                   receiver could have sent: never republished, logged at ERROR
+    foreign_webhooks  webhooks that are not ours aimed at our receiver URLs (ERROR, alert)
+    unknown_webhooks  configured webhook ids Instantly does not list
     resumed        webhooks Instantly had disabled that this run resumed
     unmatched_urls configured receiver URLs that are no webhook's target (a misconfiguration)
 """
@@ -29,7 +36,7 @@ from instantly_guard.errors import GuardError
 class RunReport:
     run_key: str
     started_at: datetime
-    outcome: str = "complete"  # complete | duplicate | busy | lost_race | failed
+    outcome: str = "complete"  # complete | time_budget | duplicate | busy | lost_race | failed
     checked: int = 0
     settled: int = 0
     failed: int = 0
@@ -38,7 +45,11 @@ class RunReport:
     missing: int = 0
     republished: int = 0
     unrecoverable: int = 0
-    invalid: int = 0
+    refused: int = 0
+    foreign: int = 0
+    unattributed: int = 0
+    foreign_webhooks: int = 0
+    unknown_webhooks: int = 0
     resumed: int = 0
     resume_skipped: int = 0
     unmatched_urls: int = 0
@@ -58,7 +69,11 @@ class RunReport:
             "missing": self.missing,
             "republished": self.republished,
             "unrecoverable": self.unrecoverable,
-            "invalid": self.invalid,
+            "refused": self.refused,
+            "foreign": self.foreign,
+            "unattributed": self.unattributed,
+            "foreign_webhooks": self.foreign_webhooks,
+            "unknown_webhooks": self.unknown_webhooks,
             "resumed": self.resumed,
             "resume_skipped": self.resume_skipped,
             "unmatched_urls": self.unmatched_urls,

@@ -68,16 +68,16 @@ class ResumeAction:
 
 def resume_disabled(
     client: WebhookClient,
-    urls: Iterable[str],
+    ours: Iterable[Webhook],
     *,
     probe: Callable[[str], ProbeResult] = probe_receiver,
 ) -> list[ResumeAction]:
-    """Resume each of our webhooks (target URL in `urls`) that Instantly disabled, if its
-    receiver answers the probe. Each action is logged at WARNING: a person should know."""
-    ours = set(urls)
+    """Resume each of `ours` (our webhooks, by the ids the deployment manages, as just listed)
+    that Instantly disabled, if its receiver answers the probe. A foreign webhook aimed at our
+    receiver is never resumed. Each action is logged at WARNING: a person should know."""
     actions = []
-    for hook in client.list_webhooks():
-        if hook.target_hook_url not in ours or hook.status != DISABLED:
+    for hook in ours:
+        if hook.status != DISABLED:
             continue
         result = probe(hook.target_hook_url)
         # The URL is not logged: some receivers carry a token in it.

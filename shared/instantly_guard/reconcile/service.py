@@ -119,7 +119,8 @@ class ReconcileService:
             level = logging.ERROR if permanent else logging.WARNING
             _log.log(level, "reconcile failed: %s", message, extra={"fields": fields})
             return
-        level = logging.WARNING if report.missing or report.resumed else logging.INFO
+        noteworthy = report.missing or report.resumed or report.foreign or report.refused
+        level = logging.WARNING if noteworthy else logging.INFO
         _log.log(level, "reconcile %s", report.outcome, extra={"fields": fields})
 
     def close(self) -> None:
@@ -200,17 +201,20 @@ def build_service(
     publisher = publisher or _publisher(settings)
     options = Options(
         lookback=settings.lookback,
-        overlap=settings.overlap,
         retry_grace=settings.retry_grace,
         day_margin=settings.day_margin,
         resume=settings.resume,
+        time_budget=settings.time_budget,
+        max_body_bytes=settings.max_body_bytes,
     )
     reconciler = Reconciler(
-        DeliveryLog(client, settings.webhook_urls),
+        DeliveryLog(client),
         publisher,
         store or _store(settings),
         options,
         webhooks=client,
+        webhook_ids=settings.webhook_ids,
+        urls=settings.webhook_urls,
         probe=probe,
         clock=clock,
     )

@@ -3,8 +3,10 @@
 Besides `CommonSettings` (GUARD_BACKEND, GUARD_STATE_DIR, INSTANTLY_API_BASE, GOOGLE_CLOUD_PROJECT,
 LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
 
-    RECONCILE_WEBHOOK_URLS       our receiver's URL(s) as the webhooks' `target_hook_url`,
-                                 comma-separated (required): only their records are read
+    RECONCILE_WEBHOOK_IDS        the ids of the Instantly webhooks this deployment manages,
+                                 comma-separated (required): only their targets are read, only
+                                 what they subscribe to is republished, only they are resumed
+    RECONCILE_WEBHOOK_URLS       optional: read only those of our webhooks' target URLs (exact)
     RECONCILE_API_KEY_SECRET     secret holding the reconciler's Instantly key (alias `current`),
                                  `projects/P/secrets/S` or `S`; or INSTANTLY_API_KEY[_FILE]
     WEBHOOK_PUBSUB_TOPIC         the receiver's topic (required with gcp), `projects/P/topics/T`
@@ -13,10 +15,12 @@ LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
     RECONCILE_CHECKPOINT_BUCKET  Cloud Storage bucket of the checkpoint (required with gcp)
     RECONCILE_CHECKPOINT_OBJECT  its object (default instantly-reconcile/checkpoint.json)
     RECONCILE_LOOKBACK           how far back the first run reads (default 3d)
-    RECONCILE_OVERLAP            how long records stay under watch behind the newest settled one
-                                 (default 6h): late records, in-place updates, pending retries
     RECONCILE_RETRY_GRACE        how long a failure Instantly will retry is left to Instantly
-                                 (default 1h; must be below the overlap minus the schedule)
+                                 (default 1h, at most 1d)
+    RECONCILE_TIME_BUDGET        a run stops between pages after this long (default 240s; keep it
+                                 a minute below the function's timeout); the next run goes on
+    RECONCILE_MAX_BODY_BYTES     the receiver's body limit (WEBHOOK_MAX_BODY_BYTES, default
+                                 262144): a missed payload over it is refused, not republished
     RECONCILE_DAY_MARGIN         days read before the checkpoint's day (default 1): the API's
                                  `from` day boundary is undocumented
     RECONCILE_RESUME             resume our webhooks Instantly disabled, once the receiver
@@ -34,6 +38,7 @@ from urllib.parse import urlsplit
 from instantly_guard.audit.settings import KeySource
 from instantly_guard.audit.settings import _key_source as key_source
 from instantly_guard.settings import Backend, CommonSettings, Reader
+from instantly_guard.webhook.settings import DEFAULT_MAX_BODY, MAX_BODY_LIMIT
 from instantly_guard.webhook.settings import _topic as read_topic
 
 REQUIRED_SCOPE = "webhook_events:read"
@@ -43,6 +48,7 @@ RESUME_SCOPE = "webhooks:update"
 @dataclass(frozen=True, slots=True)
 class ReconcileSettings:
     common: CommonSettings
+    webhook_ids: tuple[str, ...]
     webhook_urls: tuple[str, ...]
     key: KeySource
     topic: str | None
@@ -50,10 +56,11 @@ class ReconcileSettings:
     checkpoint_bucket: str | None
     checkpoint_object: str
     lookback: timedelta
-    overlap: timedelta
     retry_grace: timedelta
     day_margin: int
     resume: bool
+    time_budget: timedelta
+    max_body_bytes: int
     storage_emulator_host: str | None
 
     @classmethod
@@ -61,27 +68,31 @@ class ReconcileSettings:
         reader = Reader(env)
         common = CommonSettings.read(reader)
         gcp = common.backend is Backend.GCP
+        ids = reader.csv("RECONCILE_WEBHOOK_IDS")
+        if not ids:
+            reader.problems.append(
+                "RECONCILE_WEBHOOK_IDS is required (the ids of the webhooks this deployment "
+                "manages: only their deliveries are republished)"
+            )
         urls = reader.csv("RECONCILE_WEBHOOK_URLS")
-        if not urls:
-            reader.problems.append("RECONCILE_WEBHOOK_URLS is required (the receiver's URL)")
         for url in urls:
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
                 reader.problems.append(f"RECONCILE_WEBHOOK_URLS: {url!r} is not an http(s) URL")
         bucket = reader.text("RECONCILE_CHECKPOINT_BUCKET")
         if gcp and not bucket:
             reader.problems.append("RECONCILE_CHECKPOINT_BUCKET is required with GUARD_BACKEND=gcp")
-        overlap = reader.duration("RECONCILE_OVERLAP", timedelta(hours=6))
         grace = reader.duration("RECONCILE_RETRY_GRACE", timedelta(hours=1))
-        if not timedelta(0) <= grace < overlap:
-            reader.problems.append(
-                "RECONCILE_RETRY_GRACE must be below RECONCILE_OVERLAP (a pending retry must be "
-                "settled while it is still within the overlap)"
-            )
+        if not timedelta(0) <= grace <= timedelta(days=1):
+            reader.problems.append("RECONCILE_RETRY_GRACE must be between 0s and 1d")
+        budget = reader.duration("RECONCILE_TIME_BUDGET", timedelta(seconds=240))
+        if not timedelta(0) < budget <= timedelta(seconds=3600):
+            reader.problems.append("RECONCILE_TIME_BUDGET must be between 1s and 3600s")
         lookback = reader.duration("RECONCILE_LOOKBACK", timedelta(days=3))
         if lookback <= timedelta(0):
             reader.problems.append("RECONCILE_LOOKBACK must be positive")
         settings = cls(
             common=common,
+            webhook_ids=ids,
             webhook_urls=urls,
             key=key_source(reader, common, "RECONCILE_API_KEY_SECRET"),
             topic=read_topic(reader, common.project) if gcp else None,
@@ -92,10 +103,13 @@ class ReconcileSettings:
             )
             or "instantly-reconcile/checkpoint.json",
             lookback=lookback,
-            overlap=overlap,
             retry_grace=grace,
             day_margin=reader.integer("RECONCILE_DAY_MARGIN", 1, minimum=0, maximum=7),
             resume=reader.flag("RECONCILE_RESUME", False),
+            time_budget=budget,
+            max_body_bytes=reader.integer(
+                "RECONCILE_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024, maximum=MAX_BODY_LIMIT
+            ),
             storage_emulator_host=reader.text("STORAGE_EMULATOR_HOST"),
         )
         reader.finish()

@@ -171,6 +171,9 @@ class Checkpoint:
     order: str | None = None
     seeks: tuple[Seek, ...] = ()
     descent: Descent | None = None
+    # State another user of the store keeps in the same compare-and-swap object (the
+    # reconciler's read positions, `reconcile.position`); the export neither reads nor changes it.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def starting_at(cls, at: datetime) -> Checkpoint:
@@ -270,6 +273,7 @@ class Checkpoint:
             "order": self.order,
             "seeks": [s.to_json() for s in self.seeks],
             "descent": self.descent.to_json() if self.descent else None,
+            "extra": dict(self.extra),
         }
 
     def to_bytes(self) -> bytes:
@@ -293,6 +297,7 @@ class Checkpoint:
             order=data.get("order"),
             seeks=tuple(Seek.from_json(s) for s in data.get("seeks") or ()),
             descent=Descent.from_json(data["descent"]) if data.get("descent") else None,
+            extra=dict(data.get("extra") or {}),
         )
 
     @classmethod

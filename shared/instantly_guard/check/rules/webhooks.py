@@ -160,4 +160,49 @@ def host_not_allowed(snapshot: Snapshot, policy: Policy) -> Outcome:
     )
 
 
-RULES = (plain_http, no_auth_header, disabled, host_not_allowed)
+@rule(
+    "webhooks.foreign-to-receiver",
+    title="Webhooks that are not ours deliver to our receiver",
+    severity=Severity.HIGH,
+    section=Section.WEBHOOKS,
+    fix=(
+        "Find who created the webhook (audit log, webhook created) and delete it "
+        "(DELETE /webhooks/{id}); if it is a receiver of yours after all, declare it on the "
+        "webhook secret (`instantly-guard secrets declare ... --webhook-id ID`)."
+    ),
+    help=(
+        "GET /webhooks needs no scope, so anyone who can create a webhook sees our receiver's "
+        "URL and can aim another webhook at it: event types and campaigns of their choosing, "
+        "with lead fields they control. The receiver refuses its deliveries (no secret header) "
+        "and the reconciler never republishes them, but the webhook is someone probing the "
+        "receiver. Our webhooks are the ids the managed webhook secrets record (and the "
+        "policy's managed_webhooks, ids or names); our receiver URLs are their targets."
+    ),
+)
+def foreign_to_receiver(snapshot: Snapshot, policy: Policy) -> Outcome:
+    hooks = _hooks(snapshot)
+    named = set(policy.managed_webhooks)
+    ours = set(snapshot.managed_webhook_ids) | {
+        hook.id for hook in hooks if hook.id in named or (hook.name and hook.name in named)
+    }
+    if not ours:
+        return Outcome(
+            skip="no managed webhook secret records webhook ids (or the secrets were not read), "
+            "and the policy names no managed_webhooks"
+        )
+    receivers = {hook.target_url for hook in hooks if hook.id in ours}
+    failures = [
+        Failure(
+            f"{describe(hook)} is not one of ours ({', '.join(sorted(ours))}) and delivers to "
+            f"our receiver {_target(hook)}",
+            subject=subject(hook),
+        )
+        for hook in hooks
+        if hook.id not in ours and hook.target_url in receivers
+    ]
+    return Outcome(
+        failures, f"{plural(len(receivers), 'receiver URL')}, only our webhooks deliver there"
+    )
+
+
+RULES = (plain_http, no_auth_header, disabled, host_not_allowed, foreign_to_receiver)
