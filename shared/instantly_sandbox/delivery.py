@@ -124,8 +124,11 @@ def post_event(
 
     Raises DeliveryError when no response arrives. Redirects are not followed.
     """
-    sent = {"Content-Type": "application/json", "User-Agent": user_agent}
-    sent.update(headers or {})
+    sent = {"content-type": "application/json", "user-agent": user_agent}
+    # One value per name, compared case-insensitively, the last spelling winning: what Node's
+    # http (under axios) does with a headers object holding `X-Webhook-Secret` and
+    # `x-webhook-secret`. Which one the real sender keeps is not documented.
+    sent.update({name.lower(): value for name, value in (headers or {}).items()})
     started = time.perf_counter()
     try:
         with httpx.Client(

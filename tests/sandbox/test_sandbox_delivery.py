@@ -30,6 +30,20 @@ def test_delivery_posts_json_with_the_custom_headers(sandbox: Sandbox, admin, re
     assert json.loads(body) == payload
 
 
+def test_one_header_name_stored_in_two_cases_is_sent_once(
+    sandbox: Sandbox, admin, receiver
+) -> None:
+    """Header names are case-insensitive: a headers object holding `X-Webhook-Secret` and
+    `x-webhook-secret` is one header on the wire (the last spelling wins, as in Node's http)."""
+    stale, fresh = "stale-" + "a" * 32, "fresh-" + "b" * 32
+    headers = {"X-Webhook-Secret": stale, "x-webhook-secret": fresh}
+    hook_id = _hook(admin, receiver.url, headers=headers)
+    assert sandbox.deliver_webhook_event(hook_id) == 200
+
+    sent = [v for k, v in receiver.header_lines[0] if k.lower() == "x-webhook-secret"]
+    assert sent == [fresh]
+
+
 def test_payload_has_the_documented_fields(sandbox: Sandbox) -> None:
     payload = sandbox.build_event_payload("reply_received")
     for field in ("timestamp", "event_type", "workspace", "campaign_id", "campaign_name"):
