@@ -173,7 +173,14 @@ class Gateway:
             keys = {record.id: record.key for record in list(ws.api_keys.values())}
         else:
             keys = {}
+        cursor = request.query.get("starting_after")
+        if cursor and cursor not in ws.issued_cursors:
+            rejected = variants.unknown_cursor_reply()
+            if rejected is not None:
+                raise ApiError(*rejected)
         reply = entry.route.handler(ws, call)
+        if isinstance(reply.body, dict) and isinstance(reply.body.get("next_starting_after"), str):
+            ws.issued_cursors.add(reply.body["next_starting_after"])
         body, deviations = variants.shape(entry.operation, reply.status, reply.body, keys.get)
         return Outcome(reply.status, body, deviations=deviations)
 

@@ -283,11 +283,18 @@ class Sandbox:
         return self._gateway.options.variants
 
     def set_variants(self, **values: str) -> Variants:
-        """Change some variants from now on (`listed_key=`, `scope_error=`, `audit_fields=`);
+        """Change some variants from now on (`listed_key=`, `scope_error=`, `audit_fields=`,
+        `unknown_cursor=`);
         ValueError for an unknown name or value. Returns them all."""
         options = self._gateway.options
         options.variants = options.variants.changed(**values)
         return options.variants
+
+    def forget_cursors(self) -> None:
+        """Make every cursor answered so far unknown (as after a change on Instantly's side):
+        `variants.unknown_cursor` says what a later `starting_after` with one gets."""
+        with self._ws.lock:
+            self._ws.issued_cursors.clear()
 
     def set_webhook_headers(self, *, read: HeaderView, echo: HeaderView) -> None:
         """How webhook header values read back from now on: on GET (`read`) and in the POST /

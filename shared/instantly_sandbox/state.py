@@ -324,6 +324,8 @@ class Workspace:
     # How webhook header values read back: on GET (`read`) and in the POST/PATCH answer (`echo`).
     webhook_header_read: HeaderView = "raw"
     webhook_header_echo: HeaderView = "raw"
+    # Every `next_starting_after` answered (variants.unknown_cursor judges the others).
+    issued_cursors: set[str] = field(default_factory=set)
 
     @classmethod
     def create(

@@ -99,3 +99,32 @@ def test_a_key_without_the_audit_scope_is_diagnosed_as_such(
     assert REQUIRED_SCOPE in failure.fields["required"]
     assert key.refreshes == 0
     assert list(read_entries(sink_path)) == []
+
+
+@pytest.mark.parametrize("form", ["error_500", "error_400"])
+def test_a_saved_cursor_that_goes_bad_restarts_the_listing_from_its_dates(
+    sandbox_factory: Any, tmp_path: Path, form: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The checkpoint keeps the cursor of the last page; if Instantly stops knowing it (it
+    answered 500 to a cursor it never issued, in a real report), the next run must neither fail
+    (every run would, for good) nor stop early: it lists again from the query's dates, with a
+    WARNING, and writes each entry once."""
+    sb = sandbox_factory(seed="empty", variants={"unknown_cursor": form})
+    ids = _seed(sb)
+    key = CountingKey(sb.keys["admin"].key)
+    first, sink_path = _export(sb, key, tmp_path)
+    assert first.stopped_reason is StopReason.COMPLETE
+    saved = LocalCheckpointStore(tmp_path / "checkpoint.json").read()
+    assert saved is not None
+    assert saved[0].seeks, "the run saved no cursor: nothing to go bad"
+
+    sb.forget_cursors()
+    now = datetime.now(UTC)
+    later = [sb.add_audit_log(1, at=now - timedelta(minutes=m)) for m in (3, 2, 1)]
+    with caplog.at_level("WARNING", logger="instantly_guard.audit"):
+        second, _ = _export(sb, key, tmp_path)
+
+    assert second.stopped_reason is StopReason.COMPLETE, second.error
+    exported = [e["insertId"] for e in read_entries(sink_path)]
+    assert sorted(exported) == sorted(ids + later)
+    assert any("rejected the saved cursor" in r.getMessage() for r in caplog.records)

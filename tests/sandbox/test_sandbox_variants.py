@@ -136,3 +136,23 @@ def test_a_marked_deviation_is_allowed_and_only_that(openapi_contract: OpenApiCo
     assert "'nope' is not a 'uuid'" in " ".join(openapi_contract.check(still))
     bogus = RecordedResponse("GET /api-keys", "GET", "/x", 200, body, deviations=("whatever",))
     assert "unknown deviations" in " ".join(openapi_contract.check(bogus))
+
+
+@pytest.mark.parametrize(
+    ("form", "status"), [("lenient", 200), ("error_500", 500), ("error_400", 400)]
+)
+def test_a_cursor_never_issued_gets_each_answer(sandbox_factory, client_for, form, status) -> None:
+    sb = sandbox_factory(seed="demo", variants={"unknown_cursor": form})
+    client = client_for(sb)
+    first = client.get("/api-keys", params={"limit": 2}).json()
+    issued = first["next_starting_after"]
+    assert client.get("/api-keys", params={"limit": 2, "starting_after": issued}).status_code == 200
+
+    made_up = client.get("/api-keys", params={"limit": 2, "starting_after": "zz-not-a-cursor"})
+    assert made_up.status_code == status
+    if form == "lenient":
+        assert made_up.json()["items"] == []  # reads as "caught up": why the others exist
+
+    sb.forget_cursors()
+    stale = client.get("/api-keys", params={"limit": 2, "starting_after": issued})
+    assert stale.status_code == status
