@@ -177,3 +177,43 @@ def test_gcp_backend_without_credentials_is_one_line(
     assert "Traceback" not in err
     assert "no Google credentials" in err
     assert "GUARD_BACKEND=local" in err
+
+
+def _declared_and_rotated(cli: Any, sandbox: Any, capsys: pytest.CaptureFixture[str]) -> str:
+    """`k` declared and rotated once: the id of the Instantly key it holds."""
+    _admin(cli, sandbox, capsys)
+    args = ("secrets", "declare", "k", "--scopes", "audit_logs:read")
+    assert cli(*args, "--admin-secret", "instantly-admin") == 0
+    assert cli("rotate", "k") == 0
+    capsys.readouterr()
+    key_id = cli.store.get("k").annotations["instantly-guard.current-key-id"]
+    assert key_id in sandbox.state.api_keys
+    return str(key_id)
+
+
+def test_undeclare_force_prints_the_id_of_the_key_it_leaves(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_id = _declared_and_rotated(cli, rotation_sandbox, capsys)
+    assert cli("secrets", "undeclare", "k") == 2
+    assert key_id in capsys.readouterr().err  # the refusal names the key too
+
+    assert cli("secrets", "undeclare", "k", "--force", "--format", "text") == 0
+
+    out = capsys.readouterr().out
+    assert f"left in Instantly: key {key_id}" in out
+    assert key_id in rotation_sandbox.state.api_keys  # --force never touches Instantly
+
+
+def test_undeclare_revoke_key_deletes_the_key_then_the_secret(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_id = _declared_and_rotated(cli, rotation_sandbox, capsys)
+
+    assert cli("secrets", "undeclare", "k", "--revoke-key", "--format", "json") == 0
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["revoked_key_ids"] == [key_id]
+    assert result["left_key_ids"] == []
+    assert key_id not in rotation_sandbox.state.api_keys
+    assert cli("secrets", "show", "k") == 2

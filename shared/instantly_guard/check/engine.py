@@ -129,7 +129,10 @@ def run_check(
     )
     if managed is not None:
         snapshot = dataclasses.replace(
-            snapshot, rotation_admin_ids=managed.admin_ids, managed_key_ids=managed.key_ids
+            snapshot,
+            rotation_admin_ids=managed.admin_ids,
+            managed_key_ids=managed.key_ids,
+            managed_read=True,
         )
     repository = None
     if repo is not None:

@@ -3,7 +3,8 @@
     secrets declare NAME --scopes S [--grace 1d] [--admin-secret ADMIN] [--key-prefix P]
     secrets declare NAME --kind webhook-secret --webhook-id ID [--webhook-id ID2] --admin-secret A
     secrets declare NAME --update ...             (fix a declaration; the rotation state is kept)
-    secrets undeclare NAME [--force]              (delete a declared secret; --force if it has keys)
+    secrets undeclare NAME [--force|--revoke-key] (delete a declared secret; --force if it has keys,
+                                                   printing their ids; --revoke-key deletes them)
     secrets set NAME [--key-id ID] < value        (the admin key, created by hand once)
     secrets show NAME                             (metadata, aliases, versions; never a value)
     secrets list                                  (the managed secrets and their state)
@@ -25,7 +26,7 @@ from typing import Any
 
 from instantly_guard.cli import output
 from instantly_guard.cli.names import store_name, unknown_secret
-from instantly_guard.errors import ConfigError
+from instantly_guard.errors import ConfigError, GuardError
 from instantly_guard.rotation.model import (
     DECLARED_KEYS,
     DEFAULT_WEBHOOK_HEADER,
@@ -92,7 +93,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     undeclare.add_argument(
         "--force",
         action="store_true",
-        help="delete it even though it holds versions (revoke its key in Instantly yourself)",
+        help="delete it even though it holds versions (revoke its key in Instantly yourself: "
+        "its id is printed)",
+    )
+    undeclare.add_argument(
+        "--revoke-key",
+        action="store_true",
+        help="delete its Instantly key(s) first, with its admin secret's key, then the secret",
     )
     undeclare.set_defaults(handler=undeclare_secret)
 
@@ -288,18 +295,67 @@ def undeclare_secret(args: argparse.Namespace) -> int:
     meta = get_meta(store, args.name)
     versions = store.list_versions(meta.name)
     live = [v.version for v in versions if v.state.value != "DESTROYED"]
-    if live and not args.force:
+    keys = _key_ids(meta)
+    if live and not (args.force or args.revoke_key):
+        held = f" (Instantly key {', '.join(keys)})" if keys else ""
         raise ConfigError(
-            f"secret {meta.name} holds version(s) {', '.join(live)} (a key that may be in use); "
-            "revoke its key in Instantly, then run again with --force"
+            f"secret {meta.name} holds version(s) {', '.join(live)}{held}, a key that may be in "
+            "use: run again with --revoke-key to delete the key in Instantly too, or revoke it "
+            "yourself and run again with --force"
         )
+    revoked = _revoke_keys(store, meta, keys) if args.revoke_key else []
     store.delete_secret(meta.name, etag=meta.etag)
-    output.emit(
-        args,
-        {"undeclared": meta.name, "deleted_versions": [v.version for v in versions]},
-        lambda r: f"undeclared {meta.name}: deleted from {store_name(store)}",
-    )
+    left = [k for k in keys if k not in revoked]
+    result: dict[str, Any] = {
+        "undeclared": meta.name,
+        "deleted_versions": [v.version for v in versions],
+        "revoked_key_ids": revoked,
+        "left_key_ids": left,
+    }
+
+    def text(r: dict[str, Any]) -> str:
+        lines = [f"undeclared {meta.name}: deleted from {store_name(store)}"]
+        lines += [f"revoked Instantly key {k}" for k in revoked]
+        lines += [
+            f"left in Instantly: key {k}; revoke it there (DELETE /api-keys/{k}) once nothing "
+            "uses it"
+            for k in left
+        ]
+        return "\n".join(lines)
+
+    output.emit(args, result, text)
     return 0
+
+
+def _key_ids(meta: SecretMetadata) -> list[str]:
+    """The Instantly key ids an api-key secret records: current, pending, queued revocations."""
+    try:
+        config = ManagedConfig.parse(meta)
+        state = RotationState.read(meta)
+    except GuardError:  # a broken declaration or state: `secrets show` reports it
+        return []
+    if config.kind is not Kind.API_KEY:
+        return []
+    ids = [state.current_key_id, state.pending_key_id, *(r.key_id for r in state.revocations)]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def _revoke_keys(store: SecretStore, meta: SecretMetadata, keys: list[str]) -> list[str]:
+    """Delete `keys` in Instantly with the secret's admin key (already gone counts)."""
+    if not keys:
+        return []
+    from instantly_guard.rotation.admin import admin_client, delete_key
+    from instantly_guard.rotation.builder import client_factory
+
+    config = ManagedConfig.parse(meta)
+    common = CommonSettings.read(Reader(os.environ))
+    admin = admin_client(store, client_factory(common), config)
+    try:
+        for key_id in keys:
+            delete_key(admin, key_id)
+    finally:
+        admin.close()
+    return keys
 
 
 def set_secret(args: argparse.Namespace) -> int:
