@@ -61,6 +61,7 @@ VARIANTS: tuple[ApiVariant, ...] = (
     ApiVariant("date-filter-end-exclusive", {"date_filter_end_exclusive": True}),
     ApiVariant("unknown-cursor-500", _v(unknown_cursor="error_500")),
     ApiVariant("unknown-cursor-400", _v(unknown_cursor="error_400")),
+    ApiVariant("real-key-shape", _v(key_shape="real")),
 )
 
 SCOPE_ERROR_VARIANTS: tuple[ApiVariant, ...] = tuple(

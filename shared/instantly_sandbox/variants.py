@@ -10,6 +10,7 @@ plausible behaviour, selectable per sandbox, so the flows can be tested under al
 | `scope_error`  | found, required_only, forbidden_403, unnamed    | none (all are envelopes)   |
 | `audit_fields` | complete, null_user, null_system, malformed     | null_system, malformed     |
 | `unknown_cursor` | lenient, error_500, error_400                 | none (error envelopes)     |
+| `key_shape`    | sandbox, real                                   | none                       |
 
 - `listed_key`: what `key` holds in `GET /api-keys` items and the `DELETE /api-keys/{id}` answer:
   the first 4 characters then `*` (seen), the key itself, no `key` at all, or null.
@@ -25,6 +26,10 @@ plausible behaviour, selectable per sandbox, so the flows can be tested under al
   past the end is an empty page (the sandbox's first behaviour); `500 Internal server error`
   (seen in a real report); or `400` naming the parameter. `Sandbox.forget_cursors()` makes
   every cursor issued so far unknown.
+- `key_shape`: keys created from now on (through the API or `add_key`) have a UUIDv7 id and a
+  43-character URL-safe key (the sandbox's first shapes), or a UUIDv4 id and a real-format key:
+  the base64 of `<UUIDv4>:<12 alphanumerics>`, 68 characters ending `==` (what real keys look
+  like). Keys seeded before keep their shape.
 
 A variant that breaks the document is recorded with its *deviation* on each response it shaped
 (`RecordedResponse.deviations`), and the contract check validates such responses against the
@@ -43,6 +48,7 @@ ListedKey = Literal["masked", "full", "absent", "null"]
 ScopeErrorForm = Literal["found", "required_only", "forbidden_403", "unnamed"]
 AuditFields = Literal["complete", "null_user", "null_system", "malformed"]
 UnknownCursor = Literal["lenient", "error_500", "error_400"]
+KeyShape = Literal["sandbox", "real"]
 
 UNPARSEABLE_TIMESTAMP: Final = "not-a-timestamp"
 _KEY_ANSWERS: Final = frozenset({"GET /api-keys", "DELETE /api-keys/{id}"})
@@ -58,6 +64,7 @@ class Variants:
     scope_error: ScopeErrorForm = "found"
     audit_fields: AuditFields = "complete"
     unknown_cursor: UnknownCursor = "lenient"
+    key_shape: KeyShape = "sandbox"
 
     @classmethod
     def of(cls, values: Mapping[str, Any] | Variants | None = None) -> Variants:
@@ -157,6 +164,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "scope_error": ScopeErrorForm,
         "audit_fields": AuditFields,
         "unknown_cursor": UnknownCursor,
+        "key_shape": KeyShape,
     }
     return {name: get_args(kind) for name, kind in hints.items()}
 
