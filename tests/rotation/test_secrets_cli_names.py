@@ -217,3 +217,10 @@ def test_undeclare_revoke_key_deletes_the_key_then_the_secret(
     assert result["left_key_ids"] == []
     assert key_id not in rotation_sandbox.state.api_keys
     assert cli("secrets", "show", "k") == 2
+
+
+def test_secrets_list_without_a_store_is_an_error_not_an_empty_list(
+    cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("secrets", "list", "--format", "json") == 2  # GUARD_STATE_DIR holds nothing
+    assert "no local secret store" in capsys.readouterr().err

@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from instantly_guard.cli import output
@@ -441,6 +442,13 @@ def _show_text(d: Mapping[str, Any]) -> str:
 
 def list_secrets(args: argparse.Namespace) -> int:
     store = open_store()
+    root = getattr(store, "root", None)
+    if isinstance(root, Path) and not root.is_dir():
+        # An empty listing would read as "no managed secrets" when nothing was read at all.
+        raise ConfigError(
+            f"no local secret store at {root}: set GUARD_STATE_DIR to the state directory that "
+            "holds it (`make run` uses .guard), or declare a secret first"
+        )
     rows = []
     for meta in store.list_secrets(MANAGED_LABELS):
         state = RotationState.read(meta)
