@@ -224,3 +224,33 @@ def test_secrets_list_without_a_store_is_an_error_not_an_empty_list(
 ) -> None:
     assert cli("secrets", "list", "--format", "json") == 2  # GUARD_STATE_DIR holds nothing
     assert "no local secret store" in capsys.readouterr().err
+
+
+def test_full_access_is_refused_outside_development(
+    cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("secrets", "declare", "k", "--scopes", "all:all") == 2
+    assert "--environment development" in capsys.readouterr().err
+    assert cli("secrets", "declare", "k", "--profile", "posture_check", "--scopes", "all:all") == 2
+    assert (
+        cli("secrets", "declare", "k", "--scopes", "all:all", "--environment", "development") == 0
+    )
+
+
+def test_declare_suggests_a_next_step_that_works(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --admin-secret the secret mints its own keys: `rotate` would fail (it has no key
+    yet), so the next step shown is storing a first one by hand."""
+    assert cli("secrets", "declare", "self", "--scopes", "leads:read", "--format", "text") == 0
+    shown = capsys.readouterr().out
+    assert "next: instantly-guard rotate" not in shown
+    assert "instantly-guard secrets set self --key-id" in shown
+    assert cli("rotate", "self") != 0  # what the old next step led to
+    capsys.readouterr()
+
+    _admin(cli, rotation_sandbox, capsys)
+    args = ("secrets", "declare", "k", "--scopes", "leads:read", "--admin-secret")
+    assert cli(*args, "instantly-admin", "--format", "text") == 0
+    assert "next: instantly-guard rotate k" in capsys.readouterr().out
+    assert cli("rotate", "k") == 0

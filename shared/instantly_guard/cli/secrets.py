@@ -78,6 +78,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     declare.add_argument("--webhook-header", help="header name (default x-webhook-secret)")
     declare.add_argument(
+        "--environment",
+        choices=("production", "development"),
+        default="production",
+        help="all:all (full access) is allowed only in development, as in Terraform and the check",
+    )
+    declare.add_argument(
         "--update",
         action="store_true",
         help=(
@@ -215,6 +221,12 @@ def declare_secret(args: argparse.Namespace) -> int:
             scopes = tuple(previous[AnnotationKey.SCOPES].split(","))
         if not scopes:
             problems.append("an api-key secret needs --scopes or --profile")
+        if "all:all" in scopes and args.environment != "development":
+            problems.append(
+                "all:all is full access to the workspace: refused outside --environment "
+                "development (Terraform refuses it too); declare the scopes the integration "
+                "needs (--profile lists them per use)"
+            )
     else:
         if not webhook_ids:
             problems.append("a webhook secret needs at least one --webhook-id")
@@ -264,14 +276,22 @@ def declare_secret(args: argparse.Namespace) -> int:
         lambda r: (
             f"declared {name} in {store_name(store)}\n"
             + output.fields([(k, v) for k, v in sorted(r["annotations"].items())])
-            + (
-                ""
-                if args.update
-                else f"\nnext: instantly-guard rotate {name}  (mints and stores its first key)"
-            )
+            + ("" if args.update else "\n" + _next_step(name, kind, admin_secret))
         ),
     )
     return 0
+
+
+def _next_step(name: str, kind: Kind, admin_secret: str | None) -> str:
+    """What to run next, true for this declaration: a secret that mints its own keys has no
+    key to mint with until one made by hand is stored."""
+    if kind is Kind.API_KEY and admin_secret in (None, name):
+        return (
+            f"next: it mints its own keys, so store a first one made by hand: "
+            f"instantly-guard secrets set {name} --key-id ID < key.txt  (or declare it again "
+            "with --admin-secret ADMIN, a secret holding a key with api_keys:create)"
+        )
+    return f"next: instantly-guard rotate {name}  (mints and stores its first key)"
 
 
 def _redeclare(store: SecretStore, name: str, declared: Mapping[str, str]) -> SecretMetadata:
