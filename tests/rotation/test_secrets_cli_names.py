@@ -254,3 +254,52 @@ def test_declare_suggests_a_next_step_that_works(
     assert cli(*args, "instantly-admin", "--format", "text") == 0
     assert "next: instantly-guard rotate k" in capsys.readouterr().out
     assert cli("rotate", "k") == 0
+
+
+def test_secrets_set_on_a_terminal_prompts_and_never_echoes_the_key(
+    cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A person typing the key at a terminal sees a prompt, and the key does not appear on the
+    screen. Run in a real pseudo-terminal (its controlling terminal), as a person would."""
+    import pty
+    import select
+    import sys
+
+    assert cli("secrets", "declare", "by-hand", "--scopes", "leads:read") == 0
+    capsys.readouterr()
+    typed = "typed-at-the-terminal-0123456789abcdef"  # pragma: allowlist secret
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with the pty as its controlling terminal
+        env = {**os.environ, "GUARD_BACKEND": "local", "GUARD_STATE_DIR": str(tmp_path / "state")}
+        args = ["-m", "instantly_guard.cli", "secrets", "set", "by-hand", "--format", "text"]
+        os.execve(sys.executable, [sys.executable, *args], env)  # noqa: S606 - fixed argv
+    screen = b""
+
+    def read_until(marker: bytes, timeout: float = 30.0) -> None:
+        nonlocal screen
+        while marker not in screen:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            assert ready, f"no {marker!r} on the terminal; it shows {screen!r}"
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child exited and closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+
+    try:
+        read_until(b"input hidden")
+        os.write(fd, typed.encode() + b"\n")
+        read_until(b"as current")
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        os.kill(pid, 9)  # never leave the child waiting on its terminal
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(fd)
+
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    assert typed.encode() not in screen
+    assert cli.store.access("by-hand", "current").reveal() == typed

@@ -110,7 +110,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     undeclare.set_defaults(handler=undeclare_secret)
 
-    set_ = commands.add_parser("set", help="store a value read from stdin as `current`")
+    set_ = commands.add_parser(
+        "set", help="store a value as `current` (read from stdin; prompted, hidden, on a terminal)"
+    )
     set_.add_argument("name")
     set_.add_argument(
         "--key-id",
@@ -382,9 +384,15 @@ def _revoke_keys(store: SecretStore, meta: SecretMetadata, keys: list[str]) -> l
 def set_secret(args: argparse.Namespace) -> int:
     from instantly_guard.rotation.engine import set_current
 
-    value = sys.stdin.read().strip()
+    if sys.stdin.isatty():
+        # Typed by a person: prompt, and never echo the key onto the screen (or a recording).
+        import getpass
+
+        value = getpass.getpass(f"value for {args.name} (input hidden): ").strip()
+    else:
+        value = sys.stdin.read().strip()
     if not value:
-        raise ConfigError("no value on stdin")
+        raise ConfigError("no value given" if sys.stdin.isatty() else "no value on stdin")
     store = open_store()
     get_meta(store, args.name)
     version = set_current(store, args.name, Secret(value), key_id=args.key_id)
