@@ -112,7 +112,9 @@ class ClientPageSource:
                     limit=self._page_size,
                 )
             except (InvalidRequestError, ServerError) as exc:
-                if not resumed:
+                # 400, or 500 after the retries (what a cursor it never issued got in a real
+                # report); 502-504 are an outage, not an answer about the cursor.
+                if not resumed or exc.status not in (400, 500):
                     raise
                 _log.warning(
                     "audit listing: Instantly rejected the saved cursor (%s); listing again "
