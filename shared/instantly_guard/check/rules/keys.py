@@ -160,8 +160,9 @@ def unmanaged(snapshot: Snapshot, policy: Policy) -> Outcome:
     help=(
         "A key named <prefix>/<secret>/<rotation id> was minted by a rotation. When no managed "
         "secret holds it or has it queued for revocation (the secret was undeclared, or deleted "
-        "by hand), nothing will ever rotate or revoke it: a live key nobody watches. Needs the "
-        "managed secrets (GUARD_BACKEND and its settings); skipped without them."
+        "by hand), nothing will ever rotate or revoke it: a live key nobody watches. A rotation "
+        "stopped between minting its key and recording it shows here until it resumes. Needs "
+        "the managed secrets (GUARD_BACKEND and its settings); skipped without them."
     ),
 )
 def leftover(snapshot: Snapshot, policy: Policy) -> Outcome:
