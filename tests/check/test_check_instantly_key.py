@@ -89,8 +89,18 @@ def test_the_repository_scan_finds_the_key_in_every_file_type(repo: Path) -> Non
     assert not any(k in e for e in evidence for k in keys.values())
 
 
+def test_a_key_is_reported_at_its_line(repo: Path) -> None:
+    (repo / "notes.md").write_text(f"one\ntwo\n\nthe key: {synthetic_key()} here\n")
+    commit_all(repo)
+    evidence = failed_ids(repo)["repository.committed-secret"]
+    assert any(f"{SECRET_TYPE} in notes.md:4 " in e for e in evidence), evidence
+
+
 def test_an_allowlisted_line_is_not_reported(repo: Path) -> None:
     (repo / "docs.md").write_text(f"Bearer {synthetic_key()}  <!-- pragma: allowlist secret -->\n")
+    (repo / "next.md").write_text(
+        f"# pragma: allowlist nextline secret\nBearer {synthetic_key(1)}\n"
+    )
     commit_all(repo)
     assert "repository.committed-secret" not in failed_ids(repo)
 

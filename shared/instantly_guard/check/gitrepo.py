@@ -164,29 +164,29 @@ _ALLOWLIST_NEXT_LINE = "pragma: allowlist nextline secret"
 
 def _instantly_keys(name: str, full: Path) -> list[CommittedSecret]:
     """Instantly-format keys in one file, any file type; a line allowlisted the detect-secrets
-    way (`pragma: allowlist secret`, or `... nextline secret` on the line before) is skipped."""
+    way (`pragma: allowlist secret`, or `... nextline secret` on the line before) is skipped.
+    One pass of the pattern over the whole text: lines are looked at only around a match."""
     from detect_secrets.core.potential_secret import PotentialSecret
 
-    from instantly_guard.check.instantly_key import SECRET_TYPE, find_keys
+    from instantly_guard.check.instantly_key import SECRET_TYPE, find_keys_at
 
     try:
         text = full.read_bytes().decode("utf-8", "replace")
     except OSError:
         return []
-    if "==" not in text:
-        return []
-    lines = text.splitlines()
     found: list[CommittedSecret] = []
-    for number, line in enumerate(lines, start=1):
-        if "==" not in line or _ALLOWLIST_SAME_LINE in line:
+    for key, start in find_keys_at(text):
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", start)
+        line = text[line_start : line_end if line_end >= 0 else len(text)]
+        previous = text[text.rfind("\n", 0, max(line_start - 1, 0)) + 1 : max(line_start - 1, 0)]
+        if _ALLOWLIST_SAME_LINE in line or _ALLOWLIST_NEXT_LINE in previous:
             continue
-        if number > 1 and _ALLOWLIST_NEXT_LINE in lines[number - 2]:
-            continue
-        found.extend(
+        number = text.count("\n", 0, start) + 1
+        found.append(
             CommittedSecret(
                 path=name, line=number, kind=SECRET_TYPE, hashed=PotentialSecret.hash_secret(key)
             )
-            for key in find_keys(line)
         )
     return found
 

@@ -27,6 +27,7 @@ SECRET_TYPE: Final = "Instantly API Key"  # noqa: S105 - a finding kind, not a s
 
 # 66 base64 characters and `==`, not part of a longer base64 run.
 _CANDIDATE: Final = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{66}==(?![A-Za-z0-9+/=])")
+_BASE64: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 _DECODED: Final = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}:[A-Za-z0-9]{12}",
     re.IGNORECASE,
@@ -44,11 +45,30 @@ def is_instantly_key(text: str) -> bool:
     return bool(_DECODED.fullmatch(decoded))
 
 
-def find_keys(line: str) -> Iterator[str]:
-    """Every Instantly-format key in `line`."""
-    for match in _CANDIDATE.finditer(line):
-        if is_instantly_key(match.group(0)):
-            yield match.group(0)
+def find_keys(text: str) -> Iterator[str]:
+    """Every Instantly-format key in `text` (a line or a whole file)."""
+    for key, _ in find_keys_at(text):
+        yield key
+
+
+def find_keys_at(text: str) -> Iterator[tuple[str, int]]:
+    """Every Instantly-format key in `text`, with its offset.
+
+    Anchored on each `==`: `str.find` skips the text in C, and only the 68 characters before
+    each padding are matched (a pattern scanned over every position of a large file costs
+    many times more)."""
+    end = text.find("==", 66)
+    while end >= 0:
+        start = end - 66
+        match = _CANDIDATE.match(text, start, end + 2)
+        # Not part of a longer base64 run: nothing of it before, no character of it (or more
+        # padding) after; `KEY=<key>` is fine.
+        alone = (start == 0 or text[start - 1] not in _BASE64) and (
+            end + 2 == len(text) or (text[end + 2] not in _BASE64 and text[end + 2] != "=")
+        )
+        if match is not None and alone and is_instantly_key(match.group(0)):
+            yield match.group(0), start
+        end = text.find("==", end + 1)
 
 
 class InstantlyKeyDetector(RegexBasedDetector):
