@@ -59,6 +59,9 @@ VARIANTS: tuple[ApiVariant, ...] = (
     ApiVariant("listing-random", {"listing_order": "random"}),
     ApiVariant("date-filter-utc-minus-5", {"date_filter_utc_offset": timedelta(hours=-5)}),
     ApiVariant("date-filter-end-exclusive", {"date_filter_end_exclusive": True}),
+    ApiVariant("unknown-cursor-500", _v(unknown_cursor="error_500")),
+    ApiVariant("unknown-cursor-400", _v(unknown_cursor="error_400")),
+    ApiVariant("real-key-shape", _v(key_shape="real")),
 )
 
 SCOPE_ERROR_VARIANTS: tuple[ApiVariant, ...] = tuple(

@@ -191,6 +191,7 @@ class CommonSettings:
     log_level: str
     rate_per_second: float
     rate_per_minute: int
+    secret_location: str | None = None  # GUARD_SECRET_LOCATION: regional secrets' location
 
     @classmethod
     def read(cls, reader: Reader) -> CommonSettings:
@@ -218,6 +219,7 @@ class CommonSettings:
             rate_per_minute=reader.integer(
                 "INSTANTLY_RATE_PER_MINUTE", 1200, minimum=1, maximum=6000
             ),
+            secret_location=_location(reader),
         )
 
     @classmethod
@@ -226,3 +228,12 @@ class CommonSettings:
         settings = cls.read(reader)
         reader.finish()
         return settings
+
+
+def _location(reader: Reader) -> str | None:
+    """GUARD_SECRET_LOCATION: the location of regional secrets (`europe-west1`); unset: global."""
+    location = reader.text("GUARD_SECRET_LOCATION")
+    if location is not None and not re.fullmatch(r"[a-z][a-z0-9-]{1,62}", location):
+        reader.problems.append(f"GUARD_SECRET_LOCATION={location!r} is not a location name")
+        return None
+    return location

@@ -21,11 +21,19 @@ import httpx
 from instantly_guard.vocabulary import DELIVERED_AS, SUBSCRIBABLE_EVENT_TYPES
 from instantly_sandbox.ids import iso
 
-DELIVERY_USER_AGENT = "axios/1.7.9"
-"""Instantly documents no User-Agent for deliveries; its backend is Node, so an axios-style one.
+DELIVERY_USER_AGENT = "axios/0.21.4"
+"""Instantly documents no User-Agent for deliveries; captured real ones carry this one.
 Receivers must not rely on it."""
 
 _REPLY_EVENTS = frozenset({"reply_received", "auto_reply_received"})
+# The lead's own variables, which real deliveries carry at the top level.
+_LEAD_VARIABLES = {
+    "firstName": "Jordan",
+    "lastName": "Lee",
+    "companyName": "Prospect Ltd",
+    "website": "prospect.example",
+    "personalization": "Saw your post about outbound.",
+}
 _NO_LEAD_EVENTS = frozenset({"campaign_completed", "account_error"})
 
 
@@ -69,8 +77,11 @@ def build_event_payload(
     """A payload shaped like Instantly's for `event_type` (subscription or delivery name).
 
     Always: `timestamp, event_type, workspace, campaign_id, campaign_name`. Lead events add
-    `lead_email, email_account, step, variant, is_first, email_id, email_subject, unibox_url`;
-    replies add `reply_*`. `extra` adds lead fields (`firstName`, `companyName`, ...) as extra keys.
+    `lead_email, email_account, step, variant, is_first, email_id, email_subject, unibox_url`
+    (null, as in real deliveries) and the lead's variables (`firstName`, `companyName`, ...) at
+    the top level; replies add `reply_*`; `lead_*` status events carry the `reply_*` fields of
+    the reply that set them and no `email_account`/`email_id` (as the real samples in
+    tests/webhook/samples/). `extra` adds or overrides keys.
     """
     delivered = delivered_event_type(event_type)
     payload: dict[str, Any] = {
@@ -92,9 +103,14 @@ def build_event_payload(
             is_first=is_first,
             email_id="019ffad2-5d00-702c-b737-7642203d0bba",
             email_subject="Quick question about your outbound",
-            unibox_url=f"https://app.instantly.ai/app/unibox?thread_search={lead_email}",
+            unibox_url=None,
+            **_LEAD_VARIABLES,
         )
-    if delivered in _REPLY_EVENTS:
+    status_event = delivered.startswith("lead_")
+    if status_event:
+        payload.pop("email_account", None)
+        payload.pop("email_id", None)
+    if delivered in _REPLY_EVENTS or status_event:
         payload.update(
             reply_subject="Re: Quick question about your outbound",
             reply_text="Sounds interesting, can we talk on Thursday?",
@@ -124,8 +140,11 @@ def post_event(
 
     Raises DeliveryError when no response arrives. Redirects are not followed.
     """
-    sent = {"Content-Type": "application/json", "User-Agent": user_agent}
-    sent.update(headers or {})
+    sent = {"content-type": "application/json", "user-agent": user_agent}
+    # One value per name, compared case-insensitively, the last spelling winning: what Node's
+    # http (under axios) does with a headers object holding `X-Webhook-Secret` and
+    # `x-webhook-secret`. Which one the real sender keeps is not documented.
+    sent.update({name.lower(): value for name, value in (headers or {}).items()})
     started = time.perf_counter()
     try:
         with httpx.Client(

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from instantly_sandbox.access import OPERATIONS, missing_scope
 from instantly_sandbox.api import ApiRequest, Route, template_pattern
@@ -74,6 +74,12 @@ class Router:
 
 
 ROUTER = Router(ROUTES, OPERATIONS)
+
+REAL_NOT_IMPLEMENTED: Final = frozenset(
+    {"GET /webhooks/event-types", "GET /webhook-events/summary"}
+)
+"""Documented operations the real API answers with 501 (live calls, reported in public): the
+sandbox answers them the same way, not as a gap of its own."""
 
 
 @dataclass
@@ -155,6 +161,8 @@ class Gateway:
         required = missing_scope(entry.operation, key.scopes)
         if required is not None:
             raise ApiError(*variants.scope_error_reply(required, list(key.scopes)))
+        if entry.operation in REAL_NOT_IMPLEMENTED:
+            raise ApiError(501, "Not Implemented")
         if entry.route is None:
             raise ApiError(501, f"{entry.operation} is not implemented by the sandbox")
         call = ApiRequest(
@@ -173,7 +181,14 @@ class Gateway:
             keys = {record.id: record.key for record in list(ws.api_keys.values())}
         else:
             keys = {}
+        cursor = request.query.get("starting_after")
+        if cursor and cursor not in ws.issued_cursors:
+            rejected = variants.unknown_cursor_reply()
+            if rejected is not None:
+                raise ApiError(*rejected)
         reply = entry.route.handler(ws, call)
+        if isinstance(reply.body, dict) and isinstance(reply.body.get("next_starting_after"), str):
+            ws.issued_cursors.add(reply.body["next_starting_after"])
         body, deviations = variants.shape(entry.operation, reply.status, reply.body, keys.get)
         return Outcome(reply.status, body, deviations=deviations)
 

@@ -133,6 +133,7 @@ class Sandbox:
                 variants=Variants.of(variants),
             ),
         )
+        self._ws.key_shape = self.variants.key_shape
         self._control = Control(self)
         self.webhook_failure_limit = webhook_failure_limit
         self.delivery_user_agent = delivery_user_agent
@@ -239,6 +240,7 @@ class Sandbox:
         self.set_date_filter(self._date_filter[0], end_exclusive=self._date_filter[1])
         self.set_webhook_headers(read=self._header_views[0], echo=self._header_views[1])
         self._ws.delivery_log = self._delivery_log
+        self._ws.key_shape = self.variants.key_shape
         self.faults.clear()
         self._limiter.configure(*self._limit_values)
         return self._keys
@@ -283,11 +285,19 @@ class Sandbox:
         return self._gateway.options.variants
 
     def set_variants(self, **values: str) -> Variants:
-        """Change some variants from now on (`listed_key=`, `scope_error=`, `audit_fields=`);
+        """Change some variants from now on (`listed_key=`, `scope_error=`, `audit_fields=`,
+        `unknown_cursor=`);
         ValueError for an unknown name or value. Returns them all."""
         options = self._gateway.options
         options.variants = options.variants.changed(**values)
+        self._ws.key_shape = options.variants.key_shape
         return options.variants
+
+    def forget_cursors(self) -> None:
+        """Make every cursor answered so far unknown (as after a change on Instantly's side):
+        `variants.unknown_cursor` says what a later `starting_after` with one gets."""
+        with self._ws.lock:
+            self._ws.issued_cursors.clear()
 
     def set_webhook_headers(self, *, read: HeaderView, echo: HeaderView) -> None:
         """How webhook header values read back from now on: on GET (`read`) and in the POST /

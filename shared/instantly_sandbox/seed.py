@@ -28,7 +28,8 @@ Webhooks (`HOOK_*` names)
 - PLANTED `zapier-interested`: no authentication header; host hooks.zapier.com is outside the
   allow list (`hooks.acme.example`).
 - PLANTED `legacy-http`: an `http://` target (with a Basic Authorization header).
-- PLANTED `bounce-sync`: disabled by Instantly after delivery failures (status -1).
+- PLANTED `bounce-sync`: disabled by Instantly after delivery failures (status -1); holds its
+  secret header twice, as `X-Webhook-Secret` and `x-webhook-secret`.
 - PLANTED `link-clicks`: `email_link_clicked`, host analytics.partner.example outside the allow
   list (has an auth header).
 - PLANTED `replies-copy`: `all_events`, no header, aimed at crm-replies' URL: a webhook that is
@@ -223,7 +224,11 @@ def _seed_demo(ws: Workspace, now: datetime, admin: ApiKeyRecord) -> dict[str, S
             HOOK_DISABLED,
             "https://old-crm.acme.example/hooks/bounces",
             "email_bounced",
-            {WEBHOOK_SECRET_HEADER: "s3ed-bounce-sync-secret-0123456789abcdef"},
+            # Registered by a setup script as X-Webhook-Secret, then rotated case-sensitively.
+            {
+                WEBHOOK_SECRET_HEADER.title(): "s3ed-bounce-sync-secret-0123456789abcdef",
+                WEBHOOK_SECRET_HEADER: "s3ed-bounce-sync-secret-0123456789abcdef",
+            },
         ),
         (
             HOOK_OUTSIDE_ALLOW_LIST,

@@ -7,8 +7,11 @@ HTTP threads goes through `Workspace.lock`; tests reading `sb.state` between cal
 
 from __future__ import annotations
 
+import base64
 import secrets
+import string
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +32,13 @@ def mask_key(key: str) -> str:
 def new_key_string() -> str:
     """A fresh API key string (URL-safe, 43 characters)."""
     return secrets.token_urlsafe(32)
+
+
+def real_key_string() -> str:
+    """A fresh key in the real format: base64 of `<UUIDv4>:<12 alphanumerics>` (68 chars)."""
+    alphabet = string.ascii_letters + string.digits
+    tail = "".join(secrets.choice(alphabet) for _ in range(12))
+    return base64.b64encode(f"{uuid.uuid4()}:{tail}".encode()).decode()
 
 
 @dataclass
@@ -324,6 +334,10 @@ class Workspace:
     # How webhook header values read back: on GET (`read`) and in the POST/PATCH answer (`echo`).
     webhook_header_read: HeaderView = "raw"
     webhook_header_echo: HeaderView = "raw"
+    # What keys created from now on look like (variants.key_shape).
+    key_shape: str = "sandbox"
+    # Every `next_starting_after` answered (variants.unknown_cursor judges the others).
+    issued_cursors: set[str] = field(default_factory=set)
 
     @classmethod
     def create(
@@ -374,11 +388,14 @@ class Workspace:
     ) -> ApiKeyRecord:
         """Add a key (no audit entry; the HTTP route records one)."""
         key_id, stamp = self.new_id(at)
+        real = self.key_shape == "real"
+        if real:
+            key_id = str(uuid.uuid4())
         record = ApiKeyRecord(
             id=key_id,
             name=name,
             scopes=tuple(scopes),
-            key=key or new_key_string(),
+            key=key or (real_key_string() if real else new_key_string()),
             organization_id=self.id,
             timestamp_created=stamp,
             timestamp_updated=stamp,

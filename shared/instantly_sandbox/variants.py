@@ -9,6 +9,8 @@ plausible behaviour, selectable per sandbox, so the flows can be tested under al
 | `listed_key`   | masked, full, absent, null                      | absent, null               |
 | `scope_error`  | found, required_only, forbidden_403, unnamed    | none (all are envelopes)   |
 | `audit_fields` | complete, null_user, null_system, malformed     | null_system, malformed     |
+| `unknown_cursor` | lenient, error_500, error_400                 | none (error envelopes)     |
+| `key_shape`    | sandbox, real                                   | none                       |
 
 - `listed_key`: what `key` holds in `GET /api-keys` items and the `DELETE /api-keys/{id}` answer:
   the first 4 characters then `*` (seen), the key itself, no `key` at all, or null.
@@ -19,6 +21,15 @@ plausible behaviour, selectable per sandbox, so the flows can be tested under al
   `ip_address` and `from_api` null, as system events may have them (the document says required);
   or about one entry in four malformed: alternately an unparseable `timestamp` or no `id`
   (`malformation(id)` says which, for tests).
+- `unknown_cursor`: a `starting_after` the sandbox never answered as `next_starting_after` (a
+  cursor saved before the API changed, or made up): read as a position in the listing, which
+  past the end is an empty page (the sandbox's first behaviour); `500 Internal server error`
+  (seen in a real report); or `400` naming the parameter. `Sandbox.forget_cursors()` makes
+  every cursor issued so far unknown.
+- `key_shape`: keys created from now on (through the API or `add_key`) have a UUIDv7 id and a
+  43-character URL-safe key (the sandbox's first shapes), or a UUIDv4 id and a real-format key:
+  the base64 of `<UUIDv4>:<12 alphanumerics>`, 68 characters ending `==` (what real keys look
+  like). Keys seeded before keep their shape.
 
 A variant that breaks the document is recorded with its *deviation* on each response it shaped
 (`RecordedResponse.deviations`), and the contract check validates such responses against the
@@ -36,6 +47,8 @@ from typing import Any, Final, Literal, get_args
 ListedKey = Literal["masked", "full", "absent", "null"]
 ScopeErrorForm = Literal["found", "required_only", "forbidden_403", "unnamed"]
 AuditFields = Literal["complete", "null_user", "null_system", "malformed"]
+UnknownCursor = Literal["lenient", "error_500", "error_400"]
+KeyShape = Literal["sandbox", "real"]
 
 UNPARSEABLE_TIMESTAMP: Final = "not-a-timestamp"
 _KEY_ANSWERS: Final = frozenset({"GET /api-keys", "DELETE /api-keys/{id}"})
@@ -50,6 +63,8 @@ class Variants:
     listed_key: ListedKey = "masked"
     scope_error: ScopeErrorForm = "found"
     audit_fields: AuditFields = "complete"
+    unknown_cursor: UnknownCursor = "lenient"
+    key_shape: KeyShape = "sandbox"
 
     @classmethod
     def of(cls, values: Mapping[str, Any] | Variants | None = None) -> Variants:
@@ -81,6 +96,14 @@ class Variants:
         if self.scope_error == "unnamed":
             return 401, "Invalid scope"
         return 401, f"Invalid scope. Required: {required}. Found: {', '.join(held)}"
+
+    def unknown_cursor_reply(self) -> tuple[int, str] | None:
+        """The status and message for a `starting_after` never issued (None: lenient)."""
+        if self.unknown_cursor == "error_500":
+            return 500, "Internal server error"
+        if self.unknown_cursor == "error_400":
+            return 400, "querystring/starting_after is not a valid cursor"
+        return None
 
     def shape(
         self, operation: str, status: int, body: Any, real_key: Callable[[str], str | None]
@@ -136,7 +159,13 @@ def malformation(entry_id: str) -> Literal["timestamp", "id"] | None:
 
 def choices() -> dict[str, tuple[str, ...]]:
     """Every dimension and its values, default first (what `GET /_sandbox/variants` lists)."""
-    hints = {"listed_key": ListedKey, "scope_error": ScopeErrorForm, "audit_fields": AuditFields}
+    hints = {
+        "listed_key": ListedKey,
+        "scope_error": ScopeErrorForm,
+        "audit_fields": AuditFields,
+        "unknown_cursor": UnknownCursor,
+        "key_shape": KeyShape,
+    }
     return {name: get_args(kind) for name, kind in hints.items()}
 
 

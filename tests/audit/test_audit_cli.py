@@ -80,6 +80,37 @@ def test_a_backfill_exports_its_window_and_leaves_the_checkpoint_alone(
     assert not (tmp_path / "audit" / "checkpoint.json").exists()
 
 
+def test_a_backfill_to_now_then_the_first_scheduled_run_writes_every_entry_once(
+    env, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """On a new deployment: `export-audit --since` (reaching the present), then the scheduled
+    run. The scheduled run's lookback (7 days) lies inside the backfill: it must not write those
+    entries again (log-based metrics and sinks would count them twice)."""
+    now = datetime.now(UTC)
+    ids = env.seed_audit_logs(20 * 24, start=now - timedelta(days=20), step=timedelta(hours=1))
+    since = (now - timedelta(days=21)).date()
+
+    assert main(["export-audit", "--since", since.isoformat()]) == 0
+    assert json.loads(capsys.readouterr().out)["exported"] == len(ids)
+    later = [env.add_audit_log(1, at=datetime.now(UTC) - timedelta(seconds=s)) for s in (2, 1)]
+    assert main(["export-audit"]) == 0
+
+    assert json.loads(capsys.readouterr().out)["exported"] == len(later)
+    assert_exact([e["insertId"] for e in read_entries(_sink(tmp_path))], ids + later)
+
+
+def test_a_backfill_inside_the_lookback_leaves_the_schedule_its_own_start(
+    env, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """A backfill of the last 2 days must not stand for the scheduled run's 7-day lookback: the
+    entries before it would never be exported."""
+    now = datetime.now(UTC)
+    env.seed_audit_logs(5 * 24, start=now - timedelta(days=5), step=timedelta(hours=1))
+    assert main(["export-audit", "--since", (now - timedelta(days=1)).date().isoformat()]) == 0
+    capsys.readouterr()
+    assert not (tmp_path / "audit" / "checkpoint.json").exists()
+
+
 def test_a_run_without_a_paid_plan_exits_2_with_the_error_in_the_summary(env, capsys) -> None:  # type: ignore[no-untyped-def]
     env.set_paid_plan(False)
 

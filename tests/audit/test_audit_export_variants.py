@@ -99,3 +99,78 @@ def test_a_key_without_the_audit_scope_is_diagnosed_as_such(
     assert REQUIRED_SCOPE in failure.fields["required"]
     assert key.refreshes == 0
     assert list(read_entries(sink_path)) == []
+
+
+@pytest.mark.parametrize("form", ["error_500", "error_400"])
+def test_a_saved_cursor_that_goes_bad_restarts_the_listing_from_its_dates(
+    sandbox_factory: Any, tmp_path: Path, form: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The checkpoint keeps the cursor of the last page; if Instantly stops knowing it (it
+    answered 500 to a cursor it never issued, in a real report), the next run must neither fail
+    (every run would, for good) nor stop early: it lists again from the query's dates, with a
+    WARNING, and writes each entry once."""
+    sb = sandbox_factory(seed="empty", variants={"unknown_cursor": form})
+    ids = _seed(sb)
+    key = CountingKey(sb.keys["admin"].key)
+    first, sink_path = _export(sb, key, tmp_path)
+    assert first.stopped_reason is StopReason.COMPLETE
+    saved = LocalCheckpointStore(tmp_path / "checkpoint.json").read()
+    assert saved is not None
+    assert saved[0].seeks, "the run saved no cursor: nothing to go bad"
+
+    sb.forget_cursors()
+    now = datetime.now(UTC)
+    later = [sb.add_audit_log(1, at=now - timedelta(minutes=m)) for m in (3, 2, 1)]
+    with caplog.at_level("WARNING", logger="instantly_guard.audit"):
+        second, _ = _export(sb, key, tmp_path)
+
+    assert second.stopped_reason is StopReason.COMPLETE, second.error
+    exported = [e["insertId"] for e in read_entries(sink_path)]
+    assert sorted(exported) == sorted(ids + later)
+    assert any("rejected the saved cursor" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("form", ["error_500", "error_400", "lenient"])
+def test_a_newest_first_pass_whose_cursor_goes_bad_restarts_and_writes_each_entry_once(
+    sandbox_factory: Any, tmp_path: Path, form: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A descending listing's unfinished pass keeps its cursor in the checkpoint; when Instantly
+    rejects it, the pass lists again from the top and skips the band it already wrote
+    (`lenient`: the cursor stays good, the comparison)."""
+    sb = sandbox_factory(seed="empty", listing_order="desc", variants={"unknown_cursor": form})
+    ids = _seed(sb)
+    key = CountingKey(sb.keys["admin"].key)
+    sink_path = tmp_path / "audit.jsonl"
+    store = LocalCheckpointStore(tmp_path / "checkpoint.json")
+
+    def stop_midway(summary: Any) -> None:
+        if summary.exported >= 100:
+            raise KeyboardInterrupt
+
+    with InstantlyClient(key, sb.base_url, rate_limiter=RateLimiter(1000, 60000)) as client:
+        source = ReadAheadSource(ClientPageSource(client, page_size=50))
+        first = Exporter(source, JsonlSink(sink_path), store, OPTIONS, progress=stop_midway).run()
+    assert first.stopped_reason is StopReason.INTERRUPTED
+    saved = store.read()[0]
+    assert saved is not None
+    assert saved.descent is not None
+    assert saved.descent.cursor is not None, "no cursor saved: nothing to go bad"
+
+    if form != "lenient":
+        sb.forget_cursors()
+    limiter = RateLimiter(1000, 60000)
+    with (
+        caplog.at_level("WARNING", logger="instantly_guard.audit"),
+        InstantlyClient(key, sb.base_url, rate_limiter=limiter) as client,
+    ):
+        source = ReadAheadSource(ClientPageSource(client, page_size=50))
+        second = Exporter(source, JsonlSink(sink_path), store, OPTIONS).run()
+
+    assert second.stopped_reason is StopReason.COMPLETE, second.error
+    exported = [e["insertId"] for e in read_entries(sink_path)]
+    assert sorted(set(exported)) == sorted(ids)  # every entry
+    # Twice: only the page the interruption caught (as with a cursor that stays good, the
+    # `lenient` run): the restart skips the band the pass wrote.
+    assert len(exported) - len(set(exported)) <= 50
+    rejected = any("rejected the saved cursor" in r.getMessage() for r in caplog.records)
+    assert rejected is (form != "lenient")

@@ -3,6 +3,7 @@ lease, and a backfill stopped with Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -244,3 +245,61 @@ def test_the_summary_reads_as_text_on_request(
     assert out.startswith("Audit export complete.")
     assert "1,200 entries" in out
     assert "order asc" in out
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_a_backfill_stopped_with_sigterm_or_sighup_stops_as_with_ctrl_c(
+    local: Any, tmp_path: Path, signal_name: str
+) -> None:
+    """`kill` (or a closed terminal) during a backfill: the command says it was interrupted,
+    exits 130 like Ctrl-C, and a rerun at once resumes (no lease left to wait out)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sb, env = local
+    start = datetime.now(UTC) - timedelta(days=20)
+    ids = sb.seed_audit_logs(6000, start=start, step=timedelta(minutes=4))
+    since = start.date().isoformat()
+    # One request a second: the backfill is still running when the signal comes.
+    slow = {
+        **os.environ,
+        **env,
+        "INSTANTLY_RATE_PER_SECOND": "1",
+        "INSTANTLY_RATE_PER_MINUTE": "60",
+    }
+    command = [sys.executable, "-m", "instantly_guard.cli", "export-audit", "--since", since]
+    checkpoint = tmp_path / "audit" / f"backfill-{since}-now.json"
+    process = subprocess.Popen(
+        [*command, "--format", "json"], env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        sink = tmp_path / "audit" / "instantly-audit.jsonl"
+        while not (checkpoint.exists() and sink.exists() and sink.stat().st_size > 0):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the backfill never started writing"
+            time.sleep(0.05)
+        process.send_signal(getattr(signal, signal_name))
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130, err.decode()
+    assert json.loads(out)["stopped_reason"] == "interrupted"
+    rerun = subprocess.run(
+        [*command, "--format", "json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert json.loads(rerun.stdout)["stopped_reason"] == "complete"
+    sink = tmp_path / "audit" / "instantly-audit.jsonl"
+    exported = [e["insertId"] for e in read_entries(sink)]
+    assert sorted(set(exported)) == sorted(ids)

@@ -225,3 +225,20 @@ def test_list_rules_into_a_closed_pipe_exits_quietly() -> None:
     assert "Traceback" not in head.stderr, head.stderr
     assert "BrokenPipe" not in head.stderr
     assert head.stdout.strip() == "status=141"
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-repo"]])
+def test_nothing_to_check_is_an_error_not_a_green_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+) -> None:
+    """`check --no-workspace` outside a git work tree (or with --no-repo) evaluates no rule: a
+    first-time user must not read that as a pass."""
+    monkeypatch.delenv("INSTANTLY_API_KEY", raising=False)
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    code = main(["check", "--no-workspace", "--repo", str(outside), *extra])
+    assert code == 2
+    assert "nothing was checked" in capsys.readouterr().err

@@ -94,4 +94,26 @@ def test_all_create_counts_as_able_to_create_keys() -> None:
 
 def test_every_key_rule_passes_an_empty_key_list() -> None:
     for rule in keys.RULES:
-        assert [f.status for f in run(rule, snapshot(keys=()))] == ["pass"], rule.id
+        assert [f.status for f in run(rule, snapshot(keys=(), managed_read=True))] == ["pass"], (
+            rule.id
+        )
+
+
+def test_a_live_key_named_like_ours_that_no_managed_secret_records_fails() -> None:
+    kept = managed("audit-export", "audit_logs:read")
+    gone = managed("crm-sync", "leads:read")  # its secret was undeclared: the key lives on
+    snap = snapshot(
+        keys=(kept, gone, key("hand-made", "leads:read")),
+        managed_key_ids=frozenset({kept.id}),
+        managed_read=True,
+    )
+    found = failed(run(keys.leftover, snap))
+    assert [f.subject for f in found] == [f"api-key/{gone.id}"]
+    assert "no managed secret records it" in found[0].evidence
+
+
+def test_the_leftover_rule_is_skipped_without_the_managed_secrets() -> None:
+    snap = snapshot(keys=(managed("crm-sync", "leads:read"),))
+    findings = run(keys.leftover, snap)
+    assert [f.status for f in findings] == ["skip"]
+    assert "GUARD_BACKEND" in findings[0].evidence

@@ -32,6 +32,18 @@ def test_missing_or_empty_headers_both_fail() -> None:
     ]
 
 
+def test_one_header_name_held_in_two_cases_fails() -> None:
+    snap = snapshot(
+        webhooks=(
+            webhook("twice", headers=("X-Webhook-Secret", "x-crm-tenant", "x-webhook-secret")),
+            webhook("once", headers=("X-Webhook-Secret", "x-crm-tenant")),
+        )
+    )
+    found = failed(run(webhooks.duplicate_header, snap))
+    assert [f.subject for f in found] == ["webhook/twice"]
+    assert "X-Webhook-Secret, x-webhook-secret" in found[0].evidence
+
+
 def test_webhook_disabled_by_instantly_fails() -> None:
     snap = snapshot(webhooks=(webhook("off", status=-1), webhook("on", status=1)))
     found = failed(run(webhooks.disabled, snap))

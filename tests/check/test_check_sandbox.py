@@ -15,6 +15,7 @@ from instantly_guard.check import (
     Report,
     run_check,
 )
+from instantly_guard.check.managed import ManagedKeys
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
 from instantly_sandbox import Sandbox
 from instantly_sandbox import seed as demo_seed
@@ -50,7 +51,9 @@ def test_the_check_needs_exactly_the_posture_check_profile() -> None:
 
 def test_every_workspace_rule_fails_on_the_demo_workspace(demo: Sandbox) -> None:
     reader = demo.add_key("posture-check", POSTURE_SCOPES)
-    report = check(demo, reader.key, DEMO_POLICY)
+    # No managed secret records the seeded managed-looking key: a leftover.
+    with client_for(demo, reader.key) as client:
+        report = run_check(client, DEMO_POLICY, managed=ManagedKeys(frozenset(), frozenset()))
     assert {f.rule_id for f in report.failed} == WORKSPACE_RULE_IDS
     assert not [f for f in report.findings if f.skipped]
     assert report.workspace_name == demo_seed.WORKSPACE_NAME
@@ -63,6 +66,7 @@ def test_every_workspace_rule_fails_on_the_demo_workspace(demo: Sandbox) -> None
     assert any("'legacy-zapier'" in e for e in evidence["keys.max-age"])
     assert any("'ops-key-manager'" in e for e in evidence["keys.multiple-key-creators"])
     assert not any(demo_seed.KEY_MANAGED in e for e in evidence["keys.unmanaged"])
+    assert any(demo_seed.KEY_MANAGED in e for e in evidence["keys.leftover"])
     assert any("hooks.zapier.com" in e for e in evidence["webhooks.host-not-allowed"])
     assert any(demo_seed.HOOK_HTTP in e for e in evidence["webhooks.plain-http"])
     assert any(demo_seed.HOOK_DISABLED in e for e in evidence["webhooks.disabled"])
@@ -84,7 +88,8 @@ def test_a_key_without_some_scopes_degrades_per_section(demo: Sandbox) -> None:
     report = check(demo, narrow.key, DEMO_POLICY)
     by_status: dict[str, set[str]] = {}
     for finding in report.findings:
-        by_status.setdefault(finding.status, set()).add(finding.rule_id.split(".")[0])
+        if finding.rule_id != "keys.leftover":  # skipped without the managed secrets
+            by_status.setdefault(finding.status, set()).add(finding.rule_id.split(".")[0])
     assert by_status["skip"] == {"members", "blocklist", "audit"}
     assert "keys" in by_status["fail"]
     assert "webhooks" in by_status["fail"]  # GET /webhooks needs no scope
@@ -121,6 +126,9 @@ def build_clean_workspace(sandbox: Sandbox) -> str:
 def test_a_clean_workspace_triggers_no_rule() -> None:
     with Sandbox(seed="empty") as sandbox:
         reader = build_clean_workspace(sandbox)
-        report = check(sandbox, reader, DEMO_POLICY)
+        # The managed secrets, as read from the store, record both managed keys.
+        ids = frozenset(k.id for k in sandbox.state.api_keys.values())
+        with client_for(sandbox, reader) as client:
+            report = run_check(client, DEMO_POLICY, managed=ManagedKeys(frozenset(), ids))
     assert [f for f in report.findings if not f.passed] == []
     assert {f.rule_id for f in report.findings} == WORKSPACE_RULE_IDS

@@ -11,6 +11,7 @@ from tests.api_variants import SCOPE_ERROR_VARIANTS, ApiVariant, CountingKey, pa
 
 from instantly_guard import scopes
 from instantly_guard.check import WORKSPACE_RULE_IDS, Policy, run_check
+from instantly_guard.check.managed import ManagedKeys
 from instantly_guard.instantly import InstantlyClient, RateLimiter
 from instantly_sandbox import seed as demo_seed
 
@@ -21,7 +22,8 @@ DEMO_POLICY = Policy.from_mapping(demo_seed.DEMO_POLICY)
 def _check(sb: Any, key: CountingKey) -> Any:
     limiter = RateLimiter(1000, 60000)
     with InstantlyClient(key, sb.base_url, rate_limiter=limiter, max_retries=0) as client:
-        return run_check(client, DEMO_POLICY)
+        # The store holds no managed secret: the demo's managed-looking key is a leftover.
+        return run_check(client, DEMO_POLICY, managed=ManagedKeys(frozenset(), frozenset()))
 
 
 @pytest.mark.parametrize("variant", params())

@@ -70,6 +70,10 @@ class FaultyStore:
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
 
+    @property
+    def location(self) -> str | None:
+        return getattr(self.inner, "location", None)
+
     def fail(
         self,
         method: str,

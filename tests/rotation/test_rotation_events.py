@@ -160,3 +160,18 @@ def test_what_is_no_message_is_malformed_never_an_exception(body: bytes) -> None
     decoded = decode_push({"content-type": "application/json"}, body).decoded
     assert isinstance(decoded, Ignored)
     assert decoded.malformed
+
+
+def test_a_regional_secret_id_names_the_secret_and_its_location() -> None:
+    regional = "projects/demo-project/locations/europe-west1/secrets/audit-exporter-key"
+    decoded = decode_message(secret_manager_message(secret_id=regional))
+    assert isinstance(decoded, RotateRequest)
+    assert (decoded.project, decoded.location, decoded.secret) == (
+        "demo-project",
+        "europe-west1",
+        "audit-exporter-key",
+    )
+    same_name_global = decode_message(secret_manager_message())
+    assert isinstance(same_name_global, RotateRequest)
+    assert same_name_global.location is None
+    assert decoded.rotation_id != same_name_global.rotation_id

@@ -17,6 +17,7 @@ import functions_framework
 import pytest
 from rotation_helpers import MANAGED, World
 
+from instantly_guard.rotation.events import PUBSUB_EVENT_TYPE
 from instantly_guard.rotation.model import AnnotationKey
 from instantly_guard.secrets.local import LocalSecretStore
 
@@ -380,3 +381,46 @@ def test_a_rotation_state_that_would_overflow_is_an_acknowledged_alert_not_a_ret
     assert alert.levelno == logging.ERROR
     assert alert.fields["rotation_failed"] is True
     assert alert.fields["state_limit"] == 16 * 1024
+
+
+def _regional_message(secret: str, location: str) -> dict[str, Any]:
+    message = rotate_message(secret, "2026-03-01T00:00:00Z")
+    regional = f"projects/{PROJECT}/locations/{location}/secrets/{secret}"
+    message["message"]["attributes"]["secretId"] = regional
+    return message
+
+
+def test_a_regional_secret_is_rotated_by_a_store_in_its_location(
+    world_factory: Callable[..., World], sm_standin: Any
+) -> None:
+    from instantly_guard.rotation.function import RotationFunction
+    from instantly_guard.secrets.gcp import GcpSecretStore
+
+    store = GcpSecretStore(PROJECT, location="europe-west1", client=sm_standin.client())
+    world = world_factory(inner=store)
+    world.declare()
+    function = RotationFunction(world.rotator)
+
+    handled = function.handle(PUBSUB_EVENT_TYPE, _regional_message(MANAGED, "europe-west1"))
+
+    assert handled.outcome == "rotated", handled
+    assert world.key_works(world.current_key())
+    names = set(sm_standin._secrets)
+    assert f"projects/{PROJECT}/locations/europe-west1/secrets/{MANAGED}" in names
+
+
+def test_a_secret_of_another_location_is_not_rotated_by_a_global_store(
+    world_factory: Callable[..., World], caplog: pytest.LogCaptureFixture
+) -> None:
+    from instantly_guard.rotation.function import RotationFunction
+
+    world = world_factory("local")
+    world.declare()
+    function = RotationFunction(world.rotator)
+
+    handled = function.handle(PUBSUB_EVENT_TYPE, _regional_message(MANAGED, "us-east1"))
+
+    assert handled.outcome == "wrong-location"
+    assert handled.status == 200  # a redelivery cannot help: acknowledged, logged as an error
+    assert "GUARD_SECRET_LOCATION" in caplog.text
+    assert "current" not in world.store.inner.get(MANAGED).aliases

@@ -177,3 +177,129 @@ def test_gcp_backend_without_credentials_is_one_line(
     assert "Traceback" not in err
     assert "no Google credentials" in err
     assert "GUARD_BACKEND=local" in err
+
+
+def _declared_and_rotated(cli: Any, sandbox: Any, capsys: pytest.CaptureFixture[str]) -> str:
+    """`k` declared and rotated once: the id of the Instantly key it holds."""
+    _admin(cli, sandbox, capsys)
+    args = ("secrets", "declare", "k", "--scopes", "audit_logs:read")
+    assert cli(*args, "--admin-secret", "instantly-admin") == 0
+    assert cli("rotate", "k") == 0
+    capsys.readouterr()
+    key_id = cli.store.get("k").annotations["instantly-guard.current-key-id"]
+    assert key_id in sandbox.state.api_keys
+    return str(key_id)
+
+
+def test_undeclare_force_prints_the_id_of_the_key_it_leaves(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_id = _declared_and_rotated(cli, rotation_sandbox, capsys)
+    assert cli("secrets", "undeclare", "k") == 2
+    assert key_id in capsys.readouterr().err  # the refusal names the key too
+
+    assert cli("secrets", "undeclare", "k", "--force", "--format", "text") == 0
+
+    out = capsys.readouterr().out
+    assert f"left in Instantly: key {key_id}" in out
+    assert key_id in rotation_sandbox.state.api_keys  # --force never touches Instantly
+
+
+def test_undeclare_revoke_key_deletes_the_key_then_the_secret(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_id = _declared_and_rotated(cli, rotation_sandbox, capsys)
+
+    assert cli("secrets", "undeclare", "k", "--revoke-key", "--format", "json") == 0
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["revoked_key_ids"] == [key_id]
+    assert result["left_key_ids"] == []
+    assert key_id not in rotation_sandbox.state.api_keys
+    assert cli("secrets", "show", "k") == 2
+
+
+def test_secrets_list_without_a_store_is_an_error_not_an_empty_list(
+    cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("secrets", "list", "--format", "json") == 2  # GUARD_STATE_DIR holds nothing
+    assert "no local secret store" in capsys.readouterr().err
+
+
+def test_full_access_is_refused_outside_development(
+    cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("secrets", "declare", "k", "--scopes", "all:all") == 2
+    assert "--environment development" in capsys.readouterr().err
+    assert cli("secrets", "declare", "k", "--profile", "posture_check", "--scopes", "all:all") == 2
+    assert (
+        cli("secrets", "declare", "k", "--scopes", "all:all", "--environment", "development") == 0
+    )
+
+
+def test_declare_suggests_a_next_step_that_works(
+    cli: Any, rotation_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --admin-secret the secret mints its own keys: `rotate` would fail (it has no key
+    yet), so the next step shown is storing a first one by hand."""
+    assert cli("secrets", "declare", "self", "--scopes", "leads:read", "--format", "text") == 0
+    shown = capsys.readouterr().out
+    assert "next: instantly-guard rotate" not in shown
+    assert "instantly-guard secrets set self --key-id" in shown
+    assert cli("rotate", "self") != 0  # what the old next step led to
+    capsys.readouterr()
+
+    _admin(cli, rotation_sandbox, capsys)
+    args = ("secrets", "declare", "k", "--scopes", "leads:read", "--admin-secret")
+    assert cli(*args, "instantly-admin", "--format", "text") == 0
+    assert "next: instantly-guard rotate k" in capsys.readouterr().out
+    assert cli("rotate", "k") == 0
+
+
+def test_secrets_set_on_a_terminal_prompts_and_never_echoes_the_key(
+    cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A person typing the key at a terminal sees a prompt, and the key does not appear on the
+    screen. Run in a real pseudo-terminal (its controlling terminal), as a person would."""
+    import pty
+    import select
+    import sys
+
+    assert cli("secrets", "declare", "by-hand", "--scopes", "leads:read") == 0
+    capsys.readouterr()
+    typed = "typed-at-the-terminal-0123456789abcdef"  # pragma: allowlist secret
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with the pty as its controlling terminal
+        env = {**os.environ, "GUARD_BACKEND": "local", "GUARD_STATE_DIR": str(tmp_path / "state")}
+        args = ["-m", "instantly_guard.cli", "secrets", "set", "by-hand", "--format", "text"]
+        os.execve(sys.executable, [sys.executable, *args], env)  # noqa: S606 - fixed argv
+    screen = b""
+
+    def read_until(marker: bytes, timeout: float = 30.0) -> None:
+        nonlocal screen
+        while marker not in screen:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            assert ready, f"no {marker!r} on the terminal; it shows {screen!r}"
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child exited and closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+
+    try:
+        read_until(b"input hidden")
+        os.write(fd, typed.encode() + b"\n")
+        read_until(b"as current")
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        os.kill(pid, 9)  # never leave the child waiting on its terminal
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(fd)
+
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    assert typed.encode() not in screen
+    assert cli.store.access("by-hand", "current").reveal() == typed

@@ -21,7 +21,7 @@ from rotation_helpers import GRACE, LEASE, Crash, World
 from instantly_guard.errors import InstantlyError
 from instantly_guard.instantly import StaticKey
 from instantly_guard.rotation.errors import RotationError
-from instantly_guard.rotation.model import AnnotationKey, Kind
+from instantly_guard.rotation.model import AnnotationKey, Kind, ManagedConfig
 from instantly_guard.rotation.results import Outcome
 from instantly_guard.secret import Secret
 from instantly_guard.secrets.base import VersionState
@@ -348,3 +348,73 @@ def test_a_test_delivery_without_an_answer_does_not_stop_the_rotation(
     assert any("not verified" in r.getMessage() for r in caplog.records)
     stored.target_hook_url = receiver.url
     assert world.sandbox.deliver_webhook_event(hook_id) == 200
+
+
+def _ours(world: World, hook_id: str) -> dict[str, str]:
+    stored = world.sandbox.state.webhooks[hook_id].headers or {}
+    return {k: v for k, v in stored.items() if k.lower() == HEADER}
+
+
+def test_a_header_registered_in_another_case_is_replaced_not_duplicated(hook: Any) -> None:
+    """Setup scripts register `X-Webhook-Secret`; the rotation's default is `x-webhook-secret`.
+    HTTP names are case-insensitive: the rotation must switch that header, not add a second."""
+    world, receiver, hook_id = hook
+    bootstrap = Secret("bootstrap-secret-from-setup-script-0123456789abcdef")
+    world.store.inner.add_version(HOOK_SECRET, bootstrap)
+    with world.clients(StaticKey(world.sandbox.keys["admin"].key)) as client:
+        client.update_webhook(hook_id, headers={"X-Webhook-Secret": bootstrap})
+
+    assert world.rotator.handle(world.rotate_event(HOOK_SECRET)).outcome is Outcome.ROTATED
+
+    new = _current(world).reveal()
+    assert list(_ours(world, hook_id).values()) == [new]
+    world.clock.advance(GRACE + timedelta(seconds=1))
+    world.rotator.sweep()
+    assert world.sandbox.deliver_webhook_event(hook_id) == 200
+    assert receiver.rejected == 0
+
+
+def test_our_header_held_twice_in_two_cases_is_repaired_to_one(hook: Any) -> None:
+    """A webhook left with `X-Webhook-Secret: old` and `x-webhook-secret: new` (by an earlier
+    case-sensitive rotation) is repaired to one header on the next rotation, even when one of
+    the two already holds the current secret."""
+    world, _receiver, hook_id = hook
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+    current = _current(world).reveal()
+    with world.clients(StaticKey(world.sandbox.keys["admin"].key)) as client:
+        client.update_webhook(
+            hook_id, headers={"X-WEBHOOK-SECRET": "stale-value-from-setup", HEADER: current}
+        )
+
+    world.rotator.handle(world.rotate_event(HOOK_SECRET))
+
+    assert list(_ours(world, hook_id).values()) == [_current(world).reveal()]
+
+
+def test_a_header_declared_in_capitals_matches_the_lowercase_one_stored(
+    world: World, rotation_sandbox: Any
+) -> None:
+    receiver = Receiver(world)
+    try:
+        with world.clients(StaticKey(world.sandbox.keys["admin"].key)) as client:
+            webhook = client.create_webhook(
+                target_hook_url=receiver.url, event_type="reply_received", name="crm"
+            )
+        world.declare(HOOK_ADMIN, scopes=("webhooks:read", "webhooks:update"))
+        world.rotator.handle(world.rotate_event(HOOK_ADMIN))
+        labels, notes = ManagedConfig.declare(
+            kind=Kind.WEBHOOK_SECRET,
+            admin_secret=HOOK_ADMIN,
+            webhook_ids=(webhook.id,),
+            webhook_header="X-Webhook-Secret",
+        )
+        world.store.inner.create_secret(HOOK_SECRET, labels=labels, annotations=notes)
+        with world.clients(StaticKey(world.sandbox.keys["admin"].key)) as client:
+            client.update_webhook(webhook.id, headers={HEADER: "old-lowercase-registration"})
+        world.rotator.handle(world.rotate_event(HOOK_SECRET))
+        first = _current(world).reveal()
+        world.rotator.handle(world.rotate_event(HOOK_SECRET))
+        assert list(_ours(world, webhook.id).values()) == [_current(world).reveal()]
+        assert first != _current(world).reveal()
+    finally:
+        receiver.close()

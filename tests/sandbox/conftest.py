@@ -48,6 +48,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.header_lines: list[list[tuple[str, str]]] = []  # as sent, duplicates kept
         self.status = 200
         receiver = self
 
@@ -55,6 +56,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 receiver.requests.append((self.path, dict(self.headers.items()), body))
+                receiver.header_lines.append(list(self.headers.items()))
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

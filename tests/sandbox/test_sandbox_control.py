@@ -128,3 +128,15 @@ def test_date_filter_and_request_counts(sandbox: Sandbox, control, admin) -> Non
     admin.get("/audit-logs")
     admin.get("/audit-logs")
     assert control.get("/calls").json()["calls"]["GET /audit-logs"] == before + 2
+
+
+@pytest.mark.parametrize("path", ["/webhooks/event-types", "/webhook-events/summary"])
+def test_operations_the_real_api_answers_501_answer_501_as_it_does(sandbox, client_for, path):
+    """Documented, but answered 501 by the real service: the sandbox's 501 is the real one, not
+    a gap of its own (its gaps name the sandbox)."""
+    response = client_for(sandbox).get(path)
+    assert response.status_code == 501
+    assert "sandbox" not in response.json()["message"]
+    gap = client_for(sandbox).get("/webhook-events/summary-by-date")
+    assert gap.status_code == 501
+    assert "sandbox" in gap.json()["message"]

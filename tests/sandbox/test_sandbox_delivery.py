@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,20 @@ def test_delivery_posts_json_with_the_custom_headers(sandbox: Sandbox, admin, re
     assert json.loads(body) == payload
 
 
+def test_one_header_name_stored_in_two_cases_is_sent_once(
+    sandbox: Sandbox, admin, receiver
+) -> None:
+    """Header names are case-insensitive: a headers object holding `X-Webhook-Secret` and
+    `x-webhook-secret` is one header on the wire (the last spelling wins, as in Node's http)."""
+    stale, fresh = "stale-" + "a" * 32, "fresh-" + "b" * 32
+    headers = {"X-Webhook-Secret": stale, "x-webhook-secret": fresh}
+    hook_id = _hook(admin, receiver.url, headers=headers)
+    assert sandbox.deliver_webhook_event(hook_id) == 200
+
+    sent = [v for k, v in receiver.header_lines[0] if k.lower() == "x-webhook-secret"]
+    assert sent == [fresh]
+
+
 def test_payload_has_the_documented_fields(sandbox: Sandbox) -> None:
     payload = sandbox.build_event_payload("reply_received")
     for field in ("timestamp", "event_type", "workspace", "campaign_id", "campaign_name"):
@@ -40,7 +55,7 @@ def test_payload_has_the_documented_fields(sandbox: Sandbox) -> None:
     assert payload["campaign_id"] in sandbox.state.campaigns
     extra = sandbox.build_event_payload("lead_interested", companyName="Initech")
     assert extra["companyName"] == "Initech"
-    assert "reply_text" not in extra
+    assert "reply_text" in extra  # a status set by a reply carries it (tests/webhook/samples)
 
 
 def test_link_clicks_are_subscribed_and_delivered_under_different_names(sandbox: Sandbox) -> None:
@@ -104,3 +119,21 @@ def test_dispatch_reaches_every_subscribed_active_webhook(
     _hook(admin, receiver.url, event_type="email_sent")
     results = sandbox.dispatch_event(sandbox.build_event_payload("reply_received"))
     assert results == {wanted: 200, everything: 200}
+
+
+_SAMPLES = Path(__file__).parents[1] / "webhook" / "samples"
+
+
+@pytest.mark.parametrize(
+    "sample", sorted(p for p in _SAMPLES.glob("*.json") if p.name != "headers.json"), ids=str
+)
+def test_deliveries_have_the_fields_of_the_real_samples(sandbox: Sandbox, sample: Path) -> None:
+    real = json.loads(sample.read_text())
+    payload = sandbox.build_event_payload(real["event_type"])
+    assert sorted(payload) == sorted(real)
+    assert payload["unibox_url"] is None
+
+
+def test_deliveries_carry_the_real_user_agent() -> None:
+    real = json.loads((_SAMPLES / "headers.json").read_text())
+    assert real["user-agent"] == DELIVERY_USER_AGENT

@@ -136,3 +136,42 @@ def test_a_marked_deviation_is_allowed_and_only_that(openapi_contract: OpenApiCo
     assert "'nope' is not a 'uuid'" in " ".join(openapi_contract.check(still))
     bogus = RecordedResponse("GET /api-keys", "GET", "/x", 200, body, deviations=("whatever",))
     assert "unknown deviations" in " ".join(openapi_contract.check(bogus))
+
+
+@pytest.mark.parametrize(
+    ("form", "status"), [("lenient", 200), ("error_500", 500), ("error_400", 400)]
+)
+def test_a_cursor_never_issued_gets_each_answer(sandbox_factory, client_for, form, status) -> None:
+    sb = sandbox_factory(seed="demo", variants={"unknown_cursor": form})
+    client = client_for(sb)
+    first = client.get("/api-keys", params={"limit": 2}).json()
+    issued = first["next_starting_after"]
+    assert client.get("/api-keys", params={"limit": 2, "starting_after": issued}).status_code == 200
+
+    made_up = client.get("/api-keys", params={"limit": 2, "starting_after": "zz-not-a-cursor"})
+    assert made_up.status_code == status
+    if form == "lenient":
+        assert made_up.json()["items"] == []  # reads as "caught up": why the others exist
+
+    sb.forget_cursors()
+    stale = client.get("/api-keys", params={"limit": 2, "starting_after": issued})
+    assert stale.status_code == status
+
+
+def test_real_shaped_keys_have_uuid4_ids_and_the_real_key_format(sandbox_factory, client_for):
+    import uuid
+
+    from instantly_guard.check.instantly_key import is_instantly_key
+
+    sb = sandbox_factory(seed="empty", variants={"key_shape": "real"})
+    created = client_for(sb).post("/api-keys", json={"name": "n", "scopes": ["leads:read"]})
+    body = created.json()
+    assert uuid.UUID(body["id"]).version == 4
+    assert len(body["key"]) == 68
+    assert is_instantly_key(body["key"])
+    added = sb.add_key("by-hand", ["leads:read"])
+    assert uuid.UUID(added.id).version == 4
+    assert is_instantly_key(added.key)
+    # The key works, and lists masked as any other.
+    listed = client_for(sb).get("/api-keys", params={"limit": 100}).json()["items"]
+    assert any(item["id"] == body["id"] for item in listed)

@@ -264,7 +264,12 @@ class SecretManagerStandIn(GrpcStandIn):
         name = f"{request.parent}/secrets/{request.secret_id}"
         if name in self._secrets:
             raise _AbortError(grpc.StatusCode.ALREADY_EXISTS, f"Secret [{name}] already exists.")
-        if "replication" not in request.secret:
+        regional = "/locations/" in request.parent  # a regional secret takes no replication
+        if regional and "replication" in request.secret:
+            raise _AbortError(
+                grpc.StatusCode.INVALID_ARGUMENT, "replication is not allowed for regional secrets"
+            )
+        if not regional and "replication" not in request.secret:
             raise _AbortError(grpc.StatusCode.INVALID_ARGUMENT, "replication is required")
         _check_annotations(dict(request.secret.annotations))
         secret = _Secret(

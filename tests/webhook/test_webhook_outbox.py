@@ -92,10 +92,21 @@ def test_cli_prints_one_json_line_per_event_oldest_first(tmp_path, capsys):
 def test_cli_on_an_empty_state_dir_prints_nothing(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     outbox_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["outbox", "--state-dir", str(tmp_path / "none")])
+    args = parser.parse_args(["outbox", "--state-dir", str(tmp_path)])
 
     assert args.handler(args) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_cli_on_a_missing_state_dir_is_an_error_not_an_empty_outbox(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    outbox_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["outbox", "--state-dir", str(tmp_path / "none")])
+
+    assert args.handler(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no state directory" in captured.err
 
 
 def test_outbox_directory_removed_after_first_write_is_created_again(tmp_path):

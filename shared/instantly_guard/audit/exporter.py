@@ -52,6 +52,7 @@ from instantly_guard.audit.listing import (
     PageSource,
     classify,
     next_cursor,
+    restarted,
 )
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.errors import BackendError, ConflictError, GuardError, InstantlyError
@@ -576,6 +577,8 @@ class Exporter:
         start, _ = query
         try:
             for page in self._counted(run, pages, first_counted=first_counted):
+                if restarted(page):  # the seek's cursor was rejected: from the day's start
+                    last = None
                 newest = last
                 stamps = [as_utc(record.timestamp) for record in page]
                 for timestamp in stamps:
@@ -628,6 +631,8 @@ class Exporter:
         previous = owed.lowest if owed.cursor is not None else None
         try:
             for page in self._counted(run, pages, first_counted=first_counted):
+                if restarted(page):  # the cursor was rejected: from the top, skip what it wrote
+                    band, previous = (owed.lowest, owed.top), None
                 owed, buffer, previous = self._descend_page(run, owed, page, previous, band, until)
                 cursor = next_cursor(page)
                 owed = replace(owed, cursor=cursor)

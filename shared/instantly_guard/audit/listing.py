@@ -5,18 +5,26 @@ timestamp, or an email depending on the specific API"). So a cursor is kept as t
 Instantly answered, only ever passed back as `starting_after` of the same query, and the order is
 read from the pages themselves (`classify`): a trusted order is one the timestamps show over at
 least `MIN_STEPS` steps without a single step the other way; anything else is `unordered`.
+
+A saved cursor can go bad (Instantly answered 500 to a `starting_after` it never issued, in a
+real report; a 400 is as plausible). Failing on it would stop every run for good, so a listing
+resumed from a saved cursor that is rejected restarts once from its date bounds, with a
+WARNING, and marks its first page `restarted` (the exporter then skips what it already wrote).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from instantly_guard.errors import UnexpectedResponseError
+from instantly_guard.errors import InvalidRequestError, ServerError, UnexpectedResponseError
 from instantly_guard.instantly.models import AuditLog
+
+_log = logging.getLogger("instantly_guard.audit")
 
 MIN_STEPS = 16
 """Steps (neighbours with different timestamps) a page must show, all one way, before its order
@@ -32,11 +40,20 @@ class Order(StrEnum):
 class CursorPage(list[AuditLog]):
     """A page of entries that also carries the cursor Instantly answered with it."""
 
-    __slots__ = ("next_cursor",)
+    __slots__ = ("next_cursor", "restarted")
 
-    def __init__(self, items: Iterable[AuditLog], next_cursor: str | None) -> None:
+    def __init__(
+        self, items: Iterable[AuditLog], next_cursor: str | None, *, restarted: bool = False
+    ) -> None:
         super().__init__(items)
         self.next_cursor = next_cursor
+        self.restarted = restarted  # the first page after a rejected saved cursor
+
+
+def restarted(page: Sequence[AuditLog]) -> bool:
+    """Whether `page` starts a listing again from its date bounds (its saved cursor was
+    rejected): what came before it in the run's plan does not hold."""
+    return getattr(page, "restarted", False) is True
 
 
 def next_cursor(page: Sequence[AuditLog]) -> str | None:
@@ -85,17 +102,34 @@ class ClientPageSource:
     ) -> Iterator[Sequence[AuditLog]]:
         cursor = starting_after
         seen: set[str] = set()
+        resumed, restart = starting_after is not None, False
         while True:
-            page = self._client.audit_log_page(
-                start_date=start_date,
-                end_date=end_date,
-                starting_after=cursor,
-                limit=self._page_size,
-            )
+            try:
+                page = self._client.audit_log_page(
+                    start_date=start_date,
+                    end_date=end_date,
+                    starting_after=cursor,
+                    limit=self._page_size,
+                )
+            except (InvalidRequestError, ServerError) as exc:
+                # 400, or 500 after the retries (what a cursor it never issued got in a real
+                # report); 502-504 are an outage, not an answer about the cursor.
+                if not resumed or exc.status not in (400, 500):
+                    raise
+                _log.warning(
+                    "audit listing: Instantly rejected the saved cursor (%s); listing again "
+                    "from %s",
+                    exc.status,
+                    start_date.isoformat(),
+                )
+                cursor, resumed, restart = None, False, True
+                continue
+            resumed = False
             if not page.items:
                 return  # an empty page ends a listing, whatever cursor it carries
             cursor = page.next_starting_after or None
-            yield CursorPage(page.items, cursor)
+            yield CursorPage(page.items, cursor, restarted=restart)
+            restart = False
             if cursor is None:
                 return
             if cursor in seen:

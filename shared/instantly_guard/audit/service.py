@@ -48,6 +48,7 @@ from instantly_guard.errors import (
     AuthenticationError,
     BackendError,
     ConfigError,
+    ConflictError,
     GuardError,
     InstantlyError,
     PaymentRequiredError,
@@ -251,7 +252,13 @@ class AuditExportService:
 
         The backfill keeps its own checkpoint under the state directory (one per since/until),
         so a backfill interrupted (Ctrl-C, a failure) resumes where it stopped when the same
-        command is run again; it is removed once the backfill is complete."""
+        command is run again; it is removed once the backfill is complete.
+
+        A complete backfill that reached the present (no `until`) on a deployment whose
+        scheduled runs have no checkpoint yet seeds theirs with its own, when it started no
+        later than their lookback would: the first scheduled run then goes on from where the
+        backfill stopped instead of exporting the lookback a second time (Cloud Logging
+        collapses duplicates in queries only; log-based metrics and sinks count both)."""
         start = datetime(since.year, since.month, since.day, tzinfo=UTC)
         store = self.backfill_store(since, until)
         if store.read()[0] is None:
@@ -260,9 +267,28 @@ class AuditExportService:
         summary = self.exporter(store, options, progress).run(until=until)
         self._flush()
         if summary.stopped_reason is StopReason.COMPLETE:
+            if until is None:
+                self._seed_schedule(store, start)
             store.remove()
         self._log(summary)
         return summary
+
+    def _seed_schedule(self, backfill: CheckpointStore, start: datetime) -> None:
+        """Give the scheduled runs the backfill's checkpoint when they have none and their
+        lookback would not reach before `start` (else they would miss what lies between)."""
+        done, _ = backfill.read()
+        if done is None or start > self._clock() - self.options.lookback:
+            return
+        if self.store.read()[0] is not None:
+            return  # a scheduled run came first: its checkpoint is not ours to move
+        try:
+            self.store.write(replace(done, runs=(), descent=None), 0)
+        except ConflictError:
+            return  # one was written just now: the same reasoning
+        _log.info(
+            "audit export: the scheduled runs' checkpoint starts where the backfill stopped",
+            extra={"fields": {"checkpoint": self.store.describe()}},
+        )
 
     def backfill_store(self, since: date, until: date | None) -> LocalCheckpointStore:
         end = until.isoformat() if until is not None else "now"

@@ -133,6 +133,7 @@ def run_check(
             rotation_admin_ids=managed.admin_ids,
             managed_key_ids=managed.key_ids,
             managed_webhook_ids=managed.webhook_ids,
+            managed_read=True,
         )
     repository = None
     if repo is not None:

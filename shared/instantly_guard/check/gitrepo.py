@@ -2,7 +2,10 @@
 
 Uses git itself for what git knows (`ls-files` for tracked and untracked files, `check-ignore`
 for ignore rules, so nested .gitignore files, `info/exclude` and the global excludes file all
-count) and Yelp's detect-secrets, with its default plugins and filters, for key-like strings.
+count) and Yelp's detect-secrets, with its default plugins and filters, for key-like strings,
+plus our own detector for Instantly keys (`check.instantly_key`), run on every tracked file
+whatever covered it for detect-secrets (one regex: cheap, and no baseline made without it can
+vouch for a file).
 Only tracked files are scanned: an untracked file has not leaked through git (yet). Known false
 positives are silenced the detect-secrets way: an inline `pragma: allowlist secret` comment, or a
 `.secrets.baseline` at the repository root (`detect-secrets scan > .secrets.baseline`, then
@@ -131,12 +134,14 @@ def scan_secrets(
             except OSError:
                 continue
             if name in covered:
+                found.update(_instantly_keys(name, full))
                 from_baseline += 1
                 continue
             try:
                 key = ScanCache.key(name, full.read_bytes())
             except OSError:
                 continue
+            found.update(_instantly_keys(name, full))
             cached = cache.get(key)
             if cached is not None:
                 found.update(cached)
@@ -151,6 +156,39 @@ def scan_secrets(
         cache.save()
     ordered = sorted(found, key=lambda s: (s.path, s.line, s.kind))
     return tuple(ordered), Coverage(scanned, from_baseline, from_cache)
+
+
+_ALLOWLIST_SAME_LINE = "pragma: allowlist secret"
+_ALLOWLIST_NEXT_LINE = "pragma: allowlist nextline secret"
+
+
+def _instantly_keys(name: str, full: Path) -> list[CommittedSecret]:
+    """Instantly-format keys in one file, any file type; a line allowlisted the detect-secrets
+    way (`pragma: allowlist secret`, or `... nextline secret` on the line before) is skipped.
+    One pass of the pattern over the whole text: lines are looked at only around a match."""
+    from detect_secrets.core.potential_secret import PotentialSecret
+
+    from instantly_guard.check.instantly_key import SECRET_TYPE, find_keys_at
+
+    try:
+        text = full.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return []
+    found: list[CommittedSecret] = []
+    for key, start in find_keys_at(text):
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", start)
+        line = text[line_start : line_end if line_end >= 0 else len(text)]
+        previous = text[text.rfind("\n", 0, max(line_start - 1, 0)) + 1 : max(line_start - 1, 0)]
+        if _ALLOWLIST_SAME_LINE in line or _ALLOWLIST_NEXT_LINE in previous:
+            continue
+        number = text.count("\n", 0, start) + 1
+        found.append(
+            CommittedSecret(
+                path=name, line=number, kind=SECRET_TYPE, hashed=PotentialSecret.hash_secret(key)
+            )
+        )
+    return found
 
 
 def _secrets_of(collection: Any) -> list[CommittedSecret]:

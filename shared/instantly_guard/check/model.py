@@ -198,6 +198,8 @@ class Snapshot:
     """Ids of the keys managed secrets hold or are about to revoke; empty when not read."""
     managed_webhook_ids: frozenset[str] = frozenset()
     """Ids of the webhooks managed webhook secrets keep the header of; empty when not read."""
+    managed_read: bool = False
+    """Whether the managed secrets were read (an empty `managed_key_ids` then means none)."""
 
     def has(self, section: Section) -> bool:
         return {

@@ -171,6 +171,15 @@ def run(args: argparse.Namespace) -> int:
         colour = args.format == "table" and use_colour(sys.stdout)
         sys.stdout.write(render(report, args.format, colour=colour))
         sys.stdout.flush()
+    if all(f.skipped for f in report.findings):
+        # A run that evaluated no rule is no pass: exit 2 (configuration), never a green 0.
+        reasons = sorted({f.evidence for f in report.findings}) or ["every section was excluded"]
+        print(
+            f"instantly-guard check: nothing was checked ({'; '.join(reasons)}); run it inside "
+            "a git work tree (or pass --repo PATH), or give it a workspace key",
+            file=sys.stderr,
+        )
+        return 2
     return exit_code(report.findings, threshold, fail_on_skipped=args.fail_on_skipped)
 
 

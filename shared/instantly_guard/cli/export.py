@@ -23,13 +23,17 @@ key, no paid plan), 3 Instantly or Google unavailable (running again may help), 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from types import FrameType
 from typing import IO, Any
 
 EXIT_OK = 0
@@ -37,6 +41,29 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UPSTREAM = 3
 EXIT_INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, a container stop) and SIGHUP (a closed terminal) stop the run as Ctrl-C
+    does: the exporter saves its checkpoint and releases its lease, so a rerun resumes at once
+    instead of dying silently with 143 and waiting out the lease."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous[sig] = signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
 
 # Failures a person fixes in configuration (the key, its scopes, the plan, the settings).
 _USAGE_KINDS = frozenset(
@@ -121,10 +148,11 @@ def run(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.attach(logging.getLogger())
     try:
-        if args.since is not None:
-            summary = service.backfill(args.since, args.until, progress=progress)
-        else:
-            summary = service.run(progress=progress)
+        with _stop_signals_interrupt():
+            if args.since is not None:
+                summary = service.backfill(args.since, args.until, progress=progress)
+            else:
+                summary = service.run(progress=progress)
     finally:
         if progress is not None:
             progress.detach()

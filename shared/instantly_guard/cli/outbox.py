@@ -37,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir or Path(os.environ.get("GUARD_STATE_DIR") or ".guard")
+    if not state_dir.is_dir():
+        # Nothing to read is not "no events": a wrong path must not pass for an empty outbox.
+        print(
+            f"instantly-guard outbox: no state directory at {state_dir} (pass --state-dir or set "
+            "GUARD_STATE_DIR to the one the receiver writes; `make run` uses .guard)",
+            file=sys.stderr,
+        )
+        return output.EXIT_USAGE
     as_json = output.wants_json(args)
     problems: list[str] = []
     count = 0

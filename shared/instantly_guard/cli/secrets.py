@@ -4,7 +4,8 @@
     secrets declare NAME --kind webhook-secret --admin-secret A [--webhook-id ID ...]
                                                   (or record them later: webhooks connect)
     secrets declare NAME --update ...             (fix a declaration; the rotation state is kept)
-    secrets undeclare NAME [--force]              (delete a declared secret; --force if it has keys)
+    secrets undeclare NAME [--force|--revoke-key] (delete a declared secret; --force if it has keys,
+                                                   printing their ids; --revoke-key deletes them)
     secrets set NAME [--key-id ID] < value        (the admin key, created by hand once)
     secrets show NAME                             (metadata, aliases, versions; never a value)
     secrets list                                  (the managed secrets and their state)
@@ -22,11 +23,12 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from instantly_guard.cli import output
 from instantly_guard.cli.names import store_name, unknown_secret
-from instantly_guard.errors import ConfigError
+from instantly_guard.errors import ConfigError, GuardError
 from instantly_guard.rotation.model import (
     DECLARED_KEYS,
     DEFAULT_WEBHOOK_HEADER,
@@ -77,6 +79,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     declare.add_argument("--webhook-header", help="header name (default x-webhook-secret)")
     declare.add_argument(
+        "--environment",
+        choices=("production", "development"),
+        default="production",
+        help="all:all (full access) is allowed only in development, as in Terraform and the check",
+    )
+    declare.add_argument(
         "--update",
         action="store_true",
         help=(
@@ -93,11 +101,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     undeclare.add_argument(
         "--force",
         action="store_true",
-        help="delete it even though it holds versions (revoke its key in Instantly yourself)",
+        help="delete it even though it holds versions (revoke its key in Instantly yourself: "
+        "its id is printed)",
+    )
+    undeclare.add_argument(
+        "--revoke-key",
+        action="store_true",
+        help="delete its Instantly key(s) first, with its admin secret's key, then the secret",
     )
     undeclare.set_defaults(handler=undeclare_secret)
 
-    set_ = commands.add_parser("set", help="store a value read from stdin as `current`")
+    set_ = commands.add_parser(
+        "set", help="store a value as `current` (read from stdin; prompted, hidden, on a terminal)"
+    )
     set_.add_argument("name")
     set_.add_argument(
         "--key-id",
@@ -208,6 +224,12 @@ def declare_secret(args: argparse.Namespace) -> int:
             scopes = tuple(previous[AnnotationKey.SCOPES].split(","))
         if not scopes:
             problems.append("an api-key secret needs --scopes or --profile")
+        if "all:all" in scopes and args.environment != "development":
+            problems.append(
+                "all:all is full access to the workspace: refused outside --environment "
+                "development (Terraform refuses it too); declare the scopes the integration "
+                "needs (--profile lists them per use)"
+            )
     # No --webhook-id is fine: `webhooks connect` records the webhooks once the receiver
     # is up (declaring them here is for a webhook already pointed at it).
     elif not admin_secret:
@@ -256,14 +278,22 @@ def declare_secret(args: argparse.Namespace) -> int:
         lambda r: (
             f"declared {name} in {store_name(store)}\n"
             + output.fields([(k, v) for k, v in sorted(r["annotations"].items())])
-            + (
-                ""
-                if args.update
-                else f"\nnext: instantly-guard rotate {name}  (mints and stores its first key)"
-            )
+            + ("" if args.update else "\n" + _next_step(name, kind, admin_secret))
         ),
     )
     return 0
+
+
+def _next_step(name: str, kind: Kind, admin_secret: str | None) -> str:
+    """What to run next, true for this declaration: a secret that mints its own keys has no
+    key to mint with until one made by hand is stored."""
+    if kind is Kind.API_KEY and admin_secret in (None, name):
+        return (
+            f"next: it mints its own keys, so store a first one made by hand: "
+            f"instantly-guard secrets set {name} --key-id ID < key.txt  (or declare it again "
+            "with --admin-secret ADMIN, a secret holding a key with api_keys:create)"
+        )
+    return f"next: instantly-guard rotate {name}  (mints and stores its first key)"
 
 
 def _redeclare(store: SecretStore, name: str, declared: Mapping[str, str]) -> SecretMetadata:
@@ -288,26 +318,81 @@ def undeclare_secret(args: argparse.Namespace) -> int:
     meta = get_meta(store, args.name)
     versions = store.list_versions(meta.name)
     live = [v.version for v in versions if v.state.value != "DESTROYED"]
-    if live and not args.force:
+    keys = _key_ids(meta)
+    if live and not (args.force or args.revoke_key):
+        held = f" (Instantly key {', '.join(keys)})" if keys else ""
         raise ConfigError(
-            f"secret {meta.name} holds version(s) {', '.join(live)} (a key that may be in use); "
-            "revoke its key in Instantly, then run again with --force"
+            f"secret {meta.name} holds version(s) {', '.join(live)}{held}, a key that may be in "
+            "use: run again with --revoke-key to delete the key in Instantly too, or revoke it "
+            "yourself and run again with --force"
         )
+    revoked = _revoke_keys(store, meta, keys) if args.revoke_key else []
     store.delete_secret(meta.name, etag=meta.etag)
-    output.emit(
-        args,
-        {"undeclared": meta.name, "deleted_versions": [v.version for v in versions]},
-        lambda r: f"undeclared {meta.name}: deleted from {store_name(store)}",
-    )
+    left = [k for k in keys if k not in revoked]
+    result: dict[str, Any] = {
+        "undeclared": meta.name,
+        "deleted_versions": [v.version for v in versions],
+        "revoked_key_ids": revoked,
+        "left_key_ids": left,
+    }
+
+    def text(r: dict[str, Any]) -> str:
+        lines = [f"undeclared {meta.name}: deleted from {store_name(store)}"]
+        lines += [f"revoked Instantly key {k}" for k in revoked]
+        lines += [
+            f"left in Instantly: key {k}; revoke it there (DELETE /api-keys/{k}) once nothing "
+            "uses it"
+            for k in left
+        ]
+        return "\n".join(lines)
+
+    output.emit(args, result, text)
     return 0
+
+
+def _key_ids(meta: SecretMetadata) -> list[str]:
+    """The Instantly key ids an api-key secret records: current, pending, queued revocations."""
+    try:
+        config = ManagedConfig.parse(meta)
+        state = RotationState.read(meta)
+    except GuardError:  # a broken declaration or state: `secrets show` reports it
+        return []
+    if config.kind is not Kind.API_KEY:
+        return []
+    ids = [state.current_key_id, state.pending_key_id, *(r.key_id for r in state.revocations)]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def _revoke_keys(store: SecretStore, meta: SecretMetadata, keys: list[str]) -> list[str]:
+    """Delete `keys` in Instantly with the secret's admin key (already gone counts)."""
+    if not keys:
+        return []
+    from instantly_guard.rotation.admin import admin_client, delete_key
+    from instantly_guard.rotation.builder import client_factory
+
+    config = ManagedConfig.parse(meta)
+    common = CommonSettings.read(Reader(os.environ))
+    admin = admin_client(store, client_factory(common), config)
+    try:
+        for key_id in keys:
+            delete_key(admin, key_id)
+    finally:
+        admin.close()
+    return keys
 
 
 def set_secret(args: argparse.Namespace) -> int:
     from instantly_guard.rotation.engine import set_current
 
-    value = sys.stdin.read().strip()
+    if sys.stdin.isatty():
+        # Typed by a person: prompt, and never echo the key onto the screen (or a recording).
+        import getpass
+
+        value = getpass.getpass(f"value for {args.name} (input hidden): ").strip()
+    else:
+        value = sys.stdin.read().strip()
     if not value:
-        raise ConfigError("no value on stdin")
+        raise ConfigError("no value given" if sys.stdin.isatty() else "no value on stdin")
     store = open_store()
     get_meta(store, args.name)
     version = set_current(store, args.name, Secret(value), key_id=args.key_id)
@@ -385,6 +470,13 @@ def _show_text(d: Mapping[str, Any]) -> str:
 
 def list_secrets(args: argparse.Namespace) -> int:
     store = open_store()
+    root = getattr(store, "root", None)
+    if isinstance(root, Path) and not root.is_dir():
+        # An empty listing would read as "no managed secrets" when nothing was read at all.
+        raise ConfigError(
+            f"no local secret store at {root}: set GUARD_STATE_DIR to the state directory that "
+            "holds it (`make run` uses .guard), or declare a secret first"
+        )
     rows = []
     for meta in store.list_secrets(MANAGED_LABELS):
         state = RotationState.read(meta)

@@ -14,11 +14,13 @@
    then disables the webhook; the reconcile function, run as Cloud Scheduler would, republishes
    the three from Instantly's delivery log and resumes the webhook: each event is in the outbox
    exactly once, marked `reconciled`;
-8. `instantly-guard verify` proves the whole stack as it would a deployment: forged delivery
+9. `instantly-guard verify` proves the whole stack as it would a deployment: forged delivery
    refused, Instantly's test delivery accepted, every key working with exactly its scopes,
    rotation schedules, and the export and reconcile runs just made.
 
-Every step reports ok or FAILED with what it saw; the demo's exit status is 1 if any failed.
+Every step reports ok or FAILED with what it saw; a step that needs an earlier one which failed
+is not run, and says so (`NEEDS`): "export works with the new key" means nothing after a failed
+rotation. The demo's exit status is 1 if any step failed or was not run.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class Step:
     title: str
     ok: bool
     detail: str
+    ran: bool = True
+
+
+NEEDS: dict[str, str] = {"export works with the new key": "key rotated, old key revoked"}
+"""A step -> the earlier step whose success it depends on (it is not run when that failed)."""
 
 
 class Demo:
@@ -66,8 +73,8 @@ class Demo:
         self.store = _store_for(self.state_dir)
         self.steps: list[Step] = []
 
-    def run(self) -> list[Step]:
-        for title, action in (
+    def plan(self) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+        return [
             ("forged webhook rejected", self.forged_webhook),
             ("genuine webhook accepted", self.genuine_webhook),
             ("audit entries exported", self.export),
@@ -77,14 +84,29 @@ class Demo:
             ("posture check", self.check),
             ("missed events reconciled", self.reconcile),
             ("deployment verified", self.verify),
-        ):
+        ]
+
+    def run(
+        self, plan: list[tuple[str, Callable[[], tuple[bool, str]]]] | None = None
+    ) -> list[Step]:
+        for title, action in plan if plan is not None else self.plan():
             self._step(title, action)
         passed = sum(step.ok for step in self.steps)
-        self.out.write(f"\n{passed}/{len(self.steps)} steps passed.\n")
+        not_run = sum(not step.ran for step in self.steps)
+        tail = f", {not_run} not run" if not_run else ""
+        self.out.write(f"\n{passed}/{len(self.steps)} steps passed{tail}.\n")
         self.out.flush()
         return self.steps
 
     def _step(self, title: str, action: Callable[[], tuple[bool, str]]) -> None:
+        needed = NEEDS.get(title)
+        failed = [s for s in self.steps if s.title == needed and not s.ok]
+        if failed:
+            step = Step(title, False, f"needs {needed!r}, which did not pass", ran=False)
+            self.steps.append(step)
+            self.out.write(f"  [{'not run':^7}] {title:<30} {step.detail}\n")
+            self.out.flush()
+            return
         try:
             ok, detail = action()
         except (GuardError, httpx.HTTPError, OSError, ValueError, KeyError) as exc:

@@ -201,5 +201,5 @@ def check_ports(ports: Mapping[str, int], host: str = "127.0.0.1") -> None:
         raise ConfigError(
             f"{'; '.join(busy)} already in use on {host}. Stop whatever listens there "
             f"(`lsof -i :PORT` or `ss -ltnp` shows it) or choose other ports ({flags}, "
-            "or --base-port N for N..N+3)."
+            f"or --base-port N for N..N+{len(ports) - 1})."
         )

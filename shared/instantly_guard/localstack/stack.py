@@ -144,8 +144,9 @@ class LocalStack:
 
     def _start(self) -> StackInfo:
         self._lock = state.StackLock(self.state_dir)
-        self.notes = state.prepare(self.state_dir)
-        check_ports(self.ports.as_dict(), self.host)
+        self.notes = state.prepare(
+            self.state_dir, ready=lambda: check_ports(self.ports.as_dict(), self.host)
+        )
         logs = self.state_dir / "logs"
         repo = self.functions_dir.parent
 

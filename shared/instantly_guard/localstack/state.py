@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,13 @@ class StackLock:
             self._fd = None
 
 
-def prepare(state_dir: Path) -> list[str]:
+def prepare(state_dir: Path, *, ready: Callable[[], None] | None = None) -> list[str]:
     """Make `state_dir` ready for a new stack; return what was cleaned up, for the guide.
 
     Refuses (ConfigError) when another stack is running from this state directory. Stops the
-    surviving children of a stack that was killed, then wipes the previous stack's state.
+    surviving children of a stack that was killed, then calls `ready` (the port check: it may
+    refuse too), and only then wipes the previous stack's state: a start that cannot succeed
+    leaves the previous run's state (its outbox, its audit export) as it was.
     """
     notes: list[str] = []
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -162,6 +165,8 @@ def prepare(state_dir: Path) -> list[str]:
             signal_group(pid, signal.SIGKILL)
         if stale:
             notes.append(f"stopped {len(stale)} process(es) left over by a killed stack")
+    if ready is not None:
+        ready()
     for name in STACK_STATE:
         path = state_dir / name
         if path.is_dir():

@@ -41,7 +41,11 @@ from typing import Any, Final
 PUBSUB_EVENT_TYPE: Final = "google.cloud.pubsub.topic.v1.messagePublished"
 SWEEP_ATTRIBUTE: Final = "instantlyGuard"
 SWEEP_VALUE: Final = "sweep"
-_SECRET_ID = re.compile(r"^projects/(?P<project>[^/]+)/secrets/(?P<name>[A-Za-z0-9_-]{1,255})$")
+# A regional secret's id carries its location: `projects/P/locations/L/secrets/S`.
+_SECRET_ID = re.compile(
+    r"^projects/(?P<project>[^/]+)(?:/locations/(?P<location>[a-z0-9-]{1,63}))?"
+    r"/secrets/(?P<name>[A-Za-z0-9_-]{1,255})$"
+)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -53,13 +57,15 @@ class RotateRequest:
     project: str
     event_time: datetime
     message_id: str
+    location: str | None = None  # a regional secret's location; None: a global secret
 
     @property
     def rotation_id(self) -> str:
         """Deterministic per event: every delivery of one SECRET_ROTATE names the same rotation,
         and so the same Instantly key name."""
+        where = self.project if self.location is None else f"{self.project}/{self.location}"
         digest = hashlib.sha256(
-            f"{self.project}/{self.secret}/{self.event_time.isoformat()}".encode()
+            f"{where}/{self.secret}/{self.event_time.isoformat()}".encode()
         ).hexdigest()[:6]
         return f"{self.event_time:%Y%m%dt%H%M%S}-{digest}"
 
@@ -124,6 +130,7 @@ def decode_message(message: Mapping[str, Any]) -> Decoded:
         project=match.group("project"),
         event_time=when,
         message_id=message_id,
+        location=match.group("location"),
     )
 
 

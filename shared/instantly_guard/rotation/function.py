@@ -68,6 +68,8 @@ class RotationFunction:
 
     def __init__(self, rotator: Rotator) -> None:
         self.rotator = rotator
+        # Only Secret Manager has regional secrets (`GcpSecretStore.location`); others are global.
+        self._location: str | None = getattr(rotator.store, "location", None)
 
     def handle_push(self, headers: Mapping[str, str], body: bytes) -> Handled:
         """One HTTP request: a Pub/Sub push envelope (any subset of its fields) or a CloudEvent."""
@@ -90,6 +92,22 @@ class RotationFunction:
                 extra={"fields": {**fields, "event_type": decoded.event_type}},
             )
             return Handled("malformed" if decoded.malformed else "ignored")
+        if isinstance(decoded, RotateRequest) and decoded.location != self._location:
+            # The same name elsewhere is another secret: rotating it would be worse than not.
+            _log.error(
+                "SECRET_ROTATE for a secret in another location than this function's store: "
+                "not rotated (deploy a rotation with GUARD_SECRET_LOCATION set to its location)",
+                extra={
+                    "fields": {
+                        **fields,
+                        "secret": decoded.secret,
+                        "secret_location": decoded.location or "global",
+                        "store_location": self._location or "global",
+                        "rotation_failed": True,
+                    }
+                },
+            )
+            return Handled("wrong-location")
         try:
             if isinstance(decoded, RotateRequest):
                 fields.update(secret=decoded.secret, message_id=decoded.message_id)

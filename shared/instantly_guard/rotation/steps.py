@@ -187,11 +187,11 @@ def update_webhooks(run: Run, config: ManagedConfig, admin: InstantlyApi) -> Non
             )
             continue
         read = dict(hook.headers or {})
-        if read.get(config.webhook_header) != new.reveal():
+        if not webhook_headers.holds_only(read, config.webhook_header, new.reveal()):
             headers = webhook_headers.patched(webhook_id, read, config.webhook_header, new, known)
             updated = admin.update_webhook(webhook_id, headers=headers)
-            echo = (updated.headers or {}).get(config.webhook_header)
-            if echo is not None and echo != new.reveal() and echo in known:
+            echoed = webhook_headers.ours(updated.headers or {}, config.webhook_header)
+            if any(echo != new.reveal() and echo in known for echo in echoed):
                 raise RotationError(
                     f"webhook {webhook_id} did not take the new header", retryable=True
                 )

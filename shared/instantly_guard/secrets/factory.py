@@ -35,6 +35,7 @@ def open_store(
     if common.backend is Backend.GCP:
         from instantly_guard.secrets.gcp import GcpSecretStore
 
+        gcp_options.setdefault("location", common.secret_location)
         return GcpSecretStore(project or common.project or "", **gcp_options)
     from instantly_guard.secrets.local import LocalSecretStore
 

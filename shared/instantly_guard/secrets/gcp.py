@@ -82,17 +82,38 @@ class GcpSecretStore:
         *,
         client: secretmanager_v1.SecretManagerServiceClient | None = None,
         timeout: float = 30.0,
+        location: str | None = None,
     ) -> None:
         self._project = project
-        self._client = client or secretmanager_v1.SecretManagerServiceClient()
+        self._location = location
+        if client is None:
+            # Regional secrets are served by the location's own endpoint only.
+            options = (
+                {"api_endpoint": f"secretmanager.{location}.rep.googleapis.com"}
+                if location
+                else None
+            )
+            client = secretmanager_v1.SecretManagerServiceClient(client_options=options)
+        self._client = client
         self._timeout = timeout
 
     @property
     def project(self) -> str:
         return self._project
 
+    @property
+    def location(self) -> str | None:
+        """The location of regional secrets this store holds; None: global secrets."""
+        return self._location
+
+    @property
+    def _parent(self) -> str:
+        if self._location is None:
+            return f"projects/{self._project}"
+        return f"projects/{self._project}/locations/{self._location}"
+
     def _path(self, name: str) -> str:
-        return f"projects/{self._project}/secrets/{check_secret_name(name)}"
+        return f"{self._parent}/secrets/{check_secret_name(name)}"
 
     def _call(
         self,
@@ -132,18 +153,16 @@ class GcpSecretStore:
     ) -> SecretMetadata:
         check_labels(labels)
         check_annotations(annotations)
-        secret = secretmanager_v1.Secret(
-            replication=secretmanager_v1.Replication(
+        secret = secretmanager_v1.Secret(labels=dict(labels), annotations=dict(annotations))
+        if self._location is None:  # a regional secret has no replication policy
+            secret.replication = secretmanager_v1.Replication(
                 automatic=secretmanager_v1.Replication.Automatic()
-            ),
-            labels=dict(labels),
-            annotations=dict(annotations),
-        )
+            )
         created = self._call(
             f"create secret {name}",
             lambda: self._client.create_secret(
                 request={
-                    "parent": f"projects/{self._project}",
+                    "parent": self._parent,
                     "secret_id": check_secret_name(name),
                     "secret": secret,
                 },
@@ -269,7 +288,7 @@ class GcpSecretStore:
         def fetch() -> list[SecretMetadata]:
             pager = self._client.list_secrets(
                 request={
-                    "parent": f"projects/{self._project}",
+                    "parent": self._parent,
                     "filter": filter_,
                     "page_size": 100,
                 },

@@ -73,6 +73,11 @@ class LocalSecretStore:
         self._root = Path(root)
         self._clock = clock
 
+    @property
+    def root(self) -> Path:
+        """The directory holding the secrets (it may not exist yet)."""
+        return self._root
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _dir(self, name: str) -> Path:

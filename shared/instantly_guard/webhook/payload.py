@@ -76,7 +76,7 @@ _REPLY: Final = {
 FAMILIES: Final[dict[str, dict[str, str]]] = {
     "email": _EMAIL,
     "reply": _REPLY,
-    "lead": _EMAIL,
+    "lead": _REPLY,  # a status set by a reply carries that reply (real deliveries)
     "campaign": _COMMON,
     "account": _COMMON,
     "enrichment": _COMMON,

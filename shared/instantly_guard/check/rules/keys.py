@@ -145,6 +145,44 @@ def unmanaged(snapshot: Snapshot, policy: Policy) -> Outcome:
 
 
 @rule(
+    "keys.leftover",
+    title="Live keys named like ours that no managed secret records",
+    severity=Severity.HIGH,
+    section=Section.KEYS,
+    fix=(
+        "Delete the key in Instantly (Settings > Integrations > API keys, or "
+        "`DELETE /api-keys/{id}`) once nothing uses it: `secrets undeclare NAME` prints the id "
+        "of the key it leaves, and `--revoke-key` deletes it."
+    ),
+    help=(
+        "A key named <prefix>/<secret>/<rotation id> was minted by a rotation. When no managed "
+        "secret holds it or has it queued for revocation (the secret was undeclared, or deleted "
+        "by hand), nothing will ever rotate or revoke it: a live key nobody watches. A rotation "
+        "stopped between minting its key and recording it shows here until it resumes. Needs "
+        "the managed secrets (GUARD_BACKEND and its settings); skipped without them."
+    ),
+)
+def leftover(snapshot: Snapshot, policy: Policy) -> Outcome:
+    if not snapshot.managed_read:
+        return Outcome(
+            skip="the managed secrets were not read (set GUARD_BACKEND and its settings)"
+        )
+    prefix = policy.managed_key_prefix
+    named = [key for key in _keys(snapshot) if is_managed_name(key.name, prefix)]
+    failures = [
+        Failure(
+            f"{describe(key)} is named like a rotation's key, but no managed secret records it",
+            subject=subject(key),
+        )
+        for key in named
+        if key.id not in snapshot.managed_key_ids
+    ]
+    return Outcome(
+        failures, f"{plural(len(named), 'key')} named {prefix}/..., each held by a managed secret"
+    )
+
+
+@rule(
     "keys.multiple-key-creators",
     title="More than one key able to create keys",
     severity=Severity.HIGH,
@@ -185,4 +223,4 @@ def _can_create_keys(key: ApiKeyInfo) -> bool:
         )
 
 
-RULES = (all_resource_scope, full_access, max_age, unmanaged, multiple_key_creators)
+RULES = (all_resource_scope, full_access, max_age, unmanaged, leftover, multiple_key_creators)

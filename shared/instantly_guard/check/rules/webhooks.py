@@ -96,6 +96,35 @@ def no_auth_header(snapshot: Snapshot, policy: Policy) -> Outcome:
 
 
 @rule(
+    "webhooks.duplicate-header",
+    title="Webhooks holding one header name twice, in two cases",
+    severity=Severity.HIGH,
+    section=Section.WEBHOOKS,
+    fix=(
+        "Keep one spelling of the header (PATCH /webhooks/{id} with the headers object): the "
+        "next rotation of a declared webhook secret repairs its own header to one."
+    ),
+    help=(
+        "Header names are case-insensitive: `X-Webhook-Secret` and `x-webhook-secret` are one "
+        "header, and the sender keeps one of the two values (which one is not documented). "
+        "A stale value may be the one sent, and the receiver refuses genuine deliveries."
+    ),
+)
+def duplicate_header(snapshot: Snapshot, policy: Policy) -> Outcome:
+    failures = []
+    for hook in _hooks(snapshot):
+        spellings: dict[str, list[str]] = {}
+        for name in hook.header_names or ():
+            spellings.setdefault(name.lower(), []).append(name)
+        doubled = sorted(", ".join(sorted(s)) for s in spellings.values() if len(s) > 1)
+        if doubled:
+            failures.append(
+                Failure(f"{describe(hook)} holds {'; '.join(doubled)}", subject=subject(hook))
+            )
+    return Outcome(failures, f"{plural(len(_hooks(snapshot)), 'webhook')}, no header doubled")
+
+
+@rule(
     "webhooks.disabled",
     title="Webhooks disabled by Instantly after failed deliveries",
     severity=Severity.HIGH,
@@ -205,4 +234,11 @@ def foreign_to_receiver(snapshot: Snapshot, policy: Policy) -> Outcome:
     )
 
 
-RULES = (plain_http, no_auth_header, disabled, host_not_allowed, foreign_to_receiver)
+RULES = (
+    plain_http,
+    no_auth_header,
+    duplicate_header,
+    disabled,
+    host_not_allowed,
+    foreign_to_receiver,
+)
