@@ -17,12 +17,18 @@ from instantly_sandbox import Sandbox
 READ_SCOPES = PROFILES["posture_check"].scope_strings
 
 
+def inventory_key(sb: Sandbox) -> str:
+    """The inventory's read-only key, made once per sandbox (another key would be a change)."""
+    known = sb.keys.get("inventory")
+    return (known or sb.add_key("inventory", READ_SCOPES)).key
+
+
 def inventory_env(sb: Sandbox, state_dir: Path, **extra: str) -> dict[str, str]:
     return {
         "GUARD_BACKEND": "local",
         "GUARD_STATE_DIR": str(state_dir),
         "INSTANTLY_API_BASE": sb.base_url,
-        "INSTANTLY_API_KEY": sb.add_key("inventory", READ_SCOPES).key,
+        "INSTANTLY_API_KEY": inventory_key(sb),
         **extra,
     }
 
