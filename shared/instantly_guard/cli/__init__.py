@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "outbox",
     "export",
     "check",
+    "changes",
     "secrets",
     "rotate",
     "localstack",
