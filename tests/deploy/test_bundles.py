@@ -35,6 +35,7 @@ ENTRY_POINTS = {
     # the raw push envelope itself (functions-framework's conversion refuses one without data).
     "key_rotation": ("rotate_api_key", "http"),
     "reconcile": ("reconcile_webhooks", "http"),
+    "inventory": ("run_inventory", "http"),
 }
 
 
