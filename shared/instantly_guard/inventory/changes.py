@@ -128,9 +128,16 @@ def classify(
         new_view: Mapping[str, Any] | None = new,
     ) -> Change:
         return Change(
-            name, kind, record.id, record.name, old_view, new_view, severity, before_hash,
+            name,
+            kind,
+            record.id,
+            record.name,
+            old_view,
+            new_view,
+            severity,
+            before_hash,
             after_hash,
-        )  # fmt: skip
+        )
 
     if kind == MEMBER:
         return _member(change, old, new)

@@ -172,8 +172,10 @@ class Inventory:
 
         if stored is None:
             entry = changes.baseline(workspace.id, workspace.name, counts, _state_hash(sections))
-            self._write([changes.to_export_entry(entry, observed_at=observed_at,
-                                                 previous_snapshot_at=None)], report)  # fmt: skip
+            first = changes.to_export_entry(
+                entry, observed_at=observed_at, previous_snapshot_at=None
+            )
+            self._write([first], report)
             report.changes[changes.BASELINE] = 1
             self._store(body, generation, report, Outcome.BASELINE)
             return
