@@ -31,7 +31,7 @@ from instantly_guard.errors import ConfigError, ConflictError, GuardError
 from instantly_guard.inventory import changes, records
 from instantly_guard.inventory.diff import differences, kind_lines
 from instantly_guard.inventory.records import KINDS, WORKSPACE, Record, digest, parse_line
-from instantly_guard.inventory.snapshot import Header, StoredSnapshot, encode
+from instantly_guard.inventory.snapshot import Header, Section, StoredSnapshot, encode
 from instantly_guard.inventory.stores import SnapshotStore
 
 if TYPE_CHECKING:
@@ -71,13 +71,12 @@ class ClientReader:
         raise ValueError(f"unknown kind {kind!r}")
 
 
-def _state_hash(sections: dict[str, list[str]]) -> str:
+def _state_hash(sections: dict[str, Section]) -> str:
     """A hash of the records alone (not the snapshot's time): a repeated first run writes the
-    same baseline entry."""
+    same baseline entry (the members are compressed deterministically)."""
     hashed = hashlib.sha256()
     for kind in KINDS:
-        for line in sections.get(kind, ()):
-            hashed.update(f"{kind}\t{line}\n".encode())
+        hashed.update(sections[kind].close())
     return hashed.hexdigest()[:24]
 
 
@@ -98,6 +97,7 @@ class RunReport:
     changes: dict[str, int] = field(default_factory=dict)
     written: int = 0
     snapshot_bytes: int = 0
+    sorted_listings: bool = True
     seconds: float = 0.0
     error: GuardError | None = None
 
@@ -112,6 +112,7 @@ class RunReport:
             "changes": dict(sorted(self.changes.items())),
             "written": self.written,
             "snapshot_bytes": self.snapshot_bytes,
+            "sorted_listings": self.sorted_listings,
             "seconds": round(self.seconds, 3),
         }
 
@@ -143,17 +144,17 @@ class Inventory:
             report.seconds = time.monotonic() - started
         return report
 
-    def _read(self) -> tuple[dict[str, list[str]], Record]:
-        sections: dict[str, list[str]] = {}
+    def _read(self) -> tuple[dict[str, Section], Record]:
+        sections: dict[str, Section] = {}
         workspace: Record | None = None
         for kind in KINDS:
-            lines = []
+            section = Section(kind)
             for record in self.reader.records(kind):
-                lines.append(record.line())
+                section.add(record.line())
                 if kind == WORKSPACE:
                     workspace = record
-            lines.sort()
-            sections[kind] = lines
+            section.close()
+            sections[kind] = section
         if workspace is None:
             raise ConfigError("the workspace could not be read (GET /workspaces/current)")
         return sections, workspace
@@ -164,7 +165,8 @@ class Inventory:
         taken_at = self._clock()
         sections, workspace = self._read()
         observed_at = self._clock()
-        counts = {kind: len(lines) for kind, lines in sections.items()}
+        counts = {kind: section.count for kind, section in sections.items()}
+        report.sorted_listings = all(section.streamed for section in sections.values())
         report.observed_at, report.counts = observed_at, counts
         header = Header(taken_at=taken_at, workspace_id=workspace.id, counts=counts)
         body = encode(header, sections)
@@ -204,10 +206,10 @@ class Inventory:
         )
 
     def _changes(
-        self, stored: StoredSnapshot, sections: dict[str, list[str]]
+        self, stored: StoredSnapshot, sections: dict[str, Section]
     ) -> Iterator[changes.Change]:
         for kind, old_lines in kind_lines(stored.lines(), KINDS):
-            for old, new in differences(old_lines, sections[kind]):
+            for old, new in differences(old_lines, sections[kind].lines()):
                 yield from changes.classify(
                     kind,
                     parse_line(old) if old is not None else None,

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from instantly_guard.errors import BackendError
-from instantly_guard.inventory.records import KINDS
+from instantly_guard.inventory.records import KINDS, split_line
 
 FORMAT_VERSION: Final = 1
 
@@ -41,21 +41,115 @@ class Header:
         }
 
 
-def encode(header: Header, sections: Mapping[str, Sequence[str]]) -> bytes:
-    """The stored form of a snapshot; `sections` maps each kind to its sorted record lines."""
-    buffer = io.BytesIO()
+def _member(data: bytes) -> bytes:
     # mtime=0: equal snapshots encode to equal bytes (the Cloud Storage store's retry check).
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
-        out.write(json.dumps(header.to_json(), separators=(",", ":")).encode() + b"\n")
-        for kind in KINDS:
-            chunk: list[str] = []
-            for line in sections.get(kind, ()):
-                chunk.append(f"{kind}\t{line}\n")
-                if len(chunk) >= 1000:
-                    out.write("".join(chunk).encode())
-                    chunk.clear()
-            out.write("".join(chunk).encode())
-    return buffer.getvalue()
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+class Section:
+    """One kind's records, kept compressed while they are read (a gzip member of its own).
+
+    Records are added in listing order. While that order is the id order (as Instantly's cursor
+    pagination lists them), each line goes straight into the compressed stream and nothing
+    decoded is kept. The first line out of order (or a repeated id) switches the section to the
+    safe path: what was written is decoded into a list, later lines join it, and closing sorts
+    it (keeping the last copy of a repeated id). That path holds the kind decoded once.
+    """
+
+    _CHUNK = 1000
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.count = 0
+        self.streamed = True
+        self._buffer = io.BytesIO()
+        self._out: gzip.GzipFile | None = self._writer()
+        self._pending: list[str] = []
+        self._last_key: str | None = None
+        self._held: list[str] = []
+        self._closed: bytes | None = None
+
+    def _writer(self) -> gzip.GzipFile:
+        self._buffer = io.BytesIO()
+        return gzip.GzipFile(fileobj=self._buffer, mode="wb", compresslevel=6, mtime=0)
+
+    def add(self, line: str) -> None:
+        if not self.streamed:
+            self._held.append(line)
+            return
+        key = split_line(line)[0]
+        if self._last_key is None or key > self._last_key:
+            self._last_key = key
+            self._pending.append(f"{self.kind}\t{line}\n")
+            self.count += 1
+            if len(self._pending) >= self._CHUNK:
+                self._flush()
+            return
+        # Out of order: decode what was written, hold everything from here on.
+        self._flush()
+        written = self._finish()
+        self._held = list(_decoded(written))
+        self._held.append(line)
+        self.streamed = False
+        self._out = self._writer()
+
+    def _flush(self) -> None:
+        if self._pending and self._out is not None:
+            self._out.write("".join(self._pending).encode())
+            self._pending.clear()
+
+    def _finish(self) -> bytes:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        return self._buffer.getvalue()
+
+    def close(self) -> bytes:
+        """The compressed member (idempotent)."""
+        if self._closed is not None:
+            return self._closed
+        if not self.streamed:
+            by_key = {split_line(line)[0]: line for line in self._held}  # last copy wins
+            self._held = []
+            ordered = sorted(by_key)
+            self.count = len(ordered)
+            for start in range(0, len(ordered), self._CHUNK):
+                chunk = ordered[start : start + self._CHUNK]
+                self._pending.extend(f"{self.kind}\t{by_key[key]}\n" for key in chunk)
+                self._flush()
+            del by_key, ordered
+        self._flush()
+        self._closed = self._finish()
+        self._buffer = io.BytesIO()
+        return self._closed
+
+    def lines(self) -> Iterator[str]:
+        """The closed section's record lines, in id order, decompressed as they are read."""
+        return _decoded(self.close())
+
+
+def _decoded(member: bytes) -> Iterator[str]:
+    with gzip.GzipFile(fileobj=io.BytesIO(member), mode="rb") as handle:
+        for raw in handle:
+            yield raw.decode().rstrip("\n").partition("\t")[2]
+
+
+def encode(header: Header, sections: Mapping[str, Section]) -> bytes:
+    """The stored form: the header as one gzip member, then each kind's member in `KINDS` order
+    (gzip readers read consecutive members as one stream)."""
+    head = _member(json.dumps(header.to_json(), separators=(",", ":")).encode() + b"\n")
+    return head + b"".join(sections[kind].close() for kind in KINDS if kind in sections)
+
+
+def encode_lines(header: Header, lines: Mapping[str, Sequence[str]]) -> bytes:
+    """`encode` from lists of record lines (any order): tests and tools."""
+    sections = {}
+    for kind, kind_lines in lines.items():
+        section = Section(kind)
+        for line in kind_lines:
+            section.add(line)
+        sections[kind] = section
+    return encode(header, sections)
 
 
 class StoredSnapshot:
