@@ -169,11 +169,14 @@ class Inventory:
         report.sorted_listings = all(section.streamed for section in sections.values())
         report.observed_at, report.counts = observed_at, counts
         header = Header(taken_at=taken_at, workspace_id=workspace.id, counts=counts)
+        state_hash = _state_hash(sections)
         body = encode(header, sections)
+        # From here on the new records are read back from `body`: one compressed copy, not two.
+        del sections
         report.snapshot_bytes = len(body)
 
         if stored is None:
-            entry = changes.baseline(workspace.id, workspace.name, counts, _state_hash(sections))
+            entry = changes.baseline(workspace.id, workspace.name, counts, state_hash)
             first = changes.to_export_entry(
                 entry, observed_at=observed_at, previous_snapshot_at=None
             )
@@ -190,7 +193,7 @@ class Inventory:
         previous = stored.header.taken_at
         report.previous_snapshot_at = previous
         batch: list[ExportEntry] = []
-        for change in self._changes(stored, sections):
+        for change in self._changes(stored, StoredSnapshot(body)):
             report.changes[change.change] = report.changes.get(change.change, 0) + 1
             batch.append(
                 changes.to_export_entry(
@@ -205,11 +208,11 @@ class Inventory:
             body, generation, report, Outcome.CHANGED if report.written else Outcome.UNCHANGED
         )
 
-    def _changes(
-        self, stored: StoredSnapshot, sections: dict[str, Section]
-    ) -> Iterator[changes.Change]:
-        for kind, old_lines in kind_lines(stored.lines(), KINDS):
-            for old, new in differences(old_lines, sections[kind].lines()):
+    def _changes(self, stored: StoredSnapshot, current: StoredSnapshot) -> Iterator[changes.Change]:
+        olds = kind_lines(stored.lines(), KINDS)
+        news = kind_lines(current.lines(), KINDS)
+        for (kind, old_lines), (_, new_lines) in zip(olds, news, strict=True):
+            for old, new in differences(old_lines, new_lines):
                 yield from changes.classify(
                     kind,
                     parse_line(old) if old is not None else None,

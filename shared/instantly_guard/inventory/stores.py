@@ -56,13 +56,14 @@ class LocalSnapshotStore:
 
     def _load(self) -> tuple[bytes | None, int]:
         try:
-            raw = self._path.read_bytes()
+            with self._path.open("rb") as handle:
+                first = handle.readline(32)
+                body = handle.read()  # read past the generation line: one copy of the body
         except FileNotFoundError:
             return None, 0
         except OSError as exc:
             raise BackendError(f"cannot read {self._path}: {exc.strerror}") from exc
-        first, newline, body = raw.partition(b"\n")
-        if not newline or not first.isdigit():
+        if not first.endswith(b"\n") or not first[:-1].isdigit():
             raise BackendError(f"{self._path} is not an inventory snapshot", retryable=False)
         return body, int(first)
 
