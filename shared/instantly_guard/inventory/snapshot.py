@@ -140,7 +140,8 @@ def encode(header: Header, sections: Mapping[str, Section]) -> bytes:
     """The stored form: the header as one gzip member, then each kind's member in `KINDS` order
     (gzip readers read consecutive members as one stream)."""
     head = _member(json.dumps(header.to_json(), separators=(",", ":")).encode() + b"\n")
-    return head + b"".join(sections[kind].close() for kind in KINDS if kind in sections)
+    # One join: `head + b"".join(...)` would hold the records' bytes twice more at once.
+    return b"".join([head, *(sections[kind].close() for kind in KINDS if kind in sections)])
 
 
 class StoredSnapshot:
