@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -65,6 +65,8 @@ VOCABULARY: Final = (
     "workspace.changed",
     BASELINE,
 )
+_Make = Callable[..., "Change"]
+"""Builds one `Change` of the record being classified: (change, severity[, before, after])."""
 PRIVILEGED_ROLES: Final = frozenset({"admin", "owner"})
 DISABLED_STATUS: Final = -1
 
@@ -172,7 +174,7 @@ def classify(
     return []
 
 
-def _member(change: Any, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Change]:
+def _member(change: _Make, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Change]:
     if new is None:
         return [change("member.removed", Severity.NOTICE)]
     if old is None:
@@ -189,7 +191,7 @@ def _member(change: Any, old: dict[str, Any] | None, new: dict[str, Any] | None)
     return out
 
 
-def _webhook(change: Any, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Change]:
+def _webhook(change: _Make, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Change]:
     if old is None:
         return [change("webhook.created", Severity.NOTICE)]
     if new is None:

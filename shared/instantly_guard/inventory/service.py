@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from instantly_guard.audit.sinks.base import LogSink
@@ -144,7 +145,7 @@ def _anonymous_credentials() -> Any:
     return AnonymousCredentials()  # type: ignore[no-untyped-call]
 
 
-def local_sink(state_dir: Any, log_name: str = "instantly-audit") -> JsonlSink:
+def local_sink(state_dir: Path, log_name: str = "instantly-audit") -> JsonlSink:
     """The audit export's own JSONL file: inventory entries join Instantly's there too."""
     return JsonlSink(
         state_dir / "audit" / (log_name.replace("/", "_") + ".jsonl"), log_name=log_name
