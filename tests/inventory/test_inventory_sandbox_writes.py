@@ -77,3 +77,22 @@ def test_writes_need_their_scopes(sandbox: Sandbox) -> None:
             person.client.delete(f"/workspace-members/{member}", headers=headers).status_code,
         ]
     assert denied == [401, 401]
+
+
+def test_every_write_response_conforms_to_the_document(sandbox: Sandbox, openapi_contract) -> None:
+    """Explicitly (the fixture checks at teardown too): successes and errors of the new writes."""
+    test_member_invite_get_update_and_remove(sandbox)
+    test_member_writes_refuse_what_the_document_refuses(sandbox)
+    test_block_list_entry_get_and_delete(sandbox)
+    responses = list(sandbox.responses)
+    operations = {r.operation for r in responses if r.status == 200}
+
+    assert {
+        "POST /workspace-members",
+        "GET /workspace-members/{id}",
+        "PATCH /workspace-members/{id}",
+        "DELETE /workspace-members/{id}",
+        "GET /block-lists-entries/{id}",
+        "DELETE /block-lists-entries/{id}",
+    } <= operations
+    assert openapi_contract.check_all(responses) == []
