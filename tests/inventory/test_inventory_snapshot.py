@@ -5,6 +5,7 @@ Instantly lists in."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import given
@@ -15,7 +16,7 @@ from instantly_guard.inventory.diff import differences
 from instantly_guard.inventory.records import Record
 from instantly_guard.inventory.run import ClientReader, Inventory, Outcome
 from instantly_guard.inventory.service import local_sink
-from instantly_guard.inventory.snapshot import Section
+from instantly_guard.inventory.snapshot import Header, SnapshotWriter, StoredSnapshot
 from instantly_guard.inventory.stores import LocalSnapshotStore
 from instantly_guard.secret import Secret
 from instantly_sandbox import Sandbox
@@ -33,18 +34,24 @@ def test_a_listing_out_of_order_with_a_repeated_id_closes_to_the_sorted_bytes() 
     shuffled = ordered[:]
     random.Random(7).shuffle(shuffled)
     shuffled.insert(100, ordered[5])  # a page boundary repeated an item
+    header = Header(taken_at=datetime(2026, 3, 4, tzinfo=UTC), workspace_id="ws")
 
-    streamed, held = Section("blocklist"), Section("blocklist")
-    for line in ordered:
-        streamed.add(line)
-    for line in shuffled:
-        held.add(line)
+    bodies = []
+    for listing in (ordered, shuffled):
+        writer = SnapshotWriter(header)
+        for kind, lines in (("member", [_line(9000)]), ("blocklist", listing)):
+            section = writer.section(kind)
+            for line in lines:
+                section.add(line)
+            section.close()
+        bodies.append((writer.finish(), writer))
 
-    assert streamed.streamed
-    assert not held.streamed
-    assert held.close() == streamed.close()
-    assert held.count == streamed.count == 2500
-    assert list(held.lines()) == ordered
+    (streamed, one), (held, other) = bodies
+    assert one.streamed
+    assert not other.streamed
+    assert held == streamed
+    assert one.counts == other.counts == {"member": 1, "blocklist": 2500}
+    assert [line for kind, line in StoredSnapshot(held).lines() if kind == "blocklist"] == ordered
 
 
 @given(

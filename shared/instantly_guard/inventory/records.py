@@ -35,8 +35,9 @@ KEY: Final = "key"
 WEBHOOK: Final = "webhook"
 BLOCKLIST: Final = "blocklist"
 WORKSPACE: Final = "workspace"
-KINDS: Final = (MEMBER, KEY, WEBHOOK, BLOCKLIST, WORKSPACE)
-"""Every kind, in the order a snapshot holds them."""
+KINDS: Final = (WORKSPACE, MEMBER, KEY, WEBHOOK, BLOCKLIST)
+"""Every kind, in the order a run reads them and a snapshot holds them (the workspace first: its
+id heads the snapshot)."""
 
 # Masks seen in APIs: runs of `*`, `•` or `x`, an ellipsis, "redacted"/"hidden".
 _MASKED: Final = re.compile(r"\*{3,}|•{2,}|…|x{6,}|redacted|hidden", re.IGNORECASE)

@@ -31,7 +31,7 @@ from instantly_guard.errors import ConfigError, ConflictError, GuardError
 from instantly_guard.inventory import changes, records
 from instantly_guard.inventory.diff import differences, kind_lines
 from instantly_guard.inventory.records import KINDS, WORKSPACE, Record, digest, parse_line
-from instantly_guard.inventory.snapshot import Header, Section, StoredSnapshot, encode
+from instantly_guard.inventory.snapshot import Header, SnapshotWriter, StoredSnapshot
 from instantly_guard.inventory.stores import SnapshotStore
 
 if TYPE_CHECKING:
@@ -69,15 +69,6 @@ class ClientReader:
         if kind == WORKSPACE:
             return [records.workspace(client.get_current_workspace())]
         raise ValueError(f"unknown kind {kind!r}")
-
-
-def _state_hash(sections: dict[str, Section]) -> str:
-    """A hash of the records alone (not the snapshot's time): a repeated first run writes the
-    same baseline entry (the members are compressed deterministically)."""
-    hashed = hashlib.sha256()
-    for kind in KINDS:
-        hashed.update(sections[kind].close())
-    return hashed.hexdigest()[:24]
 
 
 class Outcome:
@@ -144,38 +135,33 @@ class Inventory:
             report.seconds = time.monotonic() - started
         return report
 
-    def _read(self) -> tuple[dict[str, Section], Record]:
-        sections: dict[str, Section] = {}
-        workspace: Record | None = None
-        for kind in KINDS:
-            section = Section(kind)
-            for record in self.reader.records(kind):
-                section.add(record.line())
-                if kind == WORKSPACE:
-                    workspace = record
-            section.close()
-            sections[kind] = section
-        if workspace is None:
+    def _read(self, taken_at: datetime) -> tuple[bytes, SnapshotWriter, Record]:
+        """Every kind, compressed into the new snapshot as it is listed."""
+        workspaces = list(self.reader.records(WORKSPACE))
+        if len(workspaces) != 1:
             raise ConfigError("the workspace could not be read (GET /workspaces/current)")
-        return sections, workspace
+        (workspace,) = workspaces
+        writer = SnapshotWriter(Header(taken_at=taken_at, workspace_id=workspace.id))
+        for kind in KINDS:
+            section = writer.section(kind)
+            for record in workspaces if kind == WORKSPACE else self.reader.records(kind):
+                section.add(record.line())
+            section.close()
+        return writer.finish(), writer, workspace
 
     def _run(self, report: RunReport) -> None:
         raw, generation = self.store.read()
         stored = StoredSnapshot(raw) if raw is not None else None
         taken_at = self._clock()
-        sections, workspace = self._read()
+        body, writer, workspace = self._read(taken_at)
         observed_at = self._clock()
-        counts = {kind: section.count for kind, section in sections.items()}
-        report.sorted_listings = all(section.streamed for section in sections.values())
+        counts = {kind: writer.counts.get(kind, 0) for kind in KINDS}
+        report.sorted_listings = writer.streamed
         report.observed_at, report.counts = observed_at, counts
-        header = Header(taken_at=taken_at, workspace_id=workspace.id, counts=counts)
-        state_hash = _state_hash(sections)
-        body = encode(header, sections)
-        # From here on the new records are read back from `body`: one compressed copy, not two.
-        del sections
         report.snapshot_bytes = len(body)
 
         if stored is None:
+            state_hash = hashlib.sha256(memoryview(body)[writer.header_bytes :]).hexdigest()[:24]
             entry = changes.baseline(workspace.id, workspace.name, counts, state_hash)
             first = changes.to_export_entry(
                 entry, observed_at=observed_at, previous_snapshot_at=None

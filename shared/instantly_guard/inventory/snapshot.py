@@ -1,6 +1,6 @@
 """The inventory's snapshot: every kind's records, sorted by id, in one gzip'd text object.
 
-    {"version": 1, "taken_at": "...", "workspace_id": "...", "counts": {"member": 3, ...}}
+    {"version": 1, "taken_at": "...", "workspace_id": "..."}
     member\\t"<id>"\\t{"fields": {...}, "name": "..."}
     ...                                     (kinds in `records.KINDS` order, ids ascending)
 
@@ -8,8 +8,9 @@ The header and each kind are gzip members of their own, concatenated (one stream
 Compact on purpose: a record holds only what is compared (about 100 bytes for a block-list entry;
 10k members and 100k entries compress to about 2.7 MB). Neither side is ever decoded whole: the
 stored snapshot is decompressed line by line while it is compared, and the current records are
-compressed as they are listed (`Section`), so a run holds the two compressed snapshots and one
-page, unless a listing comes out of id order (then that kind is held decoded once and sorted).
+compressed into the new snapshot as they are listed (`SnapshotWriter`, `Section`), so a run holds
+the two compressed snapshots and one page, unless a listing comes out of id order (then that kind
+is held decoded once and sorted).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from instantly_guard.errors import BackendError
-from instantly_guard.inventory.records import KINDS, split_line
+from instantly_guard.inventory.records import split_line
 
 FORMAT_VERSION: Final = 1
 
@@ -32,47 +33,61 @@ FORMAT_VERSION: Final = 1
 class Header:
     taken_at: datetime
     workspace_id: str
-    counts: Mapping[str, int]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
             "taken_at": self.taken_at.isoformat(),
             "workspace_id": self.workspace_id,
-            "counts": dict(self.counts),
         }
 
 
-def _member(data: bytes) -> bytes:
-    # mtime=0: equal snapshots encode to equal bytes (the Cloud Storage store's retry check).
-    return gzip.compress(data, compresslevel=6, mtime=0)
+class SnapshotWriter:
+    """Builds the stored form in one buffer: the header's gzip member, then one member per kind,
+    each written while its kind is listed (`section`). Nothing else holds the records."""
+
+    def __init__(self, header: Header) -> None:
+        self._buffer = io.BytesIO()
+        head = json.dumps(header.to_json(), separators=(",", ":")).encode() + b"\n"
+        # mtime=0: equal snapshots encode to equal bytes (the Cloud Storage store's retry check).
+        self._buffer.write(gzip.compress(head, compresslevel=6, mtime=0))
+        self.header_bytes = self._buffer.tell()
+        self.counts: dict[str, int] = {}
+        self.streamed = True
+
+    def section(self, kind: str) -> Section:
+        return Section(kind, self)
+
+    def finish(self) -> bytes:
+        return self._buffer.getvalue()
 
 
 class Section:
-    """One kind's records, kept compressed while they are read (a gzip member of its own).
+    """One kind's records, appended to the snapshot as they are listed (a gzip member of its own).
 
-    Records are added in listing order. While that order is the id order (as Instantly's cursor
-    pagination lists them), each line goes straight into the compressed stream and nothing
-    decoded is kept. The first line out of order (or a repeated id) switches the section to the
-    safe path: what was written is decoded into a list, later lines join it, and closing sorts
-    it (keeping the last copy of a repeated id). That path holds the kind decoded once.
+    While the listing's order is the id order (as Instantly's cursor pagination lists them),
+    each line goes straight into the compressed member and nothing decoded is kept. The first
+    line out of order (or a repeated id) switches to the safe path: the member written so far is
+    decoded into a list and cut off the buffer, later lines join the list, and closing sorts it
+    (keeping the last copy of a repeated id) and writes it. That path holds the kind decoded
+    once; the bytes are the same either way.
     """
 
     _CHUNK = 1000
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, writer: SnapshotWriter) -> None:
         self.kind = kind
         self.count = 0
         self.streamed = True
-        self._buffer = io.BytesIO()
-        self._out: gzip.GzipFile | None = self._writer()
+        self._writer = writer
+        self._buffer = writer._buffer
+        self._start = self._buffer.tell()
+        self._out: gzip.GzipFile | None = self._open()
         self._pending: list[str] = []
         self._last_key: str | None = None
         self._held: list[str] = []
-        self._closed: bytes | None = None
 
-    def _writer(self) -> gzip.GzipFile:
-        self._buffer = io.BytesIO()
+    def _open(self) -> gzip.GzipFile:
         return gzip.GzipFile(fileobj=self._buffer, mode="wb", compresslevel=6, mtime=0)
 
     def add(self, line: str) -> None:
@@ -87,29 +102,33 @@ class Section:
             if len(self._pending) >= self._CHUNK:
                 self._flush()
             return
-        # Out of order: decode what was written, hold everything from here on.
+        # Out of order: take back what was written, hold everything from here on.
         self._flush()
-        written = self._finish()
+        self._close_member()
+        with self._buffer.getbuffer() as view, view[self._start :] as tail:
+            written = tail.tobytes()
+        self._buffer.seek(self._start)
+        self._buffer.truncate()
         self._held = list(_decoded(written))
+        del written
         self._held.append(line)
         self.streamed = False
-        self._out = self._writer()
+        self._out = self._open()
 
     def _flush(self) -> None:
         if self._pending and self._out is not None:
             self._out.write("".join(self._pending).encode())
             self._pending.clear()
 
-    def _finish(self) -> bytes:
+    def _close_member(self) -> None:
         if self._out is not None:
             self._out.close()
             self._out = None
-        return self._buffer.getvalue()
 
-    def close(self) -> bytes:
-        """The compressed member (idempotent)."""
-        if self._closed is not None:
-            return self._closed
+    def close(self) -> None:
+        """Finish the member (idempotent)."""
+        if self._out is None:
+            return
         if not self.streamed:
             by_key = {split_line(line)[0]: line for line in self._held}  # last copy wins
             self._held = []
@@ -121,27 +140,15 @@ class Section:
                 self._flush()
             del by_key, ordered
         self._flush()
-        self._closed = self._finish()
-        self._buffer = io.BytesIO()
-        return self._closed
-
-    def lines(self) -> Iterator[str]:
-        """The closed section's record lines, in id order, decompressed as they are read."""
-        return _decoded(self.close())
+        self._close_member()
+        self._writer.counts[self.kind] = self.count
+        self._writer.streamed = self._writer.streamed and self.streamed
 
 
 def _decoded(member: bytes) -> Iterator[str]:
     with gzip.GzipFile(fileobj=io.BytesIO(member), mode="rb") as handle:
         for raw in handle:
             yield raw.decode().rstrip("\n").partition("\t")[2]
-
-
-def encode(header: Header, sections: Mapping[str, Section]) -> bytes:
-    """The stored form: the header as one gzip member, then each kind's member in `KINDS` order
-    (gzip readers read consecutive members as one stream)."""
-    head = _member(json.dumps(header.to_json(), separators=(",", ":")).encode() + b"\n")
-    # One join: `head + b"".join(...)` would hold the records' bytes twice more at once.
-    return b"".join([head, *(sections[kind].close() for kind in KINDS if kind in sections)])
 
 
 class StoredSnapshot:
@@ -161,7 +168,6 @@ class StoredSnapshot:
             self.header = Header(
                 taken_at=datetime.fromisoformat(data["taken_at"]),
                 workspace_id=str(data["workspace_id"]),
-                counts={str(k): int(v) for k, v in data["counts"].items()},
             )
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BackendError(f"inventory snapshot is unreadable: {exc}", retryable=False) from exc
