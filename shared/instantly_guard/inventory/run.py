@@ -152,6 +152,7 @@ class Inventory:
     def _run(self, report: RunReport) -> None:
         raw, generation = self.store.read()
         stored = StoredSnapshot(raw) if raw is not None else None
+        del raw  # `stored` holds it
         taken_at = self._clock()
         body, writer, workspace = self._read(taken_at)
         observed_at = self._clock()
@@ -190,6 +191,7 @@ class Inventory:
                 self._write(batch, report)
                 batch = []
         self._write(batch, report)
+        del stored  # the old snapshot is not needed while the new one is stored
         self._store(
             body, generation, report, Outcome.CHANGED if report.written else Outcome.UNCHANGED
         )

@@ -71,9 +71,22 @@ class LocalSnapshotStore:
         with self._locked(fcntl.LOCK_SH):
             return self._load()
 
+    def _generation(self) -> int:
+        """The stored generation, from the first line only (the body is not read)."""
+        try:
+            with self._path.open("rb") as handle:
+                first = handle.readline(32)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise BackendError(f"cannot read {self._path}: {exc.strerror}") from exc
+        if not first.endswith(b"\n") or not first[:-1].isdigit():
+            raise BackendError(f"{self._path} is not an inventory snapshot", retryable=False)
+        return int(first)
+
     def write(self, body: bytes, if_generation: int) -> int:
         with self._locked(fcntl.LOCK_EX):
-            _, current = self._load()
+            current = self._generation()
             if current != if_generation:
                 raise ConflictError(f"{self._path}: generation is {current}, not {if_generation}")
             generation = current + 1
