@@ -26,6 +26,7 @@ locals {
     audit_export = "${var.name_prefix}-audit-export"
     key_rotation = "${var.name_prefix}-key-rotation"
     reconcile    = "${var.name_prefix}-reconcile"
+    inventory    = "${var.name_prefix}-inventory"
   }
 
   entry_points = {
@@ -33,6 +34,7 @@ locals {
     audit_export = "export_audit_logs"
     key_rotation = "rotate_api_key"
     reconcile    = "reconcile_webhooks"
+    inventory    = "run_inventory"
   }
 
   bundles = { for fn in keys(local.function_names) : fn => "${local.bundle_dir}/${fn}.zip" }

@@ -157,6 +157,9 @@ variable "managed_keys" {
     "webhook-reconciler" = {
       scopes = ["webhook_events:read"]
     }
+    "inventory-reader" = {
+      scopes = ["api_keys:read", "block_list_entries:read", "workspace_members:read", "workspaces:read"]
+    }
   }
 
   validation {

@@ -35,6 +35,7 @@ ENTRY_POINTS = {
     # the raw push envelope itself (functions-framework's conversion refuses one without data).
     "key_rotation": ("rotate_api_key", "http"),
     "reconcile": ("reconcile_webhooks", "http"),
+    "inventory": ("run_inventory", "http"),
 }
 
 
@@ -346,7 +347,7 @@ if function == "webhook":
     forged = client.post("/", json=event, headers={"x-webhook-secret": "x" * len(SECRET)})
     smoke = {"accepted": good.status_code, "body": good.get_data(as_text=True),
              "forged": forged.status_code}
-elif function in ("audit_export", "reconcile"):
+elif function in ("audit_export", "reconcile", "inventory"):
     answer = client.post("/", json={}, headers={"X-CloudScheduler-JobName": "smoke",
                                                 "X-CloudScheduler-ScheduleTime": "2026-01-01T00:00:00Z"})
     smoke = {"status": answer.status_code, "body": answer.get_json(silent=True)}
@@ -414,7 +415,7 @@ def test_bundle_runs_in_a_clean_venv_holding_only_its_requirements(
         assert smoke["accepted"] == 200, smoke
         assert '"received"' in smoke["body"]
         assert smoke["forged"] == 401
-    elif function in ("audit_export", "reconcile"):
+    elif function in ("audit_export", "reconcile", "inventory"):
         # No key configured: an actionable configuration error, answered as JSON.
         assert smoke["status"] >= 400, smoke
         assert isinstance(smoke["body"], dict), smoke

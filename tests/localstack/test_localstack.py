@@ -70,6 +70,7 @@ PORT_OPTIONS = (
     "--export-port",
     "--rotation-port",
     "--reconcile-port",
+    "--inventory-port",
 )
 
 
@@ -225,7 +226,7 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                         check=False,
                     )
                     assert demo.returncode == 0, demo.stdout + demo.stderr
-                    assert "9/9 steps passed." in demo.stdout
+                    assert "10/10 steps passed." in demo.stdout
                     assert "starting one for this demo" not in demo.stdout  # the running stack
                 outbox = subprocess.run(
                     cli("outbox", "--state-dir", str(state_dir)),
@@ -333,7 +334,7 @@ def test_demo_alone_starts_and_stops_its_own_stack(tmp_path: Path, cleanup: list
             os.killpg(demo.pid, signal.SIGKILL)
     assert demo.returncode == 0, out
     assert "starting one for this demo" in out
-    assert "9/9 steps passed." in out
+    assert "10/10 steps passed." in out
     assert "The demo's stack is stopped." in out
     assert [p for p in ports if not port_free(p)] == []
 

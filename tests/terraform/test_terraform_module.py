@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TF_DIR = ROOT / "terraform"
 TF_FILES = sorted(TF_DIR.glob("*.tf"))
 EXAMPLE = TF_DIR / "terraform.tfvars.example"
-FUNCTIONS = ("webhook", "audit_export", "key_rotation", "reconcile")
+FUNCTIONS = ("webhook", "audit_export", "key_rotation", "reconcile", "inventory")
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 
 
@@ -209,6 +209,8 @@ def test_project_level_grants_are_the_unavoidable_few(tf: Module) -> None:
     grants = {(b.body["role"], b.body["member"]) for b in tf.resources("google_project_iam_member")}
     assert grants == {
         ("roles/logging.logWriter", "${google_service_account.audit_export.member}"),
+        # The inventory writes its change entries into the same log through the same API.
+        ("roles/logging.logWriter", "${google_service_account.inventory.member}"),
         ("roles/logging.logWriter", "${google_service_account.build.member}"),
         ("roles/storage.objectViewer", "${google_service_account.build.member}"),
         (
@@ -382,6 +384,7 @@ def test_only_the_webhook_is_public(tf: Module) -> None:
         "audit_export": "ALLOW_INTERNAL_ONLY",
         "key_rotation": "ALLOW_INTERNAL_ONLY",
         "reconcile": "ALLOW_INTERNAL_ONLY",
+        "inventory": "ALLOW_INTERNAL_ONLY",
     }
 
 
@@ -391,11 +394,17 @@ def test_invokers_are_one_identity_per_internal_function(tf: Module) -> None:
         for b in tf.resources("google_cloud_run_v2_service_iam_member")
         if b.name != "webhook_public"
     }
-    assert set(invokers) == {"audit_export_invoker", "key_rotation_invoker", "reconcile_invoker"}
+    assert set(invokers) == {
+        "audit_export_invoker",
+        "key_rotation_invoker",
+        "reconcile_invoker",
+        "inventory_invoker",
+    }
     expected = {
         "audit_export_invoker": ("audit_export", "scheduler"),
         "key_rotation_invoker": ("key_rotation", "rotation_push"),
         "reconcile_invoker": ("reconcile", "reconcile_scheduler"),
+        "inventory_invoker": ("inventory", "inventory_scheduler"),
     }
     for name, (function, account) in expected.items():
         body = invokers[name].body
@@ -550,8 +559,12 @@ def test_topic_publishers_are_granted_per_topic(tf: Module) -> None:
 
 def test_scheduler_calls_are_authenticated(tf: Module) -> None:
     jobs = {j.name: j for j in tf.resources("google_cloud_scheduler_job")}
-    assert set(jobs) == {"audit_export", "rotation_sweep", "reconcile"}
-    callers = {"audit_export": "scheduler", "reconcile": "reconcile_scheduler"}
+    assert set(jobs) == {"audit_export", "rotation_sweep", "reconcile", "inventory"}
+    callers = {
+        "audit_export": "scheduler",
+        "reconcile": "reconcile_scheduler",
+        "inventory": "inventory_scheduler",
+    }
     for name, job in jobs.items():
         if "http_target" in job.body:
             target = job.block("http_target")
@@ -577,12 +590,18 @@ def test_buckets_are_private_uniform_and_versioned(tf: Module, bucket: str) -> N
 
 def test_checkpoint_access_is_bucket_level(tf: Module) -> None:
     grants = sorted(tf.resources("google_storage_bucket_iam_member"), key=lambda g: g.name)
-    assert [g.name for g in grants] == ["audit_export_checkpoints", "reconcile_checkpoints"]
-    for grant, account in zip(grants, ("audit_export", "reconcile"), strict=True):
+    assert [g.name for g in grants] == [
+        "audit_export_checkpoints",
+        "inventory_snapshot",
+        "reconcile_checkpoints",
+    ]
+    for grant, account in zip(grants, ("audit_export", "inventory", "reconcile"), strict=True):
         assert _refers_to(grant.body["bucket"], "google_storage_bucket.checkpoints")
         assert grant.body["member"] == f"${{google_service_account.{account}.member}}"
-    # The reconciler's grant is held to its own prefix: it cannot touch the audit checkpoint.
+    # The reconciler's and the inventory's grants are held to their own prefixes: neither can
+    # touch the audit checkpoint.
     assert "startsWith" in grants[1].block("condition")["expression"]
+    assert "startsWith" in grants[2].block("condition")["expression"]
 
 
 def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
@@ -605,6 +624,7 @@ POLICY_METRICS = {
     "reconcile_missing": "reconcile_missing",
     "reconcile_actions": "reconcile_actions",
     "reconcile_foreign_webhooks": "reconcile_foreign_webhooks",
+    "inventory_failures": "inventory_failures",
 }
 """Every alert policy and the log-based metric it watches."""
 

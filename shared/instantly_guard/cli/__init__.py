@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "check",
     "findings",
+    "changes",
     "secrets",
     "rotate",
     "webhooks",

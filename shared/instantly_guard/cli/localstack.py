@@ -1,11 +1,11 @@
-"""`instantly-guard localstack` (what `make run` runs): the sandbox and the four functions.
+"""`instantly-guard localstack` (what `make run` runs): the sandbox and the five functions.
 
 Starts the Instantly sandbox (seeded demo workspace) and the webhook, audit-export and
 key-rotation functions under functions-framework with the local backends, provisions the secrets
 (`instantly_guard.localstack.provision`), points the demo webhook at the local receiver, writes
 <state dir>/stack.json and prints a short guide. Ctrl-C (or SIGTERM) stops everything.
-Ports: 8700 sandbox, 8701 webhook, 8702 audit export, 8703 rotation, 8704 reconcile (--base-port or
-one flag each).
+Ports: 8700 sandbox, 8701 webhook, 8702 audit export, 8703 rotation, 8704 reconcile, 8705
+inventory (--base-port or one flag each).
 """
 
 from __future__ import annotations
@@ -49,16 +49,16 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         "--base-port",
         type=_port,
         default=DEFAULT_BASE_PORT,
-        help=f"sandbox port; the functions take the next four (default {DEFAULT_BASE_PORT})",
+        help=f"sandbox port; the functions take the next five (default {DEFAULT_BASE_PORT})",
     )
-    for name in ("sandbox", "webhook", "export", "rotation", "reconcile"):
+    for name in ("sandbox", "webhook", "export", "rotation", "reconcile", "inventory"):
         parser.add_argument(f"--{name}-port", type=_port, help=f"override the {name} port")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "localstack",
-        help="run the sandbox and the four functions locally (make run)",
+        help="run the sandbox and the five functions locally (make run)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -76,6 +76,7 @@ def build_stack(args: argparse.Namespace) -> LocalStack:
         export=args.export_port or base.export,
         rotation=args.rotation_port or base.rotation,
         reconcile=args.reconcile_port or base.reconcile,
+        inventory=args.inventory_port or base.inventory,
     )
     return LocalStack(args.state_dir, ports)
 

@@ -14,9 +14,13 @@
    then disables the webhook; the reconcile function, run as Cloud Scheduler would, republishes
    the three from Instantly's delivery log and resumes the webhook: each event is in the outbox
    exactly once, marked `reconciled`;
-9. `instantly-guard verify` proves the whole stack as it would a deployment: forged delivery
-   refused, Instantly's test delivery accepted, every key working with exactly its scopes,
-   rotation schedules, and the export and reconcile runs just made.
+9. a person's script promotes a member to admin and moves a webhook to another URL over
+   Instantly's API (Instantly's audit log records neither); the inventory function, run as Cloud
+   Scheduler would, writes `member.role_changed` and `webhook.target_changed` into the exported
+   audit log beside Instantly's entries.
+10. `instantly-guard verify` proves the whole stack as it would a deployment: forged delivery
+    refused, Instantly's test delivery accepted, every key working with exactly its scopes,
+    rotation schedules, and the export and reconcile runs just made.
 
 Every step reports ok or FAILED with what it saw; a step that needs an earlier one which failed
 is not run, and says so (`NEEDS`): "export works with the new key" means nothing after a failed
@@ -43,7 +47,12 @@ from instantly_guard.check.managed import read_managed_keys
 from instantly_guard.check.report.table import summary
 from instantly_guard.errors import AuthenticationError, GuardError
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
-from instantly_guard.localstack.provision import STORE_CHECK, STORE_EXPORTER, WEBHOOK_HEADER
+from instantly_guard.localstack.provision import (
+    STORE_ADMIN,
+    STORE_CHECK,
+    STORE_EXPORTER,
+    WEBHOOK_HEADER,
+)
 from instantly_guard.localstack.provision import store_for as _store_for
 from instantly_guard.localstack.state import StackInfo
 from instantly_guard.publish.local import read_outbox
@@ -83,6 +92,7 @@ class Demo:
             ("attack detected, rotation not", self.detections),
             ("posture check", self.check),
             ("missed events reconciled", self.reconcile),
+            ("member and webhook changes recorded", self.inventory),
             ("deployment verified", self.verify),
         ]
 
@@ -272,6 +282,49 @@ class Demo:
             f"{len(new)} new in the outbox, each once ({len(ids)} in total)"
         )
 
+    def inventory(self) -> tuple[bool, str]:
+        from instantly_sandbox.seed import HOOK_OUTSIDE_ALLOW_LIST, MEMBER_PENDING
+
+        first = self._inventory_call()  # the baseline, or whatever changed since the last demo
+        admin = self.store.access(STORE_ADMIN, "current")
+        with httpx.Client(
+            base_url=self.info.api_base,
+            headers={"Authorization": f"Bearer {admin.reveal()}"},
+            timeout=_TIMEOUT,
+        ) as person:
+            members = person.get("/workspace-members", params={"search": MEMBER_PENDING})
+            member = members.raise_for_status().json()["items"][0]
+            role = "editor" if member["role"] == "admin" else "admin"  # again: back and forth
+            person.patch(
+                f"/workspace-members/{member['id']}", json={"role": role}
+            ).raise_for_status()
+            hooks = person.get("/webhooks", params={"limit": 100}).raise_for_status().json()
+            hook = next(h for h in hooks["items"] if h.get("name") == HOOK_OUTSIDE_ALLOW_LIST)
+            target = f"https://collector-{secrets.token_hex(3)}.example/instantly"
+            person.patch(
+                f"/webhooks/{hook['id']}", json={"target_hook_url": target}
+            ).raise_for_status()
+        second = self._inventory_call()
+        log = self.state_dir / "audit" / "instantly-audit.jsonl"
+        recorded = {
+            entry["labels"]["change"]: entry["jsonPayload"]
+            for entry in read_entries(log, unique=True)
+            if entry["labels"].get("source") == "inventory"
+            and entry["jsonPayload"].get("observed_at")
+            == second.get("observed_at", "").replace("+00:00", "Z")
+        }
+        promoted = recorded.get("member.role_changed", {})
+        moved = recorded.get("webhook.target_changed", {})
+        ok = (promoted.get("after") or {}).get("role") == role and (moved.get("after") or {}).get(
+            "url"
+        ) == target
+        return ok, (
+            f"first run {first.get('outcome')}, then {json.dumps(second.get('changes'))}: "
+            f"{MEMBER_PENDING} {(promoted.get('before') or {}).get('role')} -> {role}, "
+            f"{HOOK_OUTSIDE_ALLOW_LIST} -> {target} in {_shown(log)} "
+            "(instantly-guard changes)"
+        )
+
     # -- helpers --------------------------------------------------------------------------------
 
     def verify(self) -> tuple[bool, str]:
@@ -291,6 +344,14 @@ class Demo:
         if bad:
             detail += f": {bad[0].probe} {bad[0].subject}: {bad[0].detail}"
         return report.exit_code == 0, detail
+
+    def _inventory_call(self) -> dict[str, Any]:
+        url = self.info.functions["inventory"].url
+        response = httpx.post(url, timeout=_TIMEOUT)
+        body: dict[str, Any] = response.json()
+        if response.status_code != 200:
+            raise ValueError(f"inventory answered {response.status_code}: {json.dumps(body)[:300]}")
+        return body
 
     def _export_call(self) -> dict[str, Any]:
         url = self.info.functions["audit_export"].url

@@ -1,10 +1,11 @@
-"""`LocalStack`: the sandbox and the four functions, running locally with the local backends.
+"""`LocalStack`: the sandbox and the five functions, running locally with the local backends.
 
     sandbox        instantly-guard sandbox --seed demo            (Instantly API v2 stand-in)
     webhook        functions-framework --target receive_webhook   (http)
     audit_export   functions-framework --target export_audit_logs (http)
     key_rotation   functions-framework --target rotate_api_key    (http: Pub/Sub push or CloudEvent)
     reconcile      functions-framework --target reconcile_webhooks (http)
+    inventory      functions-framework --target run_inventory      (http)
 
 Each runs in its own process group with GUARD_BACKEND=local and one state directory, so the
 outbox, the JSONL audit log, the checkpoint and the secret store all land under it. Starting
@@ -46,7 +47,15 @@ from instantly_guard.localstack.provision import (
 from instantly_guard.localstack.state import ServiceInfo, StackInfo
 
 DEFAULT_BASE_PORT: Final = 8700
-_STRIPPED_PREFIXES = ("INSTANTLY_", "GUARD_", "AUDIT_", "WEBHOOK_", "ROTATION_", "RECONCILE_")
+_STRIPPED_PREFIXES = (
+    "INSTANTLY_",
+    "GUARD_",
+    "AUDIT_",
+    "WEBHOOK_",
+    "ROTATION_",
+    "RECONCILE_",
+    "INVENTORY_",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +65,11 @@ class Ports:
     export: int = DEFAULT_BASE_PORT + 2
     rotation: int = DEFAULT_BASE_PORT + 3
     reconcile: int = DEFAULT_BASE_PORT + 4
+    inventory: int = DEFAULT_BASE_PORT + 5
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 1, base + 2, base + 3, base + 4)
+        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -68,6 +78,7 @@ class Ports:
             "export": self.export,
             "rotation": self.rotation,
             "reconcile": self.reconcile,
+            "inventory": self.inventory,
         }
 
 
@@ -226,6 +237,14 @@ class LocalStack:
                     # Local retries are run by hand (the sandbox's control API), not awaited.
                     "RECONCILE_RETRY_GRACE": "0s",
                 },
+            ),
+            FunctionSpec(
+                "inventory",
+                "run_inventory",
+                "http",
+                self.ports.inventory,
+                # The posture check's read-only key: the same scopes the inventory needs.
+                {"INVENTORY_API_KEY_SECRET": STORE_CHECK},
             ),
         )
         started: list[tuple[Child, str]] = []

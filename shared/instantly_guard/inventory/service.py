@@ -1,0 +1,234 @@
+"""The inventory as a service: collaborators built once from configuration, one run per request,
+and the one place where a run's outcome becomes an HTTP status.
+
+    200  the run ended as planned: baseline, changes written, nothing changed, or superseded by an
+         overlapping run (its entries collapse with that run's)
+    500  a permanent problem a person must fix: a missing scope, an invalid key, no paid plan, a
+         snapshot of another workspace or unreadable
+    503  a transient failure (Instantly, Cloud Logging or Cloud Storage unavailable): nothing was
+         stored, the next run (or Scheduler's retry) finds the same differences. Also, with
+         Retry-After, while the service cannot be built (`instantly_guard.lazy`)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from instantly_guard.audit.sinks.base import LogSink
+from instantly_guard.audit.sinks.local import JsonlSink
+from instantly_guard.errors import (
+    AuthenticationError,
+    ConfigError,
+    GuardError,
+    PaymentRequiredError,
+    ScopeError,
+)
+from instantly_guard.instantly.keys import KeyProvider, StaticKey
+from instantly_guard.inventory.run import ClientReader, Inventory, RunReport, utc_now
+from instantly_guard.inventory.settings import InventorySettings
+from instantly_guard.inventory.stores import GcsSnapshotStore, LocalSnapshotStore, SnapshotStore
+from instantly_guard.lazy import BuildFailedError, unavailable_headers
+from instantly_guard.logs import bind_request_context
+from instantly_guard.settings import Backend
+
+_log = logging.getLogger("instantly_guard.inventory")
+
+REQUIRED_SCOPES = (
+    "api_keys:read",
+    "block_list_entries:read",
+    "workspace_members:read",
+    "workspaces:read",
+)
+LOCAL_SNAPSHOT = ("inventory", "snapshot.bin")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _failure(error: GuardError) -> tuple[bool, str, str]:
+    """(permanent, kind, what to do) for a run's error."""
+    if isinstance(error, ScopeError):
+        return (
+            True,
+            "missing_scope",
+            f"the inventory's Instantly key lacks a scope ({error}); it needs "
+            f"{', '.join(REQUIRED_SCOPES)} (profile posture_check)",
+        )
+    if isinstance(error, AuthenticationError):
+        return True, "invalid_key", "Instantly rejected the inventory's key (invalid or revoked)"
+    if isinstance(error, PaymentRequiredError):
+        return True, "no_paid_plan", "the Instantly workspace has no active paid plan"
+    if isinstance(error, ConfigError):
+        return True, "config", str(error)
+    retryable = bool(getattr(error, "retryable", True))
+    return not retryable, "unavailable" if retryable else "rejected", str(error)
+
+
+def respond(report: RunReport) -> Response:
+    body = report.to_json()
+    if report.error is None:
+        return Response(200, body)
+    permanent, kind, message = _failure(report.error)
+    body["error"] = {"kind": kind, "message": message}
+    return Response(500 if permanent else 503, body)
+
+
+class InventoryService:
+    """One per process: holds the Instantly client, the sink and the snapshot store."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        project: str | None = None,
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self._project = project
+        self._close = close
+
+    def run(self) -> RunReport:
+        report = self.inventory.run()
+        fields = report.to_json()
+        if report.error is not None:
+            permanent, kind, message = _failure(report.error)
+            fields["error"] = {"kind": kind}
+            level = logging.ERROR if permanent else logging.WARNING
+            _log.log(level, "inventory failed: %s", message, extra={"fields": fields})
+        else:
+            _log.info("inventory %s", report.outcome, extra={"fields": fields})
+        return report
+
+    def handle(self, method: str, headers: Mapping[str, str]) -> Response:
+        if method.upper() != "POST":
+            return Response(
+                405, {"error": {"kind": "method", "message": "use POST"}}, {"Allow": "POST"}
+            )
+        lowered = {k.lower(): v for k, v in headers.items()}
+        with bind_request_context(lowered.get("x-cloud-trace-context"), self._project):
+            report = self.run()
+        return respond(report)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
+# -- building from configuration -----------------------------------------------------------------
+
+
+def _key_provider(settings: InventorySettings) -> KeyProvider:
+    key = settings.key
+    if key.secret_name is not None:
+        from instantly_guard.secrets.factory import open_store
+        from instantly_guard.secrets.provider import secret_key_provider
+
+        store = open_store(settings.common, project=key.secret_project)
+        return secret_key_provider(store, key.secret_name)
+    if key.value is None:  # settings validation makes this unreachable
+        raise ConfigError("no Instantly key configured")
+    return StaticKey(key.value)
+
+
+def _anonymous_credentials() -> Any:
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
+def local_sink(state_dir: Path, log_name: str = "instantly-audit") -> JsonlSink:
+    """The audit export's own JSONL file: inventory entries join Instantly's there too."""
+    return JsonlSink(
+        state_dir / "audit" / (log_name.replace("/", "_") + ".jsonl"), log_name=log_name
+    )
+
+
+def _sink(settings: InventorySettings) -> LogSink:
+    if settings.common.backend is not Backend.GCP:
+        return local_sink(settings.common.state_dir, settings.log_name)
+    from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
+    from google.cloud.logging_v2.services.logging_service_v2.transports import (
+        LoggingServiceV2GrpcTransport,
+    )
+
+    from instantly_guard.audit.sinks.gcp import CloudLoggingSink
+
+    if settings.logging_emulator_host:
+        import grpc
+
+        transport = LoggingServiceV2GrpcTransport(
+            channel=grpc.insecure_channel(settings.logging_emulator_host),
+            credentials=_anonymous_credentials(),
+        )
+        client = LoggingServiceV2Client(transport=transport)
+    else:
+        client = LoggingServiceV2Client()
+    return CloudLoggingSink(client, project=settings.common.project or "", log_id=settings.log_name)
+
+
+def _store(settings: InventorySettings) -> SnapshotStore:
+    if settings.common.backend is not Backend.GCP:
+        return LocalSnapshotStore(settings.common.state_dir.joinpath(*LOCAL_SNAPSHOT))
+    from google.cloud.storage import Client as StorageClient
+
+    if settings.storage_emulator_host:
+        client = StorageClient(
+            project=settings.common.project,
+            credentials=_anonymous_credentials(),
+            client_options={"api_endpoint": settings.storage_emulator_host},
+        )
+    else:
+        client = StorageClient(project=settings.common.project)
+    return GcsSnapshotStore(client, settings.snapshot_bucket or "", settings.snapshot_object)
+
+
+def build_service(
+    env: Mapping[str, str],
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    sink: LogSink | None = None,
+    store: SnapshotStore | None = None,
+    client_options: Mapping[str, Any] | None = None,
+) -> InventoryService:
+    """Everything a run needs, from an environment mapping. Raises ConfigError listing every
+    problem. Collaborators may be injected (tests)."""
+    from instantly_guard.instantly.client import InstantlyClient
+    from instantly_guard.instantly.ratelimit import RateLimiter
+
+    settings = InventorySettings.from_env(env)
+    limiter = RateLimiter(settings.rate_per_second, settings.rate_per_minute)
+    client = InstantlyClient(
+        _key_provider(settings),
+        settings.common.api_base,
+        **{"rate_limiter": limiter, "timeout": 30.0, **(client_options or {})},
+    )
+    sink = sink or _sink(settings)
+    store = store or _store(settings)
+    inventory = Inventory(ClientReader(client), sink, store, clock=clock)
+
+    def close() -> None:
+        client.close()
+        for part in (sink, store):
+            closer = getattr(part, "close", None)
+            if callable(closer):
+                closer()
+
+    return InventoryService(inventory, project=settings.common.project, close=close)
+
+
+def build_failure_response(error: BuildFailedError) -> Response:
+    """The answer while the service cannot be built: 503 and Retry-After."""
+    return Response(
+        503,
+        {"error": {"kind": error.kind, "message": error.reason, "problems": list(error.problems)}},
+        unavailable_headers(error),
+    )
