@@ -39,7 +39,6 @@ def test_the_busy_port_message_names_the_range_of_every_port() -> None:
         ports = Ports.from_base(busy.getsockname()[1]).as_dict()
         with pytest.raises(ConfigError) as refused:
             check_ports(ports)
-    assert len(ports) == 5
     assert f"N..N+{len(ports) - 1}" in str(refused.value)
 
 
