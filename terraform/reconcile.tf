@@ -79,7 +79,7 @@ locals {
 resource "google_service_account" "reconcile" {
   account_id   = "${var.name_prefix}-reconcile"
   display_name = "instantly-guard reconciler"
-  description  = "Runs ${local.function_names.reconcile}: reads the reconciler key, publishes to the webhook events topic, writes its checkpoint object."
+  description  = "Runs ${local.function_names.reconcile}: reads the reconciler key and the webhook secret's webhook list (metadata), publishes to the webhook events topic, writes its checkpoint object."
   depends_on   = [time_sleep.services_enabled]
 }
 
@@ -96,6 +96,16 @@ resource "google_service_account" "reconcile_scheduler" {
 resource "google_secret_manager_secret_iam_member" "reconcile_reader" {
   secret_id = google_secret_manager_secret.managed[var.reconcile.api_key].id
   role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.reconcile.member
+}
+
+# Which webhooks are ours: the list `instantly-guard webhooks connect` records on the webhook
+# secret (annotation instantly-guard.webhook-ids), read at every run. The viewer role reads a
+# secret's metadata and lists its versions; it has no secretmanager.versions.access, so the
+# reconciler can never read the webhook secret's value.
+resource "google_secret_manager_secret_iam_member" "reconcile_webhook_list" {
+  secret_id = google_secret_manager_secret.managed["webhook-secret"].id
+  role      = "roles/secretmanager.viewer"
   member    = google_service_account.reconcile.member
 }
 
@@ -155,7 +165,7 @@ resource "google_cloudfunctions2_function" "reconcile" {
 
     environment_variables = merge(local.common_env, {
       RECONCILE_WEBHOOK_URLS      = join(",", local.reconcile_webhook_urls)
-      RECONCILE_WEBHOOK_IDS       = join(",", var.webhook.instantly_webhook_ids)
+      RECONCILE_WEBHOOK_SECRET    = google_secret_manager_secret.managed["webhook-secret"].id
       RECONCILE_API_KEY_SECRET    = google_secret_manager_secret.managed[var.reconcile.api_key].id
       WEBHOOK_PUBSUB_TOPIC        = google_pubsub_topic.webhook_events.id
       RECONCILE_CHECKPOINT_BUCKET = google_storage_bucket.checkpoints.name
@@ -175,6 +185,7 @@ resource "google_cloudfunctions2_function" "reconcile" {
     google_project_iam_member.build_source_reader,
     google_artifact_registry_repository_iam_member.build_writer,
     google_secret_manager_secret_iam_member.reconcile_reader,
+    google_secret_manager_secret_iam_member.reconcile_webhook_list,
     google_storage_bucket_iam_member.reconcile_checkpoints,
     google_pubsub_topic_iam_member.reconcile_publisher,
   ]
@@ -259,7 +270,7 @@ resource "google_logging_metric" "reconcile_actions" {
   depends_on = [time_sleep.services_enabled]
 }
 
-# A webhook that is not one of ours (RECONCILE_WEBHOOK_IDS) aimed at our receiver: every run logs
+# A webhook that is not one of ours (the webhook secret's list) aimed at our receiver: every run logs
 # one ERROR line per such webhook (action foreign_webhook). Its deliveries are refused (401) and
 # never republished, but someone in the workspace is probing the receiver (issue 18).
 resource "google_logging_metric" "reconcile_foreign_webhooks" {
@@ -399,7 +410,7 @@ resource "google_monitoring_alert_policy" "reconcile_foreign_webhooks" {
   documentation {
     mime_type = "text/markdown"
     subject   = "instantly-guard: a webhook that is not ours delivers to the receiver"
-    content   = "The reconcile function (`${local.function_names.reconcile}`) found an Instantly webhook whose id is not one of the managed ones (`webhook.instantly_webhook_ids`) aimed at the receiver's URL. Its deliveries are refused (401) and never republished, but someone who can create webhooks is probing the receiver. The log line names the webhook id; the audit log says who created it. Delete it (`DELETE /webhooks/{id}`), or declare it if it is ours. `instantly-guard check` reports it as `webhooks.foreign-to-receiver`. Runbook: docs/reconcile.md, \"Whose delivery is it\"."
+    content   = "The reconcile function (`${local.function_names.reconcile}`) found an Instantly webhook whose id is not one of ours (the list `instantly-guard webhooks connect` records on the webhook secret, `${google_secret_manager_secret.managed["webhook-secret"].secret_id}`) aimed at the receiver's URL. Its deliveries are refused (401) and never republished, but someone who can create webhooks is probing the receiver. The log line names the webhook id; the audit log says who created it. Delete it (`DELETE /webhooks/{id}`), or, if it is ours, connect it (`instantly-guard webhooks connect --webhook-id ID`): the next run follows it. `instantly-guard check` reports it as `webhooks.foreign-to-receiver`. Runbook: docs/reconcile.md, \"Whose delivery is it\"."
   }
 
   depends_on = [time_sleep.reconcile_log_metrics]
@@ -415,7 +426,7 @@ output "reconcile" {
     scheduler_account = google_service_account.reconcile_scheduler.email
     checkpoint        = "gs://${google_storage_bucket.checkpoints.name}/${var.reconcile.checkpoint_object}"
     webhook_urls      = local.reconcile_webhook_urls
-    webhook_ids       = var.webhook.instantly_webhook_ids
+    webhook_secret    = google_secret_manager_secret.managed["webhook-secret"].id
     api_key_secret    = google_secret_manager_secret.managed[var.reconcile.api_key].id
   }
 }

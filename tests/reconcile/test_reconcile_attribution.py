@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from instantly_guard.errors import ConfigError
 from instantly_guard.reconcile.resume import ProbeResult
 from instantly_guard.reconcile.service import build_service
 from instantly_guard.webhook.payload import canonical_json, event_id
@@ -169,7 +170,7 @@ def test_without_the_managed_webhook_ids_the_reconciler_does_not_start(
     sb = sandbox_factory(seed="empty")
     env = reconcile_env(sb, receiver.state_dir, receiver.url)
     env["RECONCILE_WEBHOOK_IDS"] = ""
-    with pytest.raises(Exception, match="RECONCILE_WEBHOOK_IDS is required"):
+    with pytest.raises(ConfigError, match="RECONCILE_WEBHOOK_IDS is required"):
         build_service(env)
 
 

@@ -248,6 +248,35 @@ def test_every_secret_grant_is_on_a_managed_secret(tf: Module) -> None:
         assert not any(public in grant.body["member"] for public in PUBLIC_MEMBERS)
 
 
+def test_the_reconciler_reads_its_key_and_only_the_webhook_secrets_metadata(tf: Module) -> None:
+    """It follows the webhook list `webhooks connect` records on the webhook secret, so it needs
+    that secret's metadata; its value (the receiver's secret) it must never be able to read."""
+    grants = {
+        g.name: g.body
+        for g in tf.resources("google_secret_manager_secret_iam_member")
+        if g.body["member"] == "${google_service_account.reconcile.member}"
+    }
+    assert set(grants) == {"reconcile_reader", "reconcile_webhook_list"}
+    assert grants["reconcile_reader"]["role"] == "roles/secretmanager.secretAccessor"
+    assert "var.reconcile.api_key" in grants["reconcile_reader"]["secret_id"]
+    webhook_list = grants["reconcile_webhook_list"]
+    assert webhook_list["role"] == "roles/secretmanager.viewer"  # no versions.access in it
+    webhook_secret = 'google_secret_manager_secret.managed["webhook-secret"]'
+    assert webhook_secret in webhook_list["secret_id"]
+    env = tf.resource("google_cloudfunctions2_function", "reconcile").block("service_config")
+    assert re.search(
+        rf"RECONCILE_WEBHOOK_SECRET\s*=\s*{re.escape(webhook_secret)}\.id\b",
+        env["environment_variables"],
+    )
+    # The seed variable is not a second list: the secret's annotation is the one the run reads.
+    assert "instantly_webhook_ids" not in env["environment_variables"]
+    function = tf.resource("google_cloudfunctions2_function", "reconcile")
+    assert (
+        "${google_secret_manager_secret_iam_member.reconcile_webhook_list}"
+        in function.body["depends_on"]
+    )
+
+
 def test_every_managed_secret_rotates_notifies_and_carries_our_label(tf: Module) -> None:
     secrets = tf.resources("google_secret_manager_secret")
     assert [s.name for s in secrets] == ["managed"]
@@ -463,7 +492,7 @@ def test_function_environment_covers_the_documented_variables(tf: Module) -> Non
         },
         "key_rotation": set(),
         "reconcile": {
-            "RECONCILE_WEBHOOK_IDS",
+            "RECONCILE_WEBHOOK_SECRET",
             "RECONCILE_WEBHOOK_URLS",
             "RECONCILE_TIME_BUDGET",
             "RECONCILE_MAX_BODY_BYTES",
@@ -480,7 +509,7 @@ def test_function_environment_covers_the_documented_variables(tf: Module) -> Non
 
 def test_every_variable_terraform_sets_is_read_by_the_library(tf: Module) -> None:
     """A renamed setting on either side shows up here, not as a silent default in production."""
-    functions_tf = (TF_DIR / "functions.tf").read_text()
+    functions_tf = "\n".join((TF_DIR / f).read_text() for f in ("functions.tf", "reconcile.tf"))
     names = set(tf.locals["common_env"]) | set(
         re.findall(r"^\s+([A-Z][A-Z0-9_]{3,})\s+=", functions_tf, re.M)
     )

@@ -39,6 +39,7 @@ from instantly_guard.localstack.provision import (
     STORE_CHECK,
     STORE_EXPORTER,
     STORE_RECONCILER,
+    STORE_WEBHOOK,
     Provisioned,
     backend_env,
     connect_receiver,
@@ -232,7 +233,9 @@ class LocalStack:
                 {
                     "RECONCILE_API_KEY_SECRET": STORE_RECONCILER,
                     "RECONCILE_WEBHOOK_URLS": self.url(self.ports.webhook),
-                    "RECONCILE_WEBHOOK_IDS": provisioned.webhook_id,
+                    # Ours are the webhooks `connect_receiver` records on the webhook secret
+                    # (below, once the receiver answers), read again at every run.
+                    "RECONCILE_WEBHOOK_SECRET": STORE_WEBHOOK,
                     "RECONCILE_RESUME": "true",
                     # Local retries are run by hand (the sandbox's control API), not awaited.
                     "RECONCILE_RETRY_GRACE": "0s",

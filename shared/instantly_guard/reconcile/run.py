@@ -3,9 +3,11 @@
 1. Claim the checkpoint (compare-and-swap): a Scheduler run that already finished is a
    duplicate; another run that showed it was working within the lease makes this one stand
    aside.
-2. List the webhooks (`GET /webhooks`): ours are the ids the deployment manages
-   (`webhook_ids`); their target URLs are the ones read. Any other webhook aimed at one of those
-   URLs is a foreign webhook: logged at ERROR (the alert), its deliveries never republished.
+2. List the webhooks (`GET /webhooks`): ours are the ids the deployment manages (`webhook_ids`,
+   and those `webhooks connect` recorded on the webhook secret, read again now: `recorded`);
+   their target URLs are the ones read. Any other webhook aimed at one of those URLs is a
+   foreign webhook: logged at ERROR (the alert), its deliveries never republished. No id at all
+   is a ConfigError: the run would read nothing.
 3. Settle the pending records whose retry grace is over (each fetched again by id).
 4. For each URL, read only what is new since the checkpoint's position (`position`): oldest
    first after the head's cursor, or newest first from the top down to the head. Every record
@@ -35,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from instantly_guard.audit.checkpoint.base import Checkpoint, CheckpointStore, RunRecord
-from instantly_guard.errors import ConflictError, GuardError
+from instantly_guard.errors import ConfigError, ConflictError, GuardError
 from instantly_guard.publish.base import Publisher, PublishError
 from instantly_guard.reconcile import checkpoint, position
 from instantly_guard.reconcile.attribution import Targets, Verdict
@@ -151,7 +153,8 @@ class Reconciler:
         options: Options,
         *,
         webhooks: WebhookClient,
-        webhook_ids: Iterable[str],
+        webhook_ids: Iterable[str] = (),
+        recorded: Callable[[], Iterable[str]] | None = None,
         urls: Iterable[str] = (),
         probe: Callable[[str], ProbeResult] = probe_receiver,
         clock: Callable[[], datetime] = utc_now,
@@ -160,6 +163,7 @@ class Reconciler:
         self._options = options
         self._webhooks = webhooks
         self._ids = tuple(dict.fromkeys(webhook_ids))
+        self._recorded = recorded
         self._urls = tuple(dict.fromkeys(urls))
         self._probe = probe
         self._clock = clock
@@ -261,9 +265,22 @@ class Reconciler:
 
     # -- webhooks -----------------------------------------------------------------------------
 
+    def _our_ids(self) -> tuple[str, ...]:
+        """The configured ids and the webhook secret's recorded list as it is now (read at
+        every run: `webhooks connect` may have added one since the last)."""
+        recorded = tuple(self._recorded()) if self._recorded is not None else ()
+        ids = tuple(dict.fromkeys([*recorded, *self._ids]))
+        if not ids:
+            raise ConfigError(
+                "no webhook is ours: the webhook secret records none and RECONCILE_WEBHOOK_IDS "
+                "is empty; run `instantly-guard webhooks connect` (docs/deploy.md)"
+            )
+        return ids
+
     def _targets(self, report: RunReport) -> Targets:
+        ids = self._our_ids()
         hooks = list(self._counted(self._webhooks.list_webhooks()))
-        targets = Targets.of(hooks, self._ids)
+        targets = Targets.of(hooks, ids)
         for hook in targets.foreign_hooks():
             report.foreign_webhooks += 1
             # The URL is not logged (it may carry a token); the id and subscription are enough.
@@ -285,10 +302,10 @@ class Reconciler:
         report.unknown_webhooks = len(targets.unknown_ids)
         if targets.unknown_ids:
             _log.warning(
-                "%d of %d RECONCILE_WEBHOOK_IDS are no Instantly webhook (deleted?): their "
-                "failed deliveries cannot be found",
+                "%d of our %d webhook ids (the webhook secret's list, RECONCILE_WEBHOOK_IDS) "
+                "are no Instantly webhook (deleted?): their failed deliveries cannot be found",
                 len(targets.unknown_ids),
-                len(self._ids),
+                len(ids),
                 extra={
                     "fields": {"action": "unknown_webhooks", "webhook_ids": targets.unknown_ids}
                 },

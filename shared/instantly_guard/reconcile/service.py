@@ -34,10 +34,12 @@ from instantly_guard.logs import bind_request_context
 from instantly_guard.publish.base import Publisher
 from instantly_guard.reconcile import checkpoint
 from instantly_guard.reconcile.deliveries import DeliveryLog
+from instantly_guard.reconcile.recorded import RecordedWebhooks
 from instantly_guard.reconcile.report import RunReport
 from instantly_guard.reconcile.resume import ProbeResult, probe_receiver
 from instantly_guard.reconcile.run import Options, Reconciler, utc_now
 from instantly_guard.reconcile.settings import REQUIRED_SCOPE, RESUME_SCOPE, ReconcileSettings
+from instantly_guard.secrets.base import SecretStore
 from instantly_guard.settings import Backend
 
 _log = logging.getLogger("instantly_guard.reconcile")
@@ -147,6 +149,18 @@ def _key_provider(settings: ReconcileSettings) -> KeyProvider:
     return StaticKey(key.value)
 
 
+def _recorded(settings: ReconcileSettings, store: SecretStore | None) -> RecordedWebhooks | None:
+    """The webhook secret's recorded list, read through the secret store port (metadata only)."""
+    ref = settings.webhook_secret
+    if ref is None:
+        return None
+    if store is None:
+        from instantly_guard.secrets.factory import open_store
+
+        store = open_store(settings.common, project=ref.project)
+    return RecordedWebhooks(store, ref.name)
+
+
 def _publisher(settings: ReconcileSettings) -> Publisher:
     if settings.common.backend is Backend.GCP:
         from instantly_guard.publish.gcp import PubSubPublisher
@@ -185,9 +199,11 @@ def build_service(
     store: CheckpointStore | None = None,
     probe: Callable[[str], ProbeResult] = probe_receiver,
     client_options: Mapping[str, Any] | None = None,
+    secret_store: SecretStore | None = None,
 ) -> ReconcileService:
     """Everything a run needs, from an environment mapping. Raises ConfigError listing every
-    problem. Collaborators may be injected (tests)."""
+    problem. Collaborators may be injected (tests); `secret_store` is where the webhook secret
+    (RECONCILE_WEBHOOK_SECRET) is read."""
     from instantly_guard.instantly.client import InstantlyClient
     from instantly_guard.instantly.ratelimit import RateLimiter
 
@@ -214,6 +230,7 @@ def build_service(
         options,
         webhooks=client,
         webhook_ids=settings.webhook_ids,
+        recorded=_recorded(settings, secret_store),
         urls=settings.webhook_urls,
         probe=probe,
         clock=clock,

@@ -3,9 +3,14 @@
 Besides `CommonSettings` (GUARD_BACKEND, GUARD_STATE_DIR, INSTANTLY_API_BASE, GOOGLE_CLOUD_PROJECT,
 LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
 
-    RECONCILE_WEBHOOK_IDS        the ids of the Instantly webhooks this deployment manages,
-                                 comma-separated (required): only their targets are read, only
-                                 what they subscribe to is republished, only they are resumed
+    RECONCILE_WEBHOOK_SECRET     the managed webhook secret, `projects/P/secrets/S` or `S`: the
+                                 webhook ids `webhooks connect` recorded on it (annotation
+                                 `instantly-guard.webhook-ids`) are ours, read again at every run
+                                 (metadata only, never its value)
+    RECONCILE_WEBHOOK_IDS        more webhook ids that are ours, comma-separated (added to the
+                                 secret's). One of the two is required: only our webhooks'
+                                 targets are read, only what they subscribe to is republished,
+                                 only they are resumed
     RECONCILE_WEBHOOK_URLS       optional: read only those of our webhooks' target URLs (exact)
     RECONCILE_API_KEY_SECRET     secret holding the reconciler's Instantly key (alias `current`),
                                  `projects/P/secrets/S` or `S`; or INSTANTLY_API_KEY[_FILE]
@@ -37,6 +42,7 @@ from urllib.parse import urlsplit
 
 from instantly_guard.audit.settings import KeySource
 from instantly_guard.audit.settings import _key_source as key_source
+from instantly_guard.secrets.factory import parse_secret_reference
 from instantly_guard.settings import Backend, CommonSettings, Reader
 from instantly_guard.webhook.settings import DEFAULT_MAX_BODY, MAX_BODY_LIMIT
 from instantly_guard.webhook.settings import _topic as read_topic
@@ -46,9 +52,18 @@ RESUME_SCOPE = "webhooks:update"
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A secret by name, in `project` (None: the settings' project)."""
+
+    name: str
+    project: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReconcileSettings:
     common: CommonSettings
     webhook_ids: tuple[str, ...]
+    webhook_secret: SecretRef | None
     webhook_urls: tuple[str, ...]
     key: KeySource
     topic: str | None
@@ -69,10 +84,12 @@ class ReconcileSettings:
         common = CommonSettings.read(reader)
         gcp = common.backend is Backend.GCP
         ids = reader.csv("RECONCILE_WEBHOOK_IDS")
-        if not ids:
+        secret = _webhook_secret(reader, common)
+        if not ids and not reader.text("RECONCILE_WEBHOOK_SECRET"):
             reader.problems.append(
-                "RECONCILE_WEBHOOK_IDS is required (the ids of the webhooks this deployment "
-                "manages: only their deliveries are republished)"
+                "RECONCILE_WEBHOOK_SECRET (the managed webhook secret, whose webhook list "
+                "`webhooks connect` keeps) or RECONCILE_WEBHOOK_IDS is required: only the "
+                "deliveries of our webhooks are republished"
             )
         urls = reader.csv("RECONCILE_WEBHOOK_URLS")
         for url in urls:
@@ -93,6 +110,7 @@ class ReconcileSettings:
         settings = cls(
             common=common,
             webhook_ids=ids,
+            webhook_secret=secret,
             webhook_urls=urls,
             key=key_source(reader, common, "RECONCILE_API_KEY_SECRET"),
             topic=read_topic(reader, common.project) if gcp else None,
@@ -114,3 +132,16 @@ class ReconcileSettings:
         )
         reader.finish()
         return settings
+
+
+def _webhook_secret(reader: Reader, common: CommonSettings) -> SecretRef | None:
+    text = reader.text("RECONCILE_WEBHOOK_SECRET")
+    if not text:
+        return None
+    reference = parse_secret_reference(text)
+    if reference is None:
+        reader.problems.append(
+            f"RECONCILE_WEBHOOK_SECRET must be projects/PROJECT/secrets/NAME or NAME, not {text!r}"
+        )
+        return None
+    return SecretRef(reference[0], reference[1] or common.project)
