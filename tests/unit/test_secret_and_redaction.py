@@ -121,3 +121,22 @@ def test_a_value_registered_after_many_others_is_still_masked_in_json() -> None:
     assert not json_is_clean(json.dumps({"k": "x last-one-c2VjcmV0\u00fc"}))
     assert not json_is_clean(json.dumps({"k": "last-one-c2VjcmV0\u00fc"}, ensure_ascii=False))
     assert json_is_clean(json.dumps({"k": "many-00299-c2VjcmV0"}))
+
+
+def test_few_values_and_many_values_mask_alike() -> None:
+    # A process holding few values answers by substring tests, then by the grams: the same text
+    # is masked the same way on both sides of the switch.
+    index = redaction._Index()
+    values = ["abc-abc-1", "abc-abc-12345", "zz-top-secret"]
+    text = "x abc-abc-12345 abc-abc-1 zz-top-secret abc-abc- end"
+    for value in values:
+        index.add(value)
+    few = index.sub(text, "***")
+    assert few == _reference(values, text) == "x *** *** *** abc-abc- end"
+    assert index.search(text)
+    assert not index.search("abc-abc- zz-top")
+    for i in range(30):
+        index.add(f"other-value-{i:03d}")
+    assert index.sub(text, "***") == few
+    assert index.search(text)
+    assert not index.search("abc-abc- zz-top")
