@@ -42,6 +42,7 @@ from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.audit.settings import AuditSettings, KeySource
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.audit.sinks.local import JsonlSink
+from instantly_guard.audit.windows import WindowedPageSource
 from instantly_guard.errors import (
     AuthenticationError,
     BackendError,
@@ -220,7 +221,9 @@ class AuditExportService:
         """An exporter for one run; its read-ahead (one per run) fetches pages while the
         current ones are written."""
         return Exporter(
-            ReadAheadSource(self.source),
+            # Backfills list day windows side by side (audit/windows.py); pages are still
+            # handed over one listing, in order, one ahead of the one being written.
+            ReadAheadSource(WindowedPageSource(self.source, today=lambda: self._clock().date())),
             self.sink,
             store or self.store,
             options or self.options,
