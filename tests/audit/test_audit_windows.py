@@ -138,3 +138,50 @@ def test_a_backfill_lists_several_windows_at_once_and_exports_every_entry(
         [e["insertId"] for e in read_entries(tmp_path / "audit" / "instantly-audit.jsonl")], ids
     )
     assert transport.most >= 3
+
+
+def test_a_windowed_backfill_killed_mid_run_resumes_without_a_gap(tmp_path: Path) -> None:
+    """SIGKILL, not Ctrl-C: nothing runs on the way out; the checkpoint holds window cursors."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with Sandbox(seed="empty", listing_order="asc", record_responses=False) as sb:
+        since, ids = _seeded(sb, 60000)
+        env = local_env(sb, tmp_path)
+        sink = tmp_path / "audit" / "instantly-audit.jsonl"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "instantly_guard.cli", "export-audit", "--since", str(since)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+        checkpoint = tmp_path / "audit" / f"backfill-{since}-now.json"
+        deadline = time.monotonic() + 120
+        # Killed once the checkpoint holds a window's cursor (what a resumed run starts from).
+        while process.poll() is None and not (
+            checkpoint.exists() and "iw1|" in checkpoint.read_text()
+        ):
+            assert time.monotonic() < deadline, "the backfill saved no cursor"
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        written = sum(1 for _ in read_entries(sink))
+        assert 0 < written < len(ids), "killed too late to prove anything"
+
+        # The killed run's claim holds its lease (3 minutes): the rerun comes after it.
+        later = timedelta(minutes=4)
+        service = build_service(env, clock=lambda: datetime.now(UTC) + later)
+        try:
+            resumed = service.backfill(since)
+        finally:
+            service.close()
+    assert resumed.stopped_reason == "complete"
+    assert resumed.exported < len(ids)  # it resumed, not started over
+    # What the killed run wrote after its last checkpoint is written again, never skipped.
+    assert_exact(
+        [e["insertId"] for e in read_entries(sink)], ids, max_rewrites=len(ids) - resumed.exported
+    )
