@@ -5,13 +5,22 @@ starts itself (`benchmarks.proxy`: 150 ms added per request, answers capped at 2
   check's collection (sections read concurrently); baseline: the same section reads one after
   another, through the same client and proxy.
 
+- backfill: 80,000 audit entries over 20 days, exported with `instantly-guard export-audit
+  --since` (the service's backfill: JSONL sink, default rate share 25 requests/s). Baseline: a
+  bare sequential loop over the same listing (httpx, 1,000 per page, cursor after cursor, JSON
+  parsed), through the same proxy. Goal: at least 3x faster than the bare loop.
+
 Reproduce: `python -m benchmarks latency` (or `make bench`).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
 
 from benchmarks.common import Row
 from benchmarks.proxy import DelayingProxy
@@ -75,5 +84,84 @@ def _check_rows() -> list[Row]:
     ]
 
 
+BACKFILL_ENTRIES = 80_000
+BACKFILL_DAYS = 20
+
+
+def _bare_loop(base_url: str, key: str, since: datetime) -> tuple[float, int, int]:
+    """Seconds, entries and requests of a sequential listing from `since`'s day."""
+    entries = requests = 0
+    cursor: str | None = None
+    started = time.perf_counter()
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        while True:
+            params: dict[str, str | int] = {"limit": 1000, "start_date": since.date().isoformat()}
+            if cursor:
+                params["starting_after"] = cursor
+            answer = http.get(
+                "/audit-logs", params=params, headers={"Authorization": f"Bearer {key}"}
+            )
+            answer.raise_for_status()
+            requests += 1
+            body = answer.json()
+            entries += len(body["items"])
+            cursor = body.get("next_starting_after")
+            if not body["items"] or not cursor:
+                break
+    return time.perf_counter() - started, entries, requests
+
+
+def _backfill_rows() -> list[Row]:
+    from instantly_guard.audit.service import build_service
+
+    with Sandbox(seed="empty", record_responses=False) as sb:
+        since = datetime.now(UTC) - timedelta(days=BACKFILL_DAYS)
+        sb.seed_audit_logs(
+            BACKFILL_ENTRIES, start=since, step=timedelta(days=BACKFILL_DAYS) / BACKFILL_ENTRIES
+        )
+        key = sb.keys["admin"].key
+        with (
+            DelayingProxy(sb.url, delay_s=DELAY_S, bytes_per_s=BYTES_PER_S) as proxy,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            bare_s, bare_entries, bare_requests = _bare_loop(proxy.url + "/api/v2", key, since)
+            env = {
+                "GUARD_BACKEND": "local",
+                "GUARD_STATE_DIR": str(Path(tmp)),
+                "INSTANTLY_API_BASE": proxy.url + "/api/v2",
+                "INSTANTLY_API_KEY": key,
+                "LOG_LEVEL": "WARNING",
+            }
+            service = build_service(env)
+            before = proxy.requests
+            try:
+                started = time.perf_counter()
+                summary = service.backfill(since.date())
+                windowed_s = time.perf_counter() - started
+            finally:
+                service.close()
+            requests = proxy.requests - before
+    if summary.exported != BACKFILL_ENTRIES or bare_entries != BACKFILL_ENTRIES:
+        raise RuntimeError(f"exported {summary.exported}, bare loop listed {bare_entries}")
+    return [
+        Row(
+            "backfill, bare sequential loop",
+            BACKFILL_ENTRIES / bare_s,
+            "entries/s",
+            None,
+            f"baseline; {BACKFILL_ENTRIES:,} entries over {BACKFILL_DAYS} days, "
+            f"{bare_requests} requests; {_PROXY_NOTE}",
+        ),
+        Row(
+            "backfill, export-audit --since (day windows)",
+            BACKFILL_ENTRIES / windowed_s,
+            "entries/s",
+            BACKFILL_ENTRIES / bare_s,
+            f"goal >= 3; {requests} requests ({requests / bare_requests:.2f}x the bare loop's); "
+            "JSONL sink, rate share 25/s",
+        ),
+    ]
+
+
 def run() -> list[Row]:
-    return _check_rows()
+    return _check_rows() + _backfill_rows()
