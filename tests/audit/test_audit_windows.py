@@ -112,7 +112,7 @@ class InFlight(httpx.BaseTransport):
             response = self._inner.handle_request(request)
             response.read()
             # Long enough for the other windows' requests to overlap this one.
-            threading.Event().wait(0.02)
+            threading.Event().wait(0.05)
             return response
         finally:
             with self._lock:

@@ -31,7 +31,7 @@ class OverlapTransport(httpx.BaseTransport):
             self.most_in_flight = max(self.most_in_flight, self._in_flight)
             self._paths.add(request.url.path)
             self._lock.notify_all()
-            self._lock.wait_for(lambda: len(self._paths) >= READS, timeout=2)
+            self._lock.wait_for(lambda: len(self._paths) >= READS, timeout=10)
         try:
             response = self._inner.handle_request(request)
             response.read()
