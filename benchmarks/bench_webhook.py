@@ -23,6 +23,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -155,6 +157,121 @@ def _load(url: str, bodies: list[bytes]) -> float:
     return len(bodies) / elapsed
 
 
+WRK_SECONDS = 5
+WRK_ROUNDS = 3
+WRK_CONNECTIONS = 4
+# Each request a distinct delivery (a duplicate may be answered more cheaply): the body is a 2 KB
+# event whose "step" is the wrk thread's id followed by its own counter, always 10 digits wide.
+_WRK_SCRIPT = """
+local next_id = 1
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+local count = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["x-webhook-secret"] = %(secret)s
+local head, tail = %(head)s, %(tail)s
+request = function()
+  count = count + 1
+  return wrk.format(nil, nil, nil, head .. string.format("%%d%%09d", id, count) .. tail)
+end
+"""
+
+
+def _wrk() -> tuple[str | None, str]:
+    """The wrk binary, installed from Debian if missing and possible; else None and why."""
+    found = shutil.which("wrk")
+    if found:
+        return found, ""
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        return (
+            None,
+            "wrk is not installed and cannot be (needs apt-get as root): apt-get install wrk",
+        )
+    done = subprocess.run(
+        [apt, "install", "-y", "-q", "wrk"], capture_output=True, text=True, check=False
+    )
+    found = shutil.which("wrk")
+    if found is None:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return None, f"apt-get install wrk failed: {tail[0]}"
+    return found, ""
+
+
+def _wrk_script(directory: Path) -> Path:
+    event = sample_event("reply_received", step=1000000000, pad="")
+    event["pad"] = "x" * max(0, PAYLOAD_BYTES - len(json.dumps(event).encode()))
+    head, tail = json.dumps(event).split("1000000000", 1)
+    script = directory / "deliveries.lua"
+    script.write_text(
+        _WRK_SCRIPT
+        % {"secret": json.dumps(SECRET), "head": json.dumps(head), "tail": json.dumps(tail)}
+    )
+    return script
+
+
+def _wrk_rate(wrk: str, url: str, script: Path) -> float:
+    done = subprocess.run(
+        [wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=WRK_SECONDS + 60,
+    )
+    if "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
+        raise RuntimeError(f"wrk saw failed requests:\n{done.stdout}")
+    found = re.search(r"Requests/sec:\s*([0-9.]+)", done.stdout)
+    if found is None:
+        raise RuntimeError(f"no rate in wrk's output:\n{done.stdout}")
+    return float(found.group(1))
+
+
+def _wrk_rows(state_dir: Path, bare_source: Path) -> list[Row]:
+    wrk, why = _wrk()
+    if wrk is None:
+        print(f"  webhook: no wrk rows: {why}", file=sys.stderr, flush=True)
+        return [Row("receive_webhook req/s under wrk", 0, "req/s", None, f"not measured: {why}")]
+    common = {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(state_dir),
+        "INSTANTLY_WEBHOOK_SECRET": SECRET,
+    }
+    setups = {
+        "bare": ("bare", bare_source, common),
+        "noop": ("receive_webhook", MAIN, {**common, "WEBHOOK_PUBLISHER": "noop"}),
+        "outbox": ("receive_webhook", MAIN, {**common, "WEBHOOK_PUBLISHER": "outbox"}),
+    }
+    script = _wrk_script(state_dir.parent)
+    rates: dict[str, list[float]] = {name: [] for name in setups}
+    for _ in range(WRK_ROUNDS):
+        for name, (target, source, env) in setups.items():
+            with _server(target, source, env) as (url, _pid):
+                _load(url, _payloads(200, 10**8 + len(rates[name]) * 1000))  # warm-up
+                rates[name].append(_wrk_rate(wrk, url, script))
+    how = (
+        f"wrk -t1 -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, distinct 2 KB deliveries; "
+        f"{WRK_ROUNDS} rounds, ratio = median of per-round ratios"
+    )
+    return [
+        Row("bare function req/s under wrk", statistics.median(rates["bare"]), "req/s", None, how),
+        _rate_row(
+            "receive_webhook req/s under wrk, no-op publisher",
+            rates["noop"],
+            rates["bare"],
+            "goal >= 0.8 of the bare function in the same round",
+        ),
+        _rate_row(
+            "receive_webhook req/s under wrk, durable outbox",
+            rates["outbox"],
+            rates["bare"],
+            "GUARD_BACKEND=local outbox",
+        ),
+    ]
+
+
 def _throughput(
     state_dir: Path, bare_source: Path
 ) -> tuple[dict[str, list[float]], dict[str, float | None]]:
@@ -264,6 +381,7 @@ def run() -> list[Row]:
         bare_source.write_text(BARE_FUNCTION)
         rates, server_cpu = _throughput(tmp_path / "state", bare_source)
         p50, p99 = _handler_cpu(tmp_path / "cpu-state")
+        wrk_rows = _wrk_rows(tmp_path / "wrk-state", bare_source)
     main_ms, ff_ms = _imports()
     server = (
         f"gunicorn via functions-framework, {REQUESTS - 200} x 2 KB POSTs, "
@@ -294,6 +412,7 @@ def run() -> list[Row]:
                 "gunicorn master + workers (/proc), median of rounds; baseline: bare function",
             )
         )
+    rows += wrk_rows
     rows += [
         Row("handle() CPU per request, p50", p50, "us", None, "in process, 2 KB, no-op publisher"),
         Row("handle() CPU per request, p99", p99, "us", None, "includes the JSON log line"),

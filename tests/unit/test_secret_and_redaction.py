@@ -1,8 +1,12 @@
 import json
 import pickle
+import random
+import re
+import tracemalloc
 
 import pytest
 
+from instantly_guard import redaction
 from instantly_guard.redaction import hash_email, json_is_clean, redact
 from instantly_guard.secret import Secret
 
@@ -65,3 +69,74 @@ def test_json_is_clean_finds_registered_values_in_their_escaped_form() -> None:
     assert not json_is_clean(json.dumps({"to": "a@b.io"}))
     assert not json_is_clean(json.dumps({"h": "Bearer abc"}))
     assert json_is_clean(json.dumps({"outcome": "accepted", "status": 200}))
+
+
+def _reference(values: list[str], text: str) -> str:
+    """What redaction did before the index: one alternation of every value, longest first."""
+    ordered = sorted(set(values), key=len, reverse=True)
+    return re.sub("|".join(re.escape(v) for v in ordered), "***", text)
+
+
+def test_index_masks_exactly_what_one_alternation_of_all_values_would() -> None:
+    # Overlapping values, values sharing a head, values inside others and at the very end: a
+    # small alphabet makes all of these frequent. Compared on text without "@" or scheme words,
+    # so only the registered values rule applies; no other test registers a value made only of
+    # these characters.
+    rng = random.Random(22)
+    alphabet = "abc-_"
+    values = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(6, 11))) + "\u00e9z" * (i % 2)
+        for i in range(60)
+    ]
+    for value in values:
+        redaction.register(value)
+    for _ in range(400):
+        text = "".join(rng.choice(alphabet + " \u00e9z") for _ in range(rng.randint(0, 90)))
+        assert redact(text) == _reference(values, text), text
+        assert json_is_clean(json.dumps({"t": text})) == (_reference(values, text) == text)
+
+
+def test_registering_many_values_keeps_memory_per_value_flat() -> None:
+    # One pattern of all values, recompiled on every registration, left re's cache holding
+    # hundreds of ever larger patterns: memory grew with the square of the keys listed.
+    def retained_per_value(count: int, tag: str) -> float:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            redaction.register(f"{tag}-{i:06d}-ZmFrZS1rZXktZm9yLXRlc3Rz")
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return (after - before) / count
+
+    small = retained_per_value(100, "mem-small")
+    large = retained_per_value(600, "mem-large")
+    assert large < 2 * small, (small, large)
+
+
+def test_a_value_registered_after_many_others_is_still_masked_in_json() -> None:
+    for i in range(300):
+        redaction.register(f"many-{i:05d}-c2VjcmV0LWtleS12YWx1ZQ")
+    Secret("last-one-c2VjcmV0\u00fc")
+    assert redact("a many-00299-c2VjcmV0LWtleS12YWx1ZQ b") == "a *** b"
+    assert not json_is_clean(json.dumps({"k": "x last-one-c2VjcmV0\u00fc"}))
+    assert not json_is_clean(json.dumps({"k": "last-one-c2VjcmV0\u00fc"}, ensure_ascii=False))
+    assert json_is_clean(json.dumps({"k": "many-00299-c2VjcmV0"}))
+
+
+def test_few_values_and_many_values_mask_alike() -> None:
+    # A process holding few values answers by substring tests, then by the grams: the same text
+    # is masked the same way on both sides of the switch.
+    index = redaction._Index()
+    values = ["abc-abc-1", "abc-abc-12345", "zz-top-secret"]
+    text = "x abc-abc-12345 abc-abc-1 zz-top-secret abc-abc- end"
+    for value in values:
+        index.add(value)
+    few = index.sub(text, "***")
+    assert few == _reference(values, text) == "x *** *** *** abc-abc- end"
+    assert index.search(text)
+    assert not index.search("abc-abc- zz-top")
+    for i in range(30):
+        index.add(f"other-value-{i:03d}")
+    assert index.sub(text, "***") == few
+    assert index.search(text)
+    assert not index.search("abc-abc- zz-top")

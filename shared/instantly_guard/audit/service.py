@@ -42,6 +42,7 @@ from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.audit.settings import AuditSettings, KeySource
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.audit.sinks.local import JsonlSink
+from instantly_guard.audit.windows import WindowedPageSource, window_pages_for
 from instantly_guard.detections.settings import DEFAULT_FINDINGS_LOG
 from instantly_guard.detections.state import LocalStateStore, StateStore
 from instantly_guard.errors import (
@@ -222,11 +223,20 @@ class AuditExportService:
     ) -> Exporter:
         """An exporter for one run; its read-ahead (one per run) fetches pages while the
         current ones are written."""
+        options = options or self.options
+        # Backfills list day windows side by side (audit/windows.py), holding no more entries
+        # ahead than the safe path may (2 x AUDIT_MAX_BUFFERED); pages are still handed
+        # over as one listing, in order, one ahead of the one being written.
+        windows = WindowedPageSource(
+            self.source,
+            today=lambda: self._clock().date(),
+            window_pages=window_pages_for(options.max_buffered),
+        )
         return Exporter(
-            ReadAheadSource(self.source),
+            ReadAheadSource(windows),
             self.sink,
             store or self.store,
-            options or self.options,
+            options,
             clock=self._clock,
             progress=progress,
         )

@@ -1,4 +1,4 @@
-"""Read a workspace into a `Snapshot`, one section at a time, with a read-only key.
+"""Read a workspace into a `Snapshot`, its sections concurrently, with a read-only key.
 
 The check needs the scopes of the `posture_check` profile (`REQUIRED_SCOPES`): nothing it calls
 writes. Each section is read independently: a key missing the scope for one section (or a call
@@ -8,11 +8,17 @@ skipped. A key Instantly rejects outright (401, revoked) or a workspace without 
 fails the whole check: nothing can be read. So does a workspace of which no section could be read
 (`WorkspaceUnreadableError`): an API that does not answer (a wrong INSTANTLY_API_BASE) or a key
 with none of the scopes is an error, never a run whose every rule is skipped and that passes.
+
+The sections are independent, so they are read at the same time (one thread each): under real
+latency the check costs its longest section, not the sum of all. The client's rate limiter is
+shared by every thread, so together they stay within the workspace's budget.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -118,33 +124,21 @@ def collect_workspace(
         Section.BLOCKLIST: lambda: _block_list(client),
         Section.AUDIT: lambda: _audit(client, taken_at - timedelta(days=policy.audit_window_days)),
     }
+    with ThreadPoolExecutor(len(readers) + 1, thread_name_prefix="check-read") as pool:
+        # Each read runs in a copy of this context, so its log lines keep the run's trace fields.
+        futures = {
+            section: pool.submit(contextvars.copy_context().run, read)
+            for section, read in readers.items()
+        }
+        name = pool.submit(contextvars.copy_context().run, _workspace_name, client)
+    # Every read has finished here: outcomes are taken in section order, so which error wins
+    # does not depend on which thread was faster.
     values: dict[Section, tuple[Any, ...] | None] = {}
     errors: dict[Section, SectionError] = {}
-    for section, read in readers.items():
-        try:
-            values[section] = read()
-        except (AuthenticationError, PaymentRequiredError):
-            raise
-        except ScopeError as exc:
-            values[section] = None
-            errors[section] = explain_scope_error(section, exc)
-        except TransportError as exc:
-            # No HTTP answer even after the client's retries: the other sections would wait out
-            # the same retries (tens of seconds) to fail the same way.
-            raise WorkspaceUnreadableError(
-                f"cannot reach Instantly at {client.base_url} ({exc}); check INSTANTLY_API_BASE "
-                "and your network, then run the check again",
-                retryable=True,
-            ) from exc
-        except InstantlyError as exc:
-            values[section] = None
-            errors[section] = SectionError(
-                message=f"cannot read {section}: {exc}",
-                fix=(
-                    "Run the check again; if it keeps failing, check INSTANTLY_API_BASE and "
-                    "Instantly's status page."
-                ),
-            )
+    for section, future in futures.items():
+        values[section], error = _outcome(client, section, future)
+        if error is not None:
+            errors[section] = error
     if len(errors) == len(readers):
         transient = [e for e in errors.values() if not e.missing_scopes]
         detail = "; ".join(e.message for e in errors.values())
@@ -160,9 +154,37 @@ def collect_workspace(
         members=values[Section.MEMBERS],
         block_list=values[Section.BLOCKLIST],
         audit=values[Section.AUDIT],
-        workspace_name=_workspace_name(client),
+        workspace_name=name.result(),
         errors=MappingProxyType(errors),
     )
+
+
+def _outcome(
+    client: InstantlyClient, section: Section, future: Future[tuple[Any, ...]]
+) -> tuple[tuple[Any, ...] | None, SectionError | None]:
+    """A section's value, or why it could not be read. Raises for what fails the whole check."""
+    try:
+        return future.result(), None
+    except (AuthenticationError, PaymentRequiredError):
+        raise
+    except ScopeError as exc:
+        return None, explain_scope_error(section, exc)
+    except TransportError as exc:
+        # No HTTP answer even after the client's retries (the other sections retried alongside,
+        # not after it): nothing else answered either.
+        raise WorkspaceUnreadableError(
+            f"cannot reach Instantly at {client.base_url} ({exc}); check INSTANTLY_API_BASE "
+            "and your network, then run the check again",
+            retryable=True,
+        ) from exc
+    except InstantlyError as exc:
+        return None, SectionError(
+            message=f"cannot read {section}: {exc}",
+            fix=(
+                "Run the check again; if it keeps failing, check INSTANTLY_API_BASE and "
+                "Instantly's status page."
+            ),
+        )
 
 
 def _workspace_name(client: InstantlyClient) -> str | None:

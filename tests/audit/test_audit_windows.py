@@ -1,0 +1,187 @@
+"""Backfills list day windows side by side (audit/windows.py): the same entries, in the same
+order, as the one listing they replace, resumable from any page's cursor."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from instantly_guard.audit.listing import ClientPageSource, next_cursor
+from instantly_guard.audit.service import build_service
+from instantly_guard.audit.sinks.local import read_entries
+from instantly_guard.audit.windows import WindowedPageSource, parse_window_cursor
+from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
+from instantly_sandbox import Sandbox
+
+from .audit_support import assert_exact, local_env, restored_logging
+
+DAYS = 10
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    with restored_logging():
+        yield
+
+
+def _seeded(sb: Sandbox, count: int = 2400) -> tuple[date, list[str]]:
+    start = datetime.now(UTC) - timedelta(days=DAYS)
+    ids = sb.seed_audit_logs(count, start=start, step=timedelta(days=DAYS) / count)
+    return start.date(), ids
+
+
+def _ids(pages: Any) -> list[str]:
+    return [record.id for page in pages for record in page]
+
+
+def _client(sb: Sandbox, transport: httpx.BaseTransport | None = None) -> InstantlyClient:
+    return InstantlyClient(
+        StaticKey(sb.keys["admin"].key),
+        sb.base_url,
+        rate_limiter=RateLimiter(1000, 60000),
+        max_retries=0,
+        transport=transport,
+    )
+
+
+VARIANTS = {
+    "utc-inclusive": {},
+    "behind-utc": {"date_filter_utc_offset": timedelta(hours=-5)},
+    "ahead-exclusive": {
+        "date_filter_utc_offset": timedelta(hours=9),
+        "date_filter_end_exclusive": True,
+    },
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_windows_list_exactly_the_one_listing_they_replace(variant: dict[str, Any]) -> None:
+    with Sandbox(seed="empty", listing_order="asc", record_responses=False, **variant) as sb:
+        since, _ = _seeded(sb)
+        start = since - timedelta(days=1)
+        with _client(sb) as client:
+            plain = ClientPageSource(client, page_size=100)
+            windowed = WindowedPageSource(
+                plain, today=lambda: datetime.now(UTC).date(), in_flight=3, window_pages=2
+            )
+            expected = _ids(plain.pages(start_date=start, end_date=None))
+            pages = list(windowed.pages(start_date=start, end_date=None))
+            assert _ids(pages) == expected
+            # Every page's cursor names its window and resumes exactly after that page.
+            for n in (0, len(pages) // 3, len(pages) // 2, len(pages) - 2):
+                cursor = next_cursor(pages[n])
+                assert cursor is not None
+                assert parse_window_cursor(cursor) is not None
+                rest = windowed.pages(start_date=start, end_date=None, starting_after=cursor)
+                assert _ids(rest) == _ids(pages[n + 1 :])
+            assert next_cursor(pages[-1]) is None
+
+
+def test_a_descending_listing_is_passed_through_untouched() -> None:
+    with Sandbox(seed="empty", listing_order="desc", record_responses=False) as sb:
+        since, _ = _seeded(sb, 1200)
+        with _client(sb) as client:
+            plain = ClientPageSource(client, page_size=100)
+            windowed = WindowedPageSource(plain, today=lambda: datetime.now(UTC).date())
+            expected = _ids(plain.pages(start_date=since, end_date=None))
+            before = sb.calls["GET /audit-logs"]
+            assert _ids(windowed.pages(start_date=since, end_date=None)) == expected
+            assert sb.calls["GET /audit-logs"] - before == len(expected) // 100 + 1
+
+
+class InFlight(httpx.BaseTransport):
+    """Real HTTP, counting the most audit-log requests in flight at once."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self._lock = threading.Lock()
+        self._now = 0
+        self.most = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self._now += 1
+            self.most = max(self.most, self._now)
+        try:
+            response = self._inner.handle_request(request)
+            response.read()
+            # Long enough for the other windows' requests to overlap this one.
+            threading.Event().wait(0.05)
+            return response
+        finally:
+            with self._lock:
+                self._now -= 1
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_a_backfill_lists_several_windows_at_once_and_exports_every_entry(
+    tmp_path: Path,
+) -> None:
+    with Sandbox(seed="empty", listing_order="asc", record_responses=False) as sb:
+        since, ids = _seeded(sb, 6000)
+        transport = InFlight()
+        service = build_service(local_env(sb, tmp_path), client_options={"transport": transport})
+        try:
+            summary = service.backfill(since)
+        finally:
+            service.close()
+    assert summary.exported == len(ids)
+    assert_exact(
+        [e["insertId"] for e in read_entries(tmp_path / "audit" / "instantly-audit.jsonl")], ids
+    )
+    assert transport.most >= 3
+
+
+def test_a_windowed_backfill_killed_mid_run_resumes_without_a_gap(tmp_path: Path) -> None:
+    """SIGKILL, not Ctrl-C: nothing runs on the way out; the checkpoint holds window cursors."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with Sandbox(seed="empty", listing_order="asc", record_responses=False) as sb:
+        since, ids = _seeded(sb, 60000)
+        env = local_env(sb, tmp_path)
+        sink = tmp_path / "audit" / "instantly-audit.jsonl"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "instantly_guard.cli", "export-audit", "--since", str(since)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+        checkpoint = tmp_path / "audit" / f"backfill-{since}-now.json"
+        deadline = time.monotonic() + 120
+        # Killed once the checkpoint holds a window's cursor (what a resumed run starts from).
+        while process.poll() is None and not (
+            checkpoint.exists() and "iw1|" in checkpoint.read_text()
+        ):
+            assert time.monotonic() < deadline, "the backfill saved no cursor"
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        written = sum(1 for _ in read_entries(sink))
+        assert 0 < written < len(ids), "killed too late to prove anything"
+
+        # The killed run's claim holds its lease (3 minutes): the rerun comes after it.
+        later = timedelta(minutes=4)
+        service = build_service(env, clock=lambda: datetime.now(UTC) + later)
+        try:
+            resumed = service.backfill(since)
+        finally:
+            service.close()
+    assert resumed.stopped_reason == "complete"
+    assert resumed.exported < len(ids)  # it resumed, not started over
+    # What the killed run wrote after its last checkpoint is written again, never skipped.
+    assert_exact(
+        [e["insertId"] for e in read_entries(sink)], ids, max_rewrites=len(ids) - resumed.exported
+    )
