@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.terraform.offline import ROOT, TERRAFORM, TF_DIR
+from tests.terraform.standin_provider.host import launcher_script
 from tests.terraform.standin_provider.plugin import SOURCES, write_certificate
 
 EXAMPLE = TF_DIR / "terraform.tfvars.example"
@@ -73,17 +74,28 @@ class PlanHarness:
         self._lock = threading.Lock()
         bin_dir = base / "providers"
         tls_dir = base / "tls"
-        bin_dir.mkdir(parents=True)
-        tls_dir.mkdir()
+        host_dir = base / "host"
+        for folder in (bin_dir, tls_dir, host_dir):
+            folder.mkdir(parents=True)
         write_certificate(tls_dir)
+        # One host process serves every provider instance Terraform starts (host.py says why).
+        self.host = subprocess.Popen(
+            [sys.executable, "-m", "tests.terraform.standin_provider.host", str(host_dir)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TF_STANDIN_TLS_DIR": str(tls_dir)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.host.stdout is not None
+        ready = self.host.stdout.readline()
+        if ready.strip() != "ready":
+            self.close()
+            raise RuntimeError(f"the stand-in provider host did not start: {ready!r}")
         overrides = []
         for provider in SOURCES:
             script = bin_dir / f"terraform-provider-{provider}"
-            script.write_text(
-                "#!/bin/sh\n"
-                f"export PYTHONPATH={shlex.quote(str(ROOT))} TF_STANDIN_TLS_DIR={shlex.quote(str(tls_dir))}\n"
-                f"exec {shlex.quote(sys.executable)} -m tests.terraform.standin_provider {provider}\n"
-            )
+            script.write_text(launcher_script(provider, host_dir))
             script.chmod(0o755)
             overrides.append(f'    "hashicorp/{provider}" = "{bin_dir}"')
         self.cli_config = base / "terraform.tfrc"
@@ -92,6 +104,18 @@ class PlanHarness:
             + "\n".join(overrides)
             + "\n  }\n  direct {}\n}\n"
         )
+
+    def close(self) -> None:
+        """Stop the provider host (closing its stdin ends it)."""
+        if self.host.stdin is not None:
+            self.host.stdin.close()
+        try:
+            self.host.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.host.kill()
+            self.host.wait()
+        if self.host.stdout is not None:
+            self.host.stdout.close()
 
     def workspace(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,10 @@ def run_all(jobs: dict[str, Callable[[], Result]]) -> dict[str, Result]:
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> PlanHarness:
-    return PlanHarness(tmp_path_factory.mktemp("tfplan"))
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlanHarness]:
+    planner = PlanHarness(tmp_path_factory.mktemp("tfplan"))
+    yield planner
+    planner.close()
 
 
 def _example_plan(

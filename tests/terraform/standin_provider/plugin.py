@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 import os
 import sys
@@ -36,6 +37,7 @@ SOURCES = {
 }
 
 
+@functools.cache
 def load_schemas(provider: str) -> dict[str, Any]:
     """The vendored schema of one provider: `provider`, `resources`, `data_sources`."""
     file, key = SOURCES[provider]
@@ -84,6 +86,20 @@ def _diagnostics(problems: list[planner.Problem]) -> list[Any]:
     return out
 
 
+@functools.cache
+def _schema_response(provider: str) -> Any:
+    """GetProviderSchema's answer, built once per process (a host serves many instances)."""
+    schemas = load_schemas(provider)
+    response = M["GetProviderSchema_Response"](provider=_schema_message(schemas["provider"]))
+    response.server_capabilities.plan_destroy = True
+    # Terraform may then reuse the schema it read once instead of asking every new instance.
+    response.server_capabilities.get_provider_schema_optional = True
+    for field, kind in (("resource_schemas", "resources"), ("data_source_schemas", "data_sources")):
+        for name, schema in sorted(schemas[kind].items()):
+            getattr(response, field).add(key=name, value=_schema_message(schema))
+    return response
+
+
 class Provider:
     """The tfplugin5 Provider service for one provider's vendored schema."""
 
@@ -114,19 +130,7 @@ class Provider:
         return response
 
     def GetSchema(self, request: Any, context: Any) -> Any:  # noqa: N802
-        response = M["GetProviderSchema_Response"](
-            provider=_schema_message(self.schemas["provider"])
-        )
-        response.server_capabilities.plan_destroy = True
-        # Terraform may then reuse the schema it read once instead of asking every new process.
-        response.server_capabilities.get_provider_schema_optional = True
-        for field, kind in (
-            ("resource_schemas", "resources"),
-            ("data_source_schemas", "data_sources"),
-        ):
-            for name, schema in sorted(self.schemas[kind].items()):
-                getattr(response, field).add(key=name, value=_schema_message(schema))
-        return response
+        return _schema_response(self.name)
 
     def PrepareProviderConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self.schemas["provider"]["block"]
@@ -294,7 +298,32 @@ def write_certificate(folder: Path) -> None:
     (folder / "cert.der").write_bytes(cert_der)
 
 
+def start(provider_name: str, stop: threading.Event, *, tls: bool) -> tuple[grpc.Server, str]:
+    """One provider instance serving on a loopback port, and its go-plugin handshake line.
+
+    With `tls` (Terraform always asks for AutoMTLS), the server side of go-plugin's AutoMTLS.
+    Terraform's client certificate is ECDSA P-521, which gRPC's BoringSSL does not offer to
+    verify: a request for it makes the Go client send none and the handshake fail, so the
+    stand-in (loopback, test-only) asks for none.
+    """
+    provider = Provider(provider_name, load_schemas(provider_name), stop)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    for handler in _handlers(provider, stop):
+        server.add_generic_rpc_handlers((handler,))
+    certificate = ""
+    if tls:
+        key_pem, cert_pem, cert_der = _server_certificate()
+        credentials = grpc.ssl_server_credentials([(key_pem, cert_pem)])
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+        certificate = base64.b64encode(cert_der).decode().rstrip("=")
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"1|5|tcp|127.0.0.1:{port}|grpc|{certificate}"
+
+
 def serve(provider_name: str) -> int:
+    """Run as the provider process itself: handshake on stdout, serve until Terraform stops it."""
     if os.environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE:
         print(
             "This binary is a plugin. Terraform runs it; it is not meant to be run directly.",
@@ -306,24 +335,8 @@ def serve(provider_name: str) -> int:
         print(f"the stand-in speaks protocol 5; Terraform offered {versions}", file=sys.stderr)
         return 1
     stop = threading.Event()
-    provider = Provider(provider_name, load_schemas(provider_name), stop)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    for handler in _handlers(provider, stop):
-        server.add_generic_rpc_handlers((handler,))
-    client_cert = os.environ.get("PLUGIN_CLIENT_CERT")
-    certificate = ""
-    if client_cert:
-        key_pem, cert_pem, cert_der = _server_certificate()
-        # Server side of go-plugin's AutoMTLS. Terraform's client certificate is ECDSA P-521,
-        # which gRPC's BoringSSL does not offer to verify, so a request for it makes the Go client
-        # send none and the handshake fails: the stand-in (loopback, test-only) asks for none.
-        credentials = grpc.ssl_server_credentials([(key_pem, cert_pem)])
-        port = server.add_secure_port("127.0.0.1:0", credentials)
-        certificate = base64.b64encode(cert_der).decode().rstrip("=")
-    else:
-        port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    print(f"1|5|tcp|127.0.0.1:{port}|grpc|{certificate}", flush=True)
+    server, handshake = start(provider_name, stop, tls=bool(os.environ.get("PLUGIN_CLIENT_CERT")))
+    print(handshake, flush=True)
     stop.wait()
     server.stop(grace=0.5)
     return 0
