@@ -151,11 +151,8 @@ def _write(out: bytearray, value: Any, type_: Any) -> None:
         actual = type_of(value)
         out.append(0x92)
         raw = json.dumps(actual, separators=(",", ":")).encode()
-        out += (
-            bytes([0xC4, len(raw)]) + raw
-            if len(raw) <= 0xFF
-            else b"\xc5" + len(raw).to_bytes(2, "big") + raw
-        )
+        # The value's type travels first, as JSON in a MessagePack bin.
+        out += _len_header(len(raw), 0, -1, (0xC4, 0xC5, 0xC6)) + raw
         _write(out, value, actual)
     elif isinstance(value, bool):
         out.append(0xC3 if value else 0xC2)

@@ -108,6 +108,15 @@ class Provider:
         self.schemas = schemas
         self.config = planner.ProviderConfig()
         self.stop = stop
+        self._types: dict[tuple[str, str], Any] = {}
+
+    def _object_type(self, kind: str, type_name: str) -> Any:
+        """The cty type of a resource or data source (the provider's own block: kind "")."""
+        key = (kind, type_name)
+        if key not in self._types:
+            block = self.schemas["provider"] if not kind else self._schema(kind, type_name)
+            self._types[key] = planner.block_type(block["block"])
+        return self._types[key]
 
     def _schema(self, kind: str, type_name: str) -> dict[str, Any]:
         found: dict[str, Any] | None = self.schemas[kind].get(type_name)
@@ -115,9 +124,6 @@ class Provider:
             # Terraform refuses such a type before asking; this is the backstop.
             raise KeyError(f"{self.name} stand-in has no schema for {type_name}")
         return found
-
-    def _value(self, dynamic: Any, block: dict[str, Any]) -> Any:
-        return cty.decode(dynamic.msgpack, planner.block_type(block))
 
     def GetMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method names
         response = M["GetMetadata_Response"]()
@@ -134,25 +140,31 @@ class Provider:
 
     def PrepareProviderConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self.schemas["provider"]["block"]
-        config = self._value(request.config, block)
+        config = cty.decode(request.config.msgpack, self._object_type("", ""))
         return M["PrepareProviderConfig_Response"](
             prepared_config=request.config,
             diagnostics=_diagnostics(planner.validate(block, config)),
         )
 
     def Configure(self, request: Any, context: Any) -> Any:  # noqa: N802
-        values = self._value(request.config, self.schemas["provider"]["block"]) or {}
+        values = cty.decode(request.config.msgpack, self._object_type("", "")) or {}
         self.config = planner.ProviderConfig(values)
         return M["Diagnostics_Response"]()
 
     def ValidateResourceTypeConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self._schema("resources", request.type_name)["block"]
-        problems = planner.validate(block, self._value(request.config, block))
+        config = cty.decode(
+            request.config.msgpack, self._object_type("resources", request.type_name)
+        )
+        problems = planner.validate(block, config)
         return M["Diagnostics_Response"](diagnostics=_diagnostics(problems))
 
     def ValidateDataSourceConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self._schema("data_sources", request.type_name)["block"]
-        problems = planner.validate(block, self._value(request.config, block))
+        config = cty.decode(
+            request.config.msgpack, self._object_type("data_sources", request.type_name)
+        )
+        problems = planner.validate(block, config)
         return M["Diagnostics_Response"](diagnostics=_diagnostics(problems))
 
     def UpgradeResourceState(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -161,7 +173,7 @@ class Provider:
 
     def PlanResourceChange(self, request: Any, context: Any) -> Any:  # noqa: N802
         schema = self._schema("resources", request.type_name)
-        object_type = planner.block_type(schema["block"])
+        object_type = self._object_type("resources", request.type_name)
         config = cty.decode(request.config.msgpack, object_type)
         prior = cty.decode(request.prior_state.msgpack, object_type)
         response = M["PlanResourceChange_Response"](legacy_type_system=True)
@@ -177,7 +189,7 @@ class Provider:
 
     def ReadDataSource(self, request: Any, context: Any) -> Any:  # noqa: N802
         schema = self._schema("data_sources", request.type_name)
-        object_type = planner.block_type(schema["block"])
+        object_type = self._object_type("data_sources", request.type_name)
         config = cty.decode(request.config.msgpack, object_type)
         state = planner.read_data(request.type_name, schema, config, self.config)
         return M["ReadDataSource_Response"](
