@@ -137,3 +137,17 @@ def test_a_project_neither_on_the_resource_nor_the_provider_is_an_error() -> Non
 
 def test_schema_dir_is_inside_the_repository() -> None:
     assert Path(SCHEMA_DIR).is_relative_to(ROOT)
+
+
+def test_a_missing_terraform_binary_fails_in_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.terraform import plan_harness
+
+    monkeypatch.setattr(plan_harness, "TERRAFORM", None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the plan tests"):
+        plan_harness.require_terraform()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        plan_harness.require_terraform()
