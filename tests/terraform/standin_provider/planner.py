@@ -152,7 +152,7 @@ def _key_problems(
                     "Conflicting configuration arguments", f'"{name}": conflicts with {key}', path
                 )
         for key in spec.get("required_with", []):
-            if _lookup(root, key) is None:
+            if not _is_set(_lookup(root, key)):
                 yield Problem(
                     "Missing required argument", f'"{name}": all of `{key}` must be specified', path
                 )
