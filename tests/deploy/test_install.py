@@ -2,8 +2,8 @@
 
 A scratch repository holds the working tree as committed content (what a user's clone or a
 git URL gives). The README's Install blocks run as written in bash, in fresh virtual
-environments, the git URL pointing at that scratch repository (`git+file://`, the offline
-equivalent of the https URL). `pre-commit try-repo` installs the hook exactly as pre-commit does
+environments, the git URL pointing at that scratch repository served over loopback HTTP (git's
+dumb protocol: the offline equivalent of the https URL; pip before 24 refuses `git+file:///`). `pre-commit try-repo` installs the hook exactly as pre-commit does
 for a user (this repository without extras, plus the manifest's additional_dependencies) and runs
 it on a scratch project. Dependencies come from PyPI, reachable here and in CI.
 """
@@ -15,11 +15,16 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# Each test installs the package and its dependencies from PyPI into a fresh environment.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -72,6 +77,32 @@ def scratch_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return repo, head
 
 
+@pytest.fixture(scope="module")
+def served_repo(scratch_repo: tuple[Path, str]) -> Iterator[str]:
+    """The scratch repository as `http://127.0.0.1:PORT/instantly-guard.git` (git dumb HTTP)."""
+    repo, _ = scratch_repo
+    bare = repo.parent / "served" / "instantly-guard.git"
+    for args in (
+        ["git", "clone", "-q", "--bare", str(repo), str(bare)],
+        ["git", "-C", str(bare), "update-server-info"],
+    ):
+        done = _run(args, repo.parent)
+        assert done.returncode == 0, done.stderr
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(bare.parent)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/instantly-guard.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _venv(where: Path) -> dict[str, str]:
     """A fresh virtual environment; the environment variables that put its bin first."""
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=300)
@@ -92,11 +123,11 @@ def test_the_readme_has_both_install_blocks() -> None:
 
 
 def test_install_from_the_git_url_as_the_readme_shows(
-    scratch_repo: tuple[Path, str], tmp_path: Path
+    scratch_repo: tuple[Path, str], served_repo: str, tmp_path: Path
 ) -> None:
-    repo, head = scratch_repo
-    script = GIT_URL.sub(f"git+file://{repo}@{head}", install_blocks()[0])
-    assert f"git+file://{repo}" in script
+    _, head = scratch_repo
+    script = GIT_URL.sub(f"git+{served_repo}@{head}", install_blocks()[0])
+    assert f"git+{served_repo}@{head}" in script
     env = _venv(tmp_path / "venv")
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
