@@ -1,11 +1,13 @@
-"""The stand-in provider process: go-plugin's handshake, then tfplugin5 over gRPC with mTLS.
+"""A stand-in provider: go-plugin's handshake, then tfplugin5 over gRPC with TLS.
 
-Terraform starts `terraform-provider-<name>` (a dev_overrides folder holds a two-line script that
-runs this module with the provider's name) with TF_PLUGIN_MAGIC_COOKIE, PLUGIN_PROTOCOL_VERSIONS
-and PLUGIN_CLIENT_CERT in the environment. The process serves gRPC on a loopback port with a
-fresh self-signed certificate that trusts only the client's, and prints one line on stdout:
+Terraform starts `terraform-provider-<name>` from a dev_overrides folder with
+TF_PLUGIN_MAGIC_COOKIE, PLUGIN_PROTOCOL_VERSIONS and PLUGIN_CLIENT_CERT in the environment. A
+provider instance (`start`) serves gRPC on a loopback port with a self-signed certificate for
+`localhost` and answers with one handshake line:
 `1|5|tcp|127.0.0.1:<port>|grpc|<certificate, DER, unpadded base64>`. Terraform stops it through
-plugin.GRPCController/Shutdown.
+plugin.GRPCController/Shutdown. `serve` runs one instance as the process itself
+(`python -m tests.terraform.standin_provider google`); the tests run many instances in one host
+process instead (host.py says why).
 """
 
 from __future__ import annotations
