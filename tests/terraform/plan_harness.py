@@ -67,7 +67,8 @@ class Result:
 class PlanHarness:
     """Working copies of a module and the Terraform binary run against the stand-in providers."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, host: bool = True) -> None:
+        """`host=False`: each launch is its own Python process (plugin.serve), as a real provider."""
         self.binary = require_terraform()
         self.base = base
         self._counter = itertools.count()
@@ -78,6 +79,29 @@ class PlanHarness:
         for folder in (bin_dir, tls_dir, host_dir):
             folder.mkdir(parents=True)
         write_certificate(tls_dir)
+        self.host: subprocess.Popen[str] | None = None
+        overrides = []
+        for provider in SOURCES:
+            script = bin_dir / f"terraform-provider-{provider}"
+            script.write_text(
+                launcher_script(provider, host_dir)
+                if host
+                else "#!/bin/sh\n"
+                f"export PYTHONPATH={shlex.quote(str(ROOT))} TF_STANDIN_TLS_DIR={shlex.quote(str(tls_dir))}\n"
+                f"exec {shlex.quote(sys.executable)} -m tests.terraform.standin_provider {provider}\n"
+            )
+            script.chmod(0o755)
+            overrides.append(f'    "hashicorp/{provider}" = "{bin_dir}"')
+        self.cli_config = base / "terraform.tfrc"
+        self.cli_config.write_text(
+            "provider_installation {\n  dev_overrides {\n"
+            + "\n".join(overrides)
+            + "\n  }\n  direct {}\n}\n"
+        )
+        if host:
+            self._start_host(host_dir, tls_dir)
+
+    def _start_host(self, host_dir: Path, tls_dir: Path) -> None:
         # One host process serves every provider instance Terraform starts (host.py says why).
         self.host = subprocess.Popen(
             [sys.executable, "-m", "tests.terraform.standin_provider.host", str(host_dir)],
@@ -92,21 +116,11 @@ class PlanHarness:
         if ready.strip() != "ready":
             self.close()
             raise RuntimeError(f"the stand-in provider host did not start: {ready!r}")
-        overrides = []
-        for provider in SOURCES:
-            script = bin_dir / f"terraform-provider-{provider}"
-            script.write_text(launcher_script(provider, host_dir))
-            script.chmod(0o755)
-            overrides.append(f'    "hashicorp/{provider}" = "{bin_dir}"')
-        self.cli_config = base / "terraform.tfrc"
-        self.cli_config.write_text(
-            "provider_installation {\n  dev_overrides {\n"
-            + "\n".join(overrides)
-            + "\n  }\n  direct {}\n}\n"
-        )
 
     def close(self) -> None:
         """Stop the provider host (closing its stdin ends it)."""
+        if self.host is None:
+            return
         if self.host.stdin is not None:
             self.host.stdin.close()
         try:

@@ -284,3 +284,19 @@ def test_example_without_the_reconciler_key_fails_its_validation(
     assert result.returncode != 0, result.explain()
     assert "Invalid value for variable" in result.errors, result.explain()
     assert "reconcile.api_key must name a managed key with webhook_events:read" in result.output
+
+
+def test_a_provider_process_of_its_own_plans_as_the_host_does(tmp_path: Path) -> None:
+    """The stand-in as one process per launch (plugin.serve), as Terraform runs real providers."""
+    direct = PlanHarness(tmp_path, host=False)
+    try:
+        config = 'resource "google_pubsub_topic" "t" {\n  name   = "t"\n  labels = { a = "b" }\n}\n'
+        module = tmp_path / "src"
+        module.mkdir()
+        (module / "main.tf").write_text(PROVIDERS + config)
+        result = direct.plan(direct.workspace(module, bundles=False))
+    finally:
+        direct.close()
+    assert result.returncode == 0, result.explain()
+    assert result.to_add == 1, result.explain()
+    assert '"goog-terraform-provisioned" = "true"' in result.output
