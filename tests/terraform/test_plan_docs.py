@@ -10,7 +10,8 @@ The convention (docs/terraform-tests.md), for README.md and docs/*.md:
 - A fenced ```sh block is read as a shell session: `export TF_VAR_x=...` / `unset TF_VAR_x`
   change the environment, and each `terraform ... plan|apply` (`-var`, `-var-file`, `-target`
   kept) and each `make deploy` is planned with that environment, on the example as
-  terraform.tfvars. A block that exports TF_VAR_ values but runs no such command is planned once
+  terraform.tfvars; a `-var-file` the module does not hold is the reader's own copy of the
+  example. A block that exports TF_VAR_ values but runs no such command is planned once
   at its end.
 
 Identical plans (the same snippet or command in two places) run once.
@@ -141,20 +142,44 @@ def _run(harness: PlanHarness, plan: DocPlan) -> Result:
     if plan.snippet is not None:
         extra["snippet.tfvars"] = plan.snippet
         args.insert(0, "-var-file=snippet.tfvars")
-    return harness.plan(harness.workspace(extra_files=extra), args, env=dict(plan.env))
+    workdir = harness.workspace(extra_files=extra)
+    for arg in args:
+        # A -var-file the reader makes (prod.tfvars) stands for their copy of the example.
+        name = arg.partition("=")[2] if arg.startswith("-var-file=") else ""
+        target = (workdir / name).resolve()
+        if name and target.is_relative_to(workdir.parent) and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(EXAMPLE.read_text())
+    return harness.plan(workdir, args, env=dict(plan.env))
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Result]]:
-    harness = PlanHarness(tmp_path_factory.mktemp("tfplan-docs"))
-    try:
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            futures = {
-                plan.where + repr(plan.key): pool.submit(_run, harness, plan) for plan in PLANS
-            }
-            yield {name: future.result() for name, future in futures.items()}
-    finally:
-        harness.close()
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlanHarness]:
+    planner = PlanHarness(tmp_path_factory.mktemp("tfplan-docs"))
+    yield planner
+    planner.close()
+
+
+# A runbook line with a tfvars file of the reader's own (checks the substitution above).
+READERS_FILE = DocPlan("test", args=("-var-file=prod.tfvars", "-var=python_runtime=python312"))
+
+
+@pytest.fixture(scope="module")
+def results(harness: PlanHarness) -> dict[str, Result]:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {
+            plan.where + repr(plan.key): pool.submit(_run, harness, plan)
+            for plan in [*PLANS, READERS_FILE]
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
+def test_a_var_file_of_the_readers_own_is_their_copy_of_the_example(
+    results: dict[str, Result],
+) -> None:
+    result = results[READERS_FILE.where + repr(READERS_FILE.key)]
+    assert result.returncode == 0, result.explain()
+    assert "Failed to read variables file" not in result.output
 
 
 def test_the_docs_show_plans_to_check() -> None:
