@@ -6,8 +6,8 @@ deletion_protection     = false
 audit_log_bucket_locked = true
 log_bucket_location     = "europe-west1"
 notification_channels = [
-  "projects/my-project-id/notificationChannels/1234567890",
-  "projects/my-project-id/notificationChannels/2345678901",
+  "projects/my-project-id/notificationChannels/1234567890", # pragma: allowlist secret
+  "projects/my-project-id/notificationChannels/2345678901", # pragma: allowlist secret
 ]
 
 managed_keys = {
