@@ -19,7 +19,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # checkpoint (version check) call either, since nothing here may reach the network.
 TERRAFORM_ENV := TF_CLI_CONFIG_FILE=/dev/null CHECKPOINT_DISABLE=1
 
-.PHONY: help setup test check fmt lint typecheck bench run demo bundle deploy checkov scopes clean
+.PHONY: help setup test check fmt lint typecheck bench run demo bundle wheel deploy checkov scopes clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ checkov: $(CHECKOV_STAMP) ## Policy scan of terraform/, offline; fails on any fa
 
 bundle: $(STAMP) ## Build dist/<function>.zip, reproducibly, and print their sha256
 	$(PY) scripts/bundle.py
+
+wheel: $(UV) ## Build dist/instantly_guard-<version>-py3-none-any.whl (README, Install)
+	$(UV) build --wheel --out-dir dist .
 
 deploy: bundle ## make bundle, then terraform apply (run terraform init in terraform/ first)
 	terraform -chdir=terraform apply

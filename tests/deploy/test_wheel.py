@@ -68,3 +68,26 @@ def test_a_development_command_without_the_sandbox_says_what_to_do(
 
     assert main(["sandbox", "--port", "0"]) == 2
     assert "needs the development checkout" in capsys.readouterr().err
+
+
+def test_check_without_the_cli_extra_says_how_to_install_it_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from instantly_guard.cli import main
+
+    # What `pip install instantly-guard` without `[cli]` looks like: no detect-secrets.
+    for name in [m for m in sys.modules if m.startswith("detect_secrets")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "detect_secrets", None)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "notes.txt").write_text("nothing secret\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "notes.txt"], check=True)
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["check", "--no-workspace"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "needs the cli extra" in lines[0]
+    assert "instantly-guard[cli]" in lines[0]
+    assert "Traceback" not in captured.err

@@ -5,8 +5,9 @@ secret; the variable is then unset while `bootstrap_secret_versions` keeps its e
 (until the first rotation); every plan in between must still evaluate the bootstrap version's
 `secret_data_wo`, because the provider requires exactly one of `secret_data` / `secret_data_wo`.
 
-Terraform cannot plan the module here (no providers), but it can evaluate expressions and
-variable validations without any: the harness holds `variables.tf` as it is (except that the values
+test_plan.py plans the whole module, each bootstrap step included, against stand-in providers;
+this module looks closer at the values, which a plan never shows (write-only), evaluating them
+without any provider: the harness holds `variables.tf` as it is (except that the values
 variable is not ephemeral, so that the console may print what it evaluates) and the locals the
 bootstrap resource uses, and evaluates that resource's own `for_each` and `secret_data_wo`, read
 from secrets.tf, for every instance.

@@ -2,9 +2,9 @@
 
 `spec/google-provider-schema.json` is the argument schema of hashicorp/google and google-beta
 7.45.0 for the resource and data-source types the module uses, extracted from the providers' Go
-source (vendored, like the OpenAPI document, so a clone needs nothing beside it). `terraform
-validate` needs the providers, which cannot be downloaded where this project is built; this test
-catches what validate would for arguments: a misspelt or removed argument, a block written as an
+source (vendored, like the OpenAPI document, so a clone needs nothing beside it). The real
+`terraform validate` and `plan` run in test_plan.py against stand-in providers; this test, with no
+binary needed, names what validate would catch for arguments: a misspelt or removed argument, a block written as an
 attribute or the reverse, a required argument left out, too many or too few nested blocks, a
 beta-only resource without `provider = google-beta`. It reads every `.tf` file in terraform/, so
 files added later are checked too. Types and expression values are not checked (validate would).

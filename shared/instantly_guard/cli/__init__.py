@@ -28,6 +28,8 @@ COMMANDS: tuple[str, ...] = (
 
 
 _DEVELOPMENT_PARTS = ("instantly_sandbox", "instantly_guard.localstack")
+# What `pip install 'instantly-guard[cli]'` adds (pyproject's optional-dependencies).
+_CLI_EXTRA = ("detect_secrets",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        # The repository scan's detector is the `cli` extra: installed without it (a plain
+        # `pip install`, a pre-commit hook whose additional_dependencies were replaced), say so.
+        if (exc.name or "").startswith(_CLI_EXTRA):
+            print(
+                f"instantly-guard: `{args.command}` needs the cli extra (detect-secrets is not "
+                "installed): install instantly-guard[cli] as the README's Install section shows, "
+                "or keep detect-secrets in the pre-commit hook's additional_dependencies",
+                file=sys.stderr,
+            )
+            return output.EXIT_USAGE
         raise
     except Exception as exc:
         if type(exc).__module__.startswith("google.auth"):
