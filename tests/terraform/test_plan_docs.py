@@ -143,6 +143,9 @@ def _run(harness: PlanHarness, plan: DocPlan) -> Result:
         extra["snippet.tfvars"] = plan.snippet
         args.insert(0, "-var-file=snippet.tfvars")
     workdir = harness.workspace(extra_files=extra)
+    # A bundle_dir of the reader's own (the previous release's dist/, kept for a rollback) stands
+    # for the placeholder bundles the workspace holds in ../dist.
+    args = ["-var=bundle_dir=../dist" if a.startswith("-var=bundle_dir=") else a for a in args]
     for arg in args:
         # A -var-file the reader makes (prod.tfvars) stands for their copy of the example.
         name = arg.partition("=")[2] if arg.startswith("-var-file=") else ""

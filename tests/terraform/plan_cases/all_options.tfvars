@@ -21,6 +21,9 @@ managed_keys = {
   "webhook-reconciler" = {
     scopes = ["webhook_events:read", "webhooks:update"]
   }
+  "inventory-reader" = {
+    scopes = ["api_keys:read", "block_list_entries:read", "workspace_members:read", "workspaces:read"]
+  }
   "crm-sync" = {
     scopes          = ["leads:create", "leads:read", "lead_lists:read"]
     rotation_period = "604800s"
@@ -53,3 +56,10 @@ reconcile = {
 }
 
 apply_waits = { services = "90s", iam = "180s", log_metrics = "900s" }
+
+inventory = {
+  schedule        = "*/30 * * * *"
+  time_zone       = "Europe/Paris"
+  rate_share      = 0.05
+  timeout_seconds = 300
+}
