@@ -1,0 +1,219 @@
+"""The inventory's change entries go through the detection rule base: a promotion, a removed
+block-list entry or a webhook sent outside the allow list makes one finding in the findings log,
+once per incident however often the run is repeated; an unprivileged change makes none."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.standins.gcs import GcsStandIn
+from tests.standins.logging_api import LoggingStandIn
+
+from instantly_guard.audit.service import findings_path
+from instantly_guard.audit.sinks.local import read_entries
+from instantly_guard.detections.base import detection
+from instantly_guard.detections.model import Config, Severity
+from instantly_guard.errors import BackendError, ConfigError
+from instantly_guard.inventory.findings import INVENTORY_RULES, inventory_detector
+from instantly_guard.inventory.settings import InventorySettings
+from instantly_guard.inventory.stores import LocalSnapshotStore
+from instantly_sandbox import Sandbox
+from instantly_sandbox.seed import BLOCKED, MEMBER_PENDING
+
+from .inventory_support import Clock, Person, changes, inventory_env, inventory_key, service
+
+PROMOTED = "inventory.member-promoted"
+UNBLOCKED = "inventory.blocklist-removed"
+WEBHOOK = "inventory.webhook-target-outside-allowlist"
+
+
+def _findings(state_dir: Path, *, unique: bool = False) -> list[dict[str, Any]]:
+    """Every line of the local findings log (`instantly-guard findings` reads this file)."""
+    return list(read_entries(findings_path(state_dir), unique=unique))
+
+
+def _rules(found: list[dict[str, Any]]) -> list[str]:
+    return sorted(e["jsonPayload"]["rule"] for e in found)
+
+
+def _promote_unblock_and_demote(sb: Sandbox) -> None:
+    """An editor made admin, a blocked domain removed, and an editor made a viewer."""
+    with Person(sb) as person:
+        pending = person.member_id(MEMBER_PENDING)
+        person.call("PATCH", f"/workspace-members/{pending}", json={"role": "admin"})
+        person.call("DELETE", f"/block-lists-entries/{person.block_id(BLOCKED[0])}")
+        dave = person.member_id("dave@acme.example")
+        person.call("PATCH", f"/workspace-members/{dave}", json={"role": "view"})
+
+
+def test_promotion_and_unblocking_through_the_function_make_one_finding_each(
+    sandbox: Sandbox, tmp_path: Path, function
+) -> None:
+    client = function(inventory_env(sandbox, tmp_path))
+
+    baseline = client.post("/")
+    _promote_unblock_and_demote(sandbox)
+    changed = client.post("/")
+    unchanged = client.post("/")
+
+    assert [r.get_json()["outcome"] for r in (baseline, changed, unchanged)] == [
+        "baseline",
+        "changed",
+        "unchanged",
+    ]
+    assert sorted(changes(tmp_path)) == [
+        ("blocklist.removed", BLOCKED[0]),
+        ("member.role_changed", "dave@acme.example"),
+        ("member.role_changed", MEMBER_PENDING),
+    ]
+    found = _findings(tmp_path)
+    assert _rules(found) == [UNBLOCKED, PROMOTED]  # the editor->view change makes none
+    promoted = next(e for e in found if e["jsonPayload"]["rule"] == PROMOTED)
+    payload = promoted["jsonPayload"]
+    assert promoted["logName"] == "instantly-guard-findings"
+    assert promoted["severity"] == "ERROR"
+    assert payload["mode"] == "inventory"
+    assert payload["subject"].startswith("member/")
+    assert "became admin (from editor)" in payload["message"]
+    assert MEMBER_PENDING not in str(promoted)  # the address is redacted, as in the export
+    # The finding names the change entry it rests on, which is in the audit log.
+    entry_id = payload["audit_entry_ids"][0]
+    audit = read_entries(tmp_path / "audit" / "instantly-audit.jsonl")
+    assert entry_id in {e["insertId"] for e in audit}
+
+
+def test_a_run_repeated_after_a_crash_writes_the_same_finding_again(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Killed after writing, before storing the snapshot: the rerun writes the same entries and
+    the same findings (insertId and timestamp), which Cloud Logging and the reader collapse."""
+
+    class CrashingStore(LocalSnapshotStore):
+        def write(self, body: bytes, if_generation: int) -> int:
+            raise BackendError("killed before the snapshot was stored")
+
+    clock = Clock()
+    first = service(sandbox, tmp_path, clock)
+    first.run()
+    _promote_unblock_and_demote(sandbox)
+    clock.advance()
+    snapshot = tmp_path / "inventory" / "snapshot.bin"
+    crashing = service(sandbox, tmp_path, clock, store=CrashingStore(snapshot))
+    crashed = crashing.run()
+    clock.advance()
+    rerun = first.run()
+    first.close()
+    crashing.close()
+
+    assert crashed.error is not None
+    assert rerun.outcome == "changed"
+    lines = _findings(tmp_path)
+    assert _rules(lines) == [UNBLOCKED, UNBLOCKED, PROMOTED, PROMOTED]
+    assert len({(e["insertId"], e["timestamp"]) for e in lines}) == 2
+    assert _rules(_findings(tmp_path, unique=True)) == [UNBLOCKED, PROMOTED]
+
+
+def test_a_webhook_sent_outside_the_allowed_hosts_is_a_finding(
+    sandbox: Sandbox, tmp_path: Path, function
+) -> None:
+    client = function(inventory_env(sandbox, tmp_path, DETECT_WEBHOOK_HOSTS="hooks.acme.example"))
+    client.post("/")
+    with Person(sandbox) as person:
+        for name, url in (("inside", "https://hooks.acme.example/a"), ("outside", "https://x.io/")):
+            person.call(
+                "POST",
+                "/webhooks",
+                json={"target_hook_url": url, "event_type": "reply_received", "name": name},
+            )
+
+    assert client.post("/").status_code == 200
+
+    (found,) = _findings(tmp_path)
+    assert found["jsonPayload"]["rule"] == WEBHOOK
+    assert "'x.io'" in found["jsonPayload"]["message"]
+
+
+def test_detections_off_writes_no_findings(sandbox: Sandbox, tmp_path: Path, function) -> None:
+    client = function(inventory_env(sandbox, tmp_path, AUDIT_DETECTIONS="false"))
+    client.post("/")
+    _promote_unblock_and_demote(sandbox)
+
+    assert client.post("/").get_json()["outcome"] == "changed"
+    assert not findings_path(tmp_path).exists()
+
+
+def test_deployed_shape_writes_findings_to_their_own_cloud_logging_log(
+    sandbox: Sandbox, function
+) -> None:
+    with LoggingStandIn() as logging_api, GcsStandIn() as gcs:
+        client = function(
+            {
+                "GUARD_BACKEND": "gcp",
+                "GOOGLE_CLOUD_PROJECT": "demo-project",
+                "INSTANTLY_API_BASE": sandbox.base_url,
+                "INSTANTLY_API_KEY": inventory_key(sandbox),
+                "INVENTORY_SNAPSHOT_BUCKET": "demo-inventory",
+                "AUDIT_FINDINGS_LOG": "security-findings",
+                "LOGGING_EMULATOR_HOST": logging_api.target,
+                "STORAGE_EMULATOR_HOST": gcs.url,
+            }
+        )
+
+        client.post("/")
+        _promote_unblock_and_demote(sandbox)
+        changed = client.post("/")
+        unchanged = client.post("/")
+
+        assert [r.get_json()["outcome"] for r in (changed, unchanged)] == ["changed", "unchanged"]
+        found = logging_api.stored_in("security-findings")
+        assert sorted(e.labels["rule"] for e in found) == [UNBLOCKED, PROMOTED]
+        promoted = next(e for e in found if e.labels["rule"] == PROMOTED)
+        assert promoted.severity == 500  # ERROR: a high finding
+        assert promoted.labels["severity"] == "high"
+        assert promoted.json_payload["kind"] == "instantly-guard.finding"
+        # Stamped with its change entry's time, so a rerun's copy collapses with it.
+        (entry,) = [
+            e
+            for e in logging_api.stored_in("instantly-audit")
+            if e.insert_id == promoted.json_payload["audit_entry_ids"][0]
+        ]
+        assert promoted.timestamp == entry.timestamp
+
+
+def test_settings_read_the_exports_detection_names() -> None:
+    env = {
+        "GUARD_BACKEND": "local",
+        "INSTANTLY_API_KEY": "k" * 40,
+        "DETECT_WEBHOOK_HOSTS": "*.run.app, hooks.acme.example",
+        "AUDIT_FINDINGS_LOG": "sec/findings",
+    }
+
+    detections = InventorySettings.from_env(env).detections
+
+    assert detections.config.webhook_allowed_hosts == ("*.run.app", "hooks.acme.example")
+    assert detections.findings_log == "sec/findings"
+    with pytest.raises(ConfigError, match="AUDIT_FINDINGS_LOG"):
+        InventorySettings.from_env({**env, "AUDIT_FINDINGS_LOG": "bad log"})
+
+
+def test_the_inventory_evaluates_exactly_the_rules_that_read_change_entries() -> None:
+    assert {r.id for r in INVENTORY_RULES} == {PROMOTED, UNBLOCKED, WEBHOOK}
+
+    @detection(
+        "inventory.windowed",
+        title="t",
+        severity=Severity.LOW,
+        fix="f",
+        help="h",
+        changes=("member.*",),
+        lookback=timedelta(hours=1),
+    )
+    def windowed(events: Any, config: Any) -> list[Any]:
+        return []
+
+    # It keeps no state between batches, so a rule that looks back is refused, not half-run.
+    with pytest.raises(ConfigError, match=r"inventory\.windowed"):
+        inventory_detector(Config(), [windowed])
