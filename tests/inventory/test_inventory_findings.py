@@ -64,6 +64,7 @@ def test_promotion_and_unblocking_through_the_function_make_one_finding_each(
         "changed",
         "unchanged",
     ]
+    assert [r.get_json()["findings"] for r in (baseline, changed, unchanged)] == [0, 2, 0]
     assert sorted(changes(tmp_path)) == [
         ("blocklist.removed", BLOCKED[0]),
         ("member.role_changed", "dave@acme.example"),

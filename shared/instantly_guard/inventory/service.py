@@ -98,7 +98,11 @@ class InventoryService:
         self._close = close
 
     def run(self) -> RunReport:
+        sink = self.inventory.sink
+        before = sink.findings_written if isinstance(sink, FindingsSink) else 0
         report = self.inventory.run()
+        if isinstance(sink, FindingsSink):
+            report.findings = sink.findings_written - before
         fields = report.to_json()
         if report.error is not None:
             permanent, kind, message = _failure(report.error)
