@@ -4,7 +4,8 @@ once per incident however often the run is repeated; an unprivileged change make
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,16 @@ import pytest
 from tests.standins.gcs import GcsStandIn
 from tests.standins.logging_api import LoggingStandIn
 
+from instantly_guard.audit.entries import ExportEntry
 from instantly_guard.audit.service import findings_path
-from instantly_guard.audit.sinks.local import read_entries
+from instantly_guard.audit.severity import Severity as AuditSeverity
+from instantly_guard.audit.sinks.local import JsonlSink, read_entries
 from instantly_guard.detections.base import detection
 from instantly_guard.detections.model import Config, Severity
 from instantly_guard.errors import BackendError, ConfigError
-from instantly_guard.inventory.findings import INVENTORY_RULES, inventory_detector
+from instantly_guard.inventory import changes as changes_
+from instantly_guard.inventory.findings import INVENTORY_RULES, FindingsSink, inventory_detector
+from instantly_guard.inventory.service import local_sink, respond
 from instantly_guard.inventory.settings import InventorySettings
 from instantly_guard.inventory.stores import LocalSnapshotStore
 from instantly_sandbox import Sandbox
@@ -84,6 +89,85 @@ def test_promotion_and_unblocking_through_the_function_make_one_finding_each(
     entry_id = payload["audit_entry_ids"][0]
     audit = read_entries(tmp_path / "audit" / "instantly-audit.jsonl")
     assert entry_id in {e["insertId"] for e in audit}
+    assert payload["incident"] == f"{PROMOTED}:{entry_id}"  # the insertId's source
+
+
+class FailingOnce:
+    """The real JSONL sink of the findings log, unavailable for its first write."""
+
+    def __init__(self, inner: JsonlSink) -> None:
+        self.inner, self.failed = inner, False
+
+    def write(self, entries: Sequence[ExportEntry]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise BackendError("Cloud Logging unavailable")
+        self.inner.write(entries)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+def test_a_failed_findings_write_fails_the_run_and_the_next_run_writes_them(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Nothing is lost: the snapshot is not stored, so the next run finds the same changes."""
+    clock = Clock()
+    findings = FailingOnce(local_sink(tmp_path, "instantly-guard-findings"))
+    svc = service(sandbox, tmp_path, clock, sink=local_sink(tmp_path), findings_sink=findings)
+    svc.run()
+    _promote_unblock_and_demote(sandbox)
+    clock.advance()
+
+    failed = svc.run()
+    assert failed.error is not None
+    assert respond(failed).status == 503
+    assert _findings(tmp_path) == []
+    clock.advance()
+    retried = svc.run()
+    svc.close()
+
+    assert (retried.outcome, retried.findings) == ("changed", 2)
+    assert _rules(_findings(tmp_path)) == [UNBLOCKED, PROMOTED]
+
+
+def test_a_defect_in_a_rule_is_logged_and_the_change_entries_still_land(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    @detection(
+        "inventory.broken",
+        title="t",
+        severity=Severity.LOW,
+        fix="f",
+        help="h",
+        changes=("member.*",),
+    )
+    def broken(events: Any, config: Any) -> list[Any]:
+        raise KeyError("role")
+
+    audit, findings = local_sink(tmp_path), local_sink(tmp_path, "instantly-guard-findings")
+    sink = FindingsSink(audit, inventory_detector(Config(), [broken]), findings)
+    change = changes_.Change(
+        "member.role_changed",
+        "member",
+        "m1",
+        "gina@acme.example",
+        {"role": "editor"},
+        {"role": "admin"},
+        AuditSeverity.WARNING,
+        "b",
+        "a",
+    )
+    at = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    entry = changes_.to_export_entry(change, observed_at=at, previous_snapshot_at=at)
+
+    sink.write([entry])
+
+    assert [e["insertId"] for e in read_entries(tmp_path / "audit" / "instantly-audit.jsonl")] == [
+        entry.insert_id
+    ]
+    assert _findings(tmp_path) == []
+    assert "detections failed" in caplog.text
 
 
 def test_a_run_repeated_after_a_crash_writes_the_same_finding_again(
