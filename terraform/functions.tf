@@ -118,6 +118,15 @@ resource "google_cloud_run_v2_service_iam_member" "webhook_public" {
   member   = "allUsers"
 }
 
+# The detection settings the audit export and the inventory both read (the inventory evaluates
+# the inventory.* rules on its change entries): one source, so their findings agree.
+locals {
+  detection_env = {
+    AUDIT_FINDINGS_LOG   = var.detections.findings_log
+    DETECT_WEBHOOK_HOSTS = join(",", var.detections.webhook_allowed_hosts)
+  }
+}
+
 # --- Audit export: internal, invoked by Cloud Scheduler only ------------------------------------
 
 resource "google_cloudfunctions2_function" "audit_export" {
@@ -150,7 +159,7 @@ resource "google_cloudfunctions2_function" "audit_export" {
     available_memory                 = "512Mi"
     timeout_seconds                  = var.audit_export.timeout_seconds
 
-    environment_variables = merge(local.common_env, {
+    environment_variables = merge(local.common_env, local.detection_env, {
       AUDIT_LOG_NAME          = var.audit_export.log_name
       AUDIT_CHECKPOINT_BUCKET = google_storage_bucket.checkpoints.name
       AUDIT_CHECKPOINT_OBJECT = local.audit_checkpoint_object
@@ -162,9 +171,8 @@ resource "google_cloudfunctions2_function" "audit_export" {
       AUDIT_LOG_RETENTION = "${var.audit_log_retention_days}d"
       # Stop starting work a minute before the function is cut off, checkpoint consistent.
       AUDIT_TIME_BUDGET = "${max(var.audit_export.timeout_seconds - 60, 30)}s"
-      # The detection rules run on every batch written; findings go to their own log.
-      AUDIT_FINDINGS_LOG           = var.detections.findings_log
-      DETECT_WEBHOOK_HOSTS         = join(",", var.detections.webhook_allowed_hosts)
+      # The detection rules run on every batch written; findings go to their own log
+      # (local.detection_env names it).
       DETECT_MFA_FAILURES          = tostring(var.detections.mfa_failure_threshold)
       DETECT_LEAD_EXPORT_THRESHOLD = tostring(var.detections.lead_export_threshold)
       DETECT_ROTATION_KEYS         = join(",", var.detections.rotation_keys)

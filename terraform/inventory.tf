@@ -142,7 +142,9 @@ resource "google_cloudfunctions2_function" "inventory" {
     available_memory = "512Mi"
     timeout_seconds  = var.inventory.timeout_seconds
 
-    environment_variables = merge(local.common_env, {
+    # local.detection_env: the inventory.* detection rules run on the change entries written;
+    # their findings go to the export's findings log, with its webhook allow list.
+    environment_variables = merge(local.common_env, local.detection_env, {
       INVENTORY_API_KEY_SECRET  = google_secret_manager_secret.managed[var.inventory.api_key].id
       INVENTORY_SNAPSHOT_BUCKET = google_storage_bucket.checkpoints.name
       INVENTORY_SNAPSHOT_OBJECT = var.inventory.snapshot_object

@@ -437,7 +437,7 @@ variable "log_bucket_location" {
 }
 
 variable "detections" {
-  description = "The detection rules the audit export runs on every batch: the findings log's name, allowed webhook hosts (fnmatch patterns; the webhook-host rules stay silent without them), failed MFA challenges per burst, leads one user may export per burst, and hand-made keys trusted to create and delete keys before their first rotation (ids or names)."
+  description = "The detection rules the audit export runs on every batch (the inventory runs the inventory.* ones on its change entries, with the same findings log and allowed hosts): the findings log's name, allowed webhook hosts (fnmatch patterns; the webhook-host rules stay silent without them), failed MFA challenges per burst, leads one user may export per burst, and hand-made keys trusted to create and delete keys before their first rotation (ids or names)."
   type = object({
     findings_log          = optional(string, "instantly-guard-findings")
     webhook_allowed_hosts = optional(list(string), [])

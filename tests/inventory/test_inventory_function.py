@@ -3,12 +3,8 @@ file) and in its deployed shape (Cloud Logging and Cloud Storage stand-ins, real
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
-from typing import Any
 
-import pytest
 from tests.standins.gcs import GcsStandIn
 from tests.standins.logging_api import LoggingStandIn
 
@@ -16,31 +12,6 @@ from instantly_sandbox import Sandbox
 from instantly_sandbox.seed import MEMBER_PENDING
 
 from .inventory_support import Person, changes, inventory_key
-
-MAIN = Path(__file__).resolve().parents[2] / "functions" / "inventory" / "main.py"
-
-
-@pytest.fixture
-def function(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    import functions_framework
-
-    loaded: list[Any] = []
-
-    def make(env: dict[str, str]) -> Any:
-        prefixes = ("INVENTORY_", "GUARD_", "INSTANTLY_", "AUDIT_", "STORAGE_", "LOGGING_")
-        for name in [n for n in os.environ if n.startswith(prefixes)]:
-            monkeypatch.delenv(name)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        app = functions_framework.create_app(target="run_inventory", source=str(MAIN))
-        loaded.append(sys.modules["main"])
-        return app.test_client()
-
-    yield make
-    for module in loaded:
-        built = module._service.reset()
-        if built is not None:
-            built.close()
 
 
 def _promote(sb: Sandbox) -> None:
@@ -108,10 +79,12 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_snapshot(sandbox: Sandbox
             "changed",
             "unchanged",
         ]
+        # The promotion is a finding too (test_inventory_findings.py), in its own log.
         assert {call.log_name for call in logging_api.calls} == {
-            "projects/demo-project/logs/instantly-audit"
+            "projects/demo-project/logs/instantly-audit",
+            "projects/demo-project/logs/instantly-guard-findings",
         }
-        stored = list(logging_api.unique_entries().values())
+        stored = logging_api.stored_in("instantly-audit")
         assert [e.labels["change"] for e in stored] == ["inventory.baseline", "member.role_changed"]
         promoted = stored[1]
         assert promoted.labels["source"] == "inventory"

@@ -249,6 +249,8 @@ def test_run_demo_ctrl_c_and_run_again(tmp_path: Path, cleanup: list[int]) -> No
                 findings = [json.loads(line) for line in found.stdout.splitlines()]
                 rules = [f["rule"] for f in findings]
                 assert rules.count("audit.mfa-failures") == 2, rules  # the burst and the lock
+                # The inventory's: the first demo's promotion; the second one's demotion is none.
+                assert rules.count("inventory.member-promoted") == 1, rules
                 assert not [f for f in findings if "'instantly-guard/" in f["message"]]
                 # Each demo: one delivered event, three reconciled ones and the test event of
                 # its verify step; and the test event of `webhooks connect` at start-up (every

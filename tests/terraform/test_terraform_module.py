@@ -507,6 +507,20 @@ def test_function_environment_covers_the_documented_variables(tf: Module) -> Non
             assert re.search(rf"\b{variable}\b", text), f"{name} does not set {variable}"
 
 
+def test_the_export_and_the_inventory_get_the_same_detection_settings(tf: Module) -> None:
+    """The inventory evaluates the inventory.* rules on its change entries: its findings must go
+    to the export's findings log and judge webhooks by the same allow list."""
+    shared = tf.locals["detection_env"]
+    assert set(shared) == {"AUDIT_FINDINGS_LOG", "DETECT_WEBHOOK_HOSTS"}
+    assert "var.detections.findings_log" in shared["AUDIT_FINDINGS_LOG"]
+    assert "var.detections.webhook_allowed_hosts" in shared["DETECT_WEBHOOK_HOSTS"]
+    for name in ("audit_export", "inventory"):
+        config = tf.resource("google_cloudfunctions2_function", name).block("service_config")
+        text = config["environment_variables"]
+        assert "local.detection_env" in text, f"{name} does not get the detection settings"
+        assert "AUDIT_FINDINGS_LOG" not in text  # one source: the local
+
+
 def test_every_variable_terraform_sets_is_read_by_the_library(tf: Module) -> None:
     """A renamed setting on either side shows up here, not as a silent default in production."""
     functions_tf = "\n".join((TF_DIR / f).read_text() for f in ("functions.tf", "reconcile.tf"))

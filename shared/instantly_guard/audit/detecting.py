@@ -67,6 +67,17 @@ def finding_entry(finding: Finding) -> ExportEntry:
     )
 
 
+def log_finding(finding: Finding) -> None:
+    """One WARNING line per finding written, in the function's own log too."""
+    _log.warning(
+        "finding %s (%s): %s",
+        finding.rule_id,
+        finding.severity.value,
+        finding.hit.message,
+        extra={"fields": {"finding": finding.to_json()}},
+    )
+
+
 class DetectingSink:
     """`inner` with detections: see the module doc. `findings` is the findings log's sink."""
 
@@ -127,13 +138,7 @@ class DetectingSink:
                 raise
             self.findings_written += len(findings)
             for finding in findings:
-                _log.warning(
-                    "finding %s (%s): %s",
-                    finding.rule_id,
-                    finding.severity.value,
-                    finding.hit.message,
-                    extra={"fields": {"finding": finding.to_json()}},
-                )
+                log_finding(finding)
         self._dirty = True
         now = self._monotonic()
         if self._saved_at is None or now - self._saved_at >= self._save_interval:

@@ -45,8 +45,10 @@ class Detector:
         rules: Sequence[DetectionRule] = ALL_DETECTIONS,
         *,
         clock: Callable[[], datetime] = _now,
+        mode: str = "export",
     ) -> None:
         self.config = config
+        self.mode = mode  # each finding's `mode`: `export`, or `inventory` (its change entries)
         self.store = store
         self.rules = tuple(rules)
         self._clock = clock
@@ -99,7 +101,7 @@ class Detector:
         config = self._config(state)
         findings = []
         for rule in self.rules:
-            for finding in rule.findings(window, config, now=now):
+            for finding in rule.findings(window, config, now=now, mode=self.mode):
                 if finding.key in state.fired:
                     continue
                 state.fired[finding.key] = now.isoformat()

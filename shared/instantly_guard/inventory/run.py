@@ -87,6 +87,8 @@ class RunReport:
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
     written: int = 0
+    findings: int = 0
+    """Findings the detection rules wrote on this run's entries (`inventory.findings`)."""
     snapshot_bytes: int = 0
     sorted_listings: bool = True
     seconds: float = 0.0
@@ -102,6 +104,7 @@ class RunReport:
             "counts": dict(self.counts),
             "changes": dict(sorted(self.changes.items())),
             "written": self.written,
+            "findings": self.findings,
             "snapshot_bytes": self.snapshot_bytes,
             "sorted_listings": self.sorted_listings,
             "seconds": round(self.seconds, 3),

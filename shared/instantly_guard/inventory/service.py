@@ -29,6 +29,7 @@ from instantly_guard.errors import (
     ScopeError,
 )
 from instantly_guard.instantly.keys import KeyProvider, StaticKey
+from instantly_guard.inventory.findings import FindingsSink, inventory_detector
 from instantly_guard.inventory.run import ClientReader, Inventory, RunReport, utc_now
 from instantly_guard.inventory.settings import InventorySettings
 from instantly_guard.inventory.stores import GcsSnapshotStore, LocalSnapshotStore, SnapshotStore
@@ -97,7 +98,11 @@ class InventoryService:
         self._close = close
 
     def run(self) -> RunReport:
+        sink = self.inventory.sink
+        before = sink.findings_written if isinstance(sink, FindingsSink) else 0
         report = self.inventory.run()
+        if isinstance(sink, FindingsSink):
+            report.findings = sink.findings_written - before
         fields = report.to_json()
         if report.error is not None:
             permanent, kind, message = _failure(report.error)
@@ -152,9 +157,10 @@ def local_sink(state_dir: Path, log_name: str = "instantly-audit") -> JsonlSink:
     )
 
 
-def _sink(settings: InventorySettings) -> LogSink:
+def _sink(settings: InventorySettings, log_id: str) -> LogSink:
+    """The log `log_id`: Cloud Logging when deployed, else its JSONL file beside the export's."""
     if settings.common.backend is not Backend.GCP:
-        return local_sink(settings.common.state_dir, settings.log_name)
+        return local_sink(settings.common.state_dir, log_id)
     from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
     from google.cloud.logging_v2.services.logging_service_v2.transports import (
         LoggingServiceV2GrpcTransport,
@@ -172,7 +178,7 @@ def _sink(settings: InventorySettings) -> LogSink:
         client = LoggingServiceV2Client(transport=transport)
     else:
         client = LoggingServiceV2Client()
-    return CloudLoggingSink(client, project=settings.common.project or "", log_id=settings.log_name)
+    return CloudLoggingSink(client, project=settings.common.project or "", log_id=log_id)
 
 
 def _store(settings: InventorySettings) -> SnapshotStore:
@@ -198,9 +204,14 @@ def build_service(
     sink: LogSink | None = None,
     store: SnapshotStore | None = None,
     client_options: Mapping[str, Any] | None = None,
+    findings_sink: LogSink | None = None,
 ) -> InventoryService:
     """Everything a run needs, from an environment mapping. Raises ConfigError listing every
-    problem. Collaborators may be injected (tests)."""
+    problem. Collaborators may be injected (tests).
+
+    With AUDIT_DETECTIONS (the default) the change entries go through the `inventory.*` rules
+    and their findings to the findings log (`inventory.findings`); as in the export, an injected
+    `sink` is wrapped only when a `findings_sink` is injected too."""
     from instantly_guard.instantly.client import InstantlyClient
     from instantly_guard.instantly.ratelimit import RateLimiter
 
@@ -211,7 +222,12 @@ def build_service(
         settings.common.api_base,
         **{"rate_limiter": limiter, "timeout": 30.0, **(client_options or {})},
     )
-    sink = sink or _sink(settings)
+    detect = settings.detections.enabled and (sink is None or findings_sink is not None)
+    sink = sink or _sink(settings, settings.log_name)
+    if detect:
+        detector = inventory_detector(settings.detections.config, clock=clock)
+        findings = findings_sink or _sink(settings, settings.detections.findings_log)
+        sink = FindingsSink(sink, detector, findings)
     store = store or _store(settings)
     inventory = Inventory(ClientReader(client), sink, store, clock=clock)
 

@@ -12,6 +12,13 @@ LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
                                  (default 0.1; INSTANTLY_RATE_* still cap it)
     AUDIT_LOG_NAME               the exported audit log the entries join (default
                                  instantly-audit): the same log as Instantly's own entries
+    AUDIT_DETECTIONS             evaluate the `inventory.*` detection rules on the change entries
+                                 written (default true)
+    AUDIT_FINDINGS_LOG           log id of their findings (default instantly-guard-findings)
+    DETECT_WEBHOOK_HOSTS         allowed webhook hosts, comma-separated fnmatch patterns (the
+                                 webhook-target rule is silent without them). These, and
+                                 the other DETECT_*, are read with the export's names,
+                                 defaults and checks (`detections.settings`)
     LOGGING_EMULATOR_HOST        host:port of a Cloud Logging stand-in (loopback only)
     STORAGE_EMULATOR_HOST        http://host:port of a Cloud Storage stand-in (tests)
 """
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from instantly_guard.audit.settings import (
@@ -29,6 +36,7 @@ from instantly_guard.audit.settings import (
     KeySource,
 )
 from instantly_guard.audit.settings import _key_source as key_source
+from instantly_guard.detections.settings import DetectionSettings
 from instantly_guard.settings import Backend, CommonSettings, Reader
 
 _LOG_ID: Final = re.compile(r"^[A-Za-z0-9_.\-/]{1,512}$")
@@ -46,6 +54,7 @@ class InventorySettings:
     rate_share: float
     logging_emulator_host: str | None
     storage_emulator_host: str | None
+    detections: DetectionSettings = field(default_factory=DetectionSettings)
 
     @property
     def rate_per_second(self) -> float:
@@ -88,6 +97,7 @@ class InventorySettings:
             rate_share=reader.number("INVENTORY_RATE_SHARE", 0.1, minimum=0.01, maximum=1.0),
             logging_emulator_host=logging_emulator,
             storage_emulator_host=storage_emulator,
+            detections=DetectionSettings.read(reader),
         )
         reader.finish()
         return settings

@@ -17,7 +17,8 @@
 9. a person's script promotes a member to admin and moves a webhook to another URL over
    Instantly's API (Instantly's audit log records neither); the inventory function, run as Cloud
    Scheduler would, writes `member.role_changed` and `webhook.target_changed` into the exported
-   audit log beside Instantly's entries.
+   audit log beside Instantly's entries, and the promotion is an `inventory.member-promoted`
+   finding (the next demo demotes the member again: no finding).
 10. `instantly-guard verify` proves the whole stack as it would a deployment: forged delivery
     refused, Instantly's test delivery accepted, every key working with exactly its scopes,
     rotation schedules, and the export and reconcile runs just made.
@@ -306,23 +307,34 @@ class Demo:
             ).raise_for_status()
         second = self._inventory_call()
         log = self.state_dir / "audit" / "instantly-audit.jsonl"
-        recorded = {
-            entry["labels"]["change"]: entry["jsonPayload"]
+        entries = {
+            entry["labels"]["change"]: entry
             for entry in read_entries(log, unique=True)
             if entry["labels"].get("source") == "inventory"
             and entry["jsonPayload"].get("observed_at")
             == second.get("observed_at", "").replace("+00:00", "Z")
         }
+        recorded = {change: entry["jsonPayload"] for change, entry in entries.items()}
         promoted = recorded.get("member.role_changed", {})
         moved = recorded.get("webhook.target_changed", {})
         ok = (promoted.get("after") or {}).get("role") == role and (moved.get("after") or {}).get(
             "url"
         ) == target
+        # The inventory ran the inventory.* rules on its entries: a promotion is a finding, the
+        # demotion of the next demo is not.
+        entry_id = entries.get("member.role_changed", {}).get("insertId")
+        rules = [
+            f["jsonPayload"].get("rule")
+            for f in read_entries(findings_path(self.state_dir), unique=True)
+            if entry_id in f["jsonPayload"].get("audit_entry_ids", ())
+        ]
+        ok = ok and rules == (["inventory.member-promoted"] if role == "admin" else [])
         return ok, (
             f"first run {first.get('outcome')}, then {json.dumps(second.get('changes'))}: "
-            f"{MEMBER_PENDING} {(promoted.get('before') or {}).get('role')} -> {role}, "
+            f"{MEMBER_PENDING} {(promoted.get('before') or {}).get('role')} -> {role}"
+            f" ({'finding ' + ', '.join(rules) if rules else 'no finding'}), "
             f"{HOOK_OUTSIDE_ALLOW_LIST} -> {target} in {_shown(log)} "
-            "(instantly-guard changes)"
+            "(instantly-guard changes, instantly-guard findings)"
         )
 
     # -- helpers --------------------------------------------------------------------------------
