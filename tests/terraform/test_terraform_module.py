@@ -261,13 +261,10 @@ def test_every_managed_secret_rotates_notifies_and_carries_our_label(tf: Module)
     assert "rotation[0].next_rotation_time" in ignored
     assert "version_aliases" in ignored  # `current` belongs to the rotation function
     # The service agent may publish before any secret names the topic.
-    assert (
-        "${google_pubsub_topic_iam_member.rotation_secretmanager_publisher}"
-        in (secret.body["depends_on"])
-    )
-    publisher = tf.resource("google_pubsub_topic_iam_member", "rotation_secretmanager_publisher")
-    assert _refers_to(publisher.body["topic"], "google_pubsub_topic.rotation")
-    assert "google_project_service_identity.secretmanager" in publisher.body["member"]
+    assert "${google_pubsub_topic_iam_binding.rotation_publishers}" in (secret.body["depends_on"])
+    publishers = tf.resource("google_pubsub_topic_iam_binding", "rotation_publishers")
+    assert _refers_to(publishers.body["topic"], "google_pubsub_topic.rotation")
+    assert "google_project_service_identity.secretmanager" in publishers.body["members"][0]
     identity = tf.resource("google_project_service_identity", "secretmanager")
     assert identity.body["provider"].strip("${}") == "google-beta"
     assert identity.body["service"] == "secretmanager.googleapis.com"
@@ -530,13 +527,31 @@ def test_topic_publishers_are_granted_per_topic(tf: Module) -> None:
     grants = tf.resources("google_pubsub_topic_iam_member")
     assert {g.name for g in grants} == {
         "webhook_events_publisher",
-        "rotation_secretmanager_publisher",
         "rotation_dead_letter_publisher",
         "reconcile_publisher",
     }
     webhook = tf.resource("google_pubsub_topic_iam_member", "webhook_events_publisher")
     assert webhook.body["member"] == "${google_service_account.webhook.member}"
     assert webhook.body["role"] == "roles/pubsub.publisher"
+
+
+def test_only_secret_manager_and_the_sweep_may_publish_rotation_events(tf: Module) -> None:
+    """Whoever publishes to the rotation topic asks for rotations (issue 18): the topic's
+    publisher role is bound authoritatively to exactly the two senders' agents."""
+    on_rotation = [
+        g
+        for kind in ("google_pubsub_topic_iam_member", "google_pubsub_topic_iam_binding")
+        for g in tf.resources(kind)
+        if _refers_to(g.body["topic"], "google_pubsub_topic.rotation")
+    ]
+    assert [g.name for g in on_rotation] == ["rotation_publishers"]
+    binding = on_rotation[0]
+    assert binding.body["role"] == "roles/pubsub.publisher"
+    members = binding.body["members"]
+    assert len(members) == 2
+    assert "google_project_service_identity.secretmanager.email" in members[0]
+    assert "@gcp-sa-cloudscheduler.iam.gserviceaccount.com" in members[1]
+    assert not tf.resources("google_pubsub_topic_iam_policy")
 
 
 def test_scheduler_calls_are_authenticated(tf: Module) -> None:

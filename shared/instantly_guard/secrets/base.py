@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Protocol, runtime_checkable
 
@@ -80,6 +80,7 @@ class SecretMetadata:
     aliases: Mapping[str, str] = field(default_factory=dict)
     etag: str = ""
     create_time: datetime | None = None
+    rotation_period: timedelta | None = None  # Secret Manager's schedule, when it has one
 
 
 @runtime_checkable

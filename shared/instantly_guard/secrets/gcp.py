@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import google_crc32c
@@ -110,6 +110,7 @@ class GcpSecretStore:
             aliases={alias: str(number) for alias, number in secret.version_aliases.items()},
             etag=secret.etag,
             create_time=_time(secret.create_time),
+            rotation_period=_period(secret),
         )
 
     def create_secret(
@@ -267,3 +268,10 @@ class GcpSecretStore:
             ]
 
         yield from self._call("list secrets", fetch)
+
+
+def _period(secret: secretmanager_v1.Secret) -> timedelta | None:
+    """The secret's rotation period, or None when it has no schedule (proto-plus reads an unset
+    Duration as zero)."""
+    period = secret.rotation.rotation_period if "rotation" in secret else None
+    return period if isinstance(period, timedelta) and period > timedelta(0) else None

@@ -21,7 +21,7 @@ import os
 import secrets as _random
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,7 @@ class LocalSecretStore:
             aliases={k: str(v) for k, v in data.get("aliases", {}).items()},
             etag=str(data.get("etag", "")),
             create_time=datetime.fromisoformat(created) if created else None,
+            rotation_period=_period(data.get("rotation_period_seconds")),
         )
 
     @staticmethod
@@ -329,3 +330,11 @@ class LocalSecretStore:
             if labels and any(meta.labels.get(k) != v for k, v in labels.items()):
                 continue
             yield meta
+
+
+def _period(seconds: Any) -> timedelta | None:
+    """`rotation_period_seconds` in a secret's metadata file: the schedule Secret Manager would
+    hold (the local store never fires it; a test or `make run` sends the event)."""
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+        return timedelta(seconds=seconds)
+    return None
