@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from instantly_guard.audit.service import build_service, describe_failure, respond
     from instantly_guard.errors import ConfigError
     from instantly_guard.logs import configure_logging
+    from instantly_guard.terminal import safe
 
     if args.until is not None and args.since is None:
         print("instantly-guard: --until needs --since (a backfill)", file=sys.stderr)
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = build_service(os.environ)
     except ConfigError as exc:
-        print(f"instantly-guard: {exc}", file=sys.stderr)
+        print(f"instantly-guard: {safe(exc)}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(service.log_level, stream=sys.stderr)
     retention = service.options.retention
@@ -133,7 +134,12 @@ def run(args: argparse.Namespace) -> int:
     if _wants_json(args):
         print(json.dumps(response.body))
     else:
-        print(_text(response.body, backfill=args.since is not None))
+        print(
+            "\n".join(
+                safe(line)
+                for line in _text(response.body, backfill=args.since is not None).split("\n")
+            )
+        )
     if summary.stopped_reason.value == "interrupted":
         return EXIT_INTERRUPTED
     if summary.error is None:
