@@ -25,3 +25,13 @@ resource "google_logging_project_sink" "audit" {
 
   unique_writer_identity = true
 }
+
+# Keep the trail out of the _Default bucket: without this, the _Default sink (which takes every
+# log not excluded) stores a second copy there, outside the audit bucket's retention and lock,
+# where anyone with the project's ordinary log access reads it. A project-level exclusion applies
+# to the _Default sink only; our sink above still routes the entries to the audit bucket.
+resource "google_logging_project_exclusion" "audit_from_default" {
+  name        = "${var.name_prefix}-audit-log-not-in-default"
+  description = "Instantly audit entries go to ${google_logging_project_bucket_config.audit.bucket_id} only, not to _Default."
+  filter      = google_logging_project_sink.audit.filter
+}

@@ -217,7 +217,25 @@ def test_project_level_grants_are_the_unavoidable_few(tf: Module) -> None:
         ),
     }
     viewer = tf.resource("google_project_iam_member", "build_source_reader")
-    assert "gcf-v2-sources-" in viewer.block("condition")["expression"]
+    assert "gcf_source_bucket" in viewer.block("condition")["expression"]
+
+
+def test_the_build_account_reads_only_this_modules_sources(tf: Module) -> None:
+    """Not every function-source bucket of the project (issue 18): this module's bucket, and in
+    Google's shared gcf-v2-sources bucket only the objects of this module's functions."""
+    expression = tf.resource("google_project_iam_member", "build_source_reader").block("condition")[
+        "expression"
+    ]
+    assert 'startsWith(\\"projects/_/buckets/gcf-v2-sources-\\")' not in expression
+    assert "local.source_bucket_name" in expression
+    assert "for name in values(local.function_names)" in expression
+    assert "/objects/${name}/" in expression
+    storage = (TF_DIR / "storage.tf").read_text()
+    assert re.search(
+        r'gcf_source_bucket\s*=\s*"gcf-v2-sources-\$\{data\.google_project\.this\.number\}-'
+        r'\$\{var\.region\}"',
+        storage,
+    )
 
 
 def test_rotator_role_holds_only_secret_version_work(tf: Module) -> None:
@@ -587,8 +605,20 @@ def test_checkpoint_access_is_bucket_level(tf: Module) -> None:
     for grant, account in zip(grants, ("audit_export", "reconcile"), strict=True):
         assert _refers_to(grant.body["bucket"], "google_storage_bucket.checkpoints")
         assert grant.body["member"] == f"${{google_service_account.{account}.member}}"
-    # The reconciler's grant is held to its own prefix: it cannot touch the audit checkpoint.
+    # Each grant is held to its own prefix: the exporter cannot touch the reconciler's checkpoint
+    # (issue 18), nor the reconciler the exporter's.
     assert "startsWith" in grants[1].block("condition")["expression"]
+    audit = grants[0].block("condition")["expression"]
+    assert "startsWith" in audit
+    assert "dirname(local.audit_checkpoint_object)" in audit
+
+
+def test_the_audit_log_is_excluded_from_the_default_bucket(tf: Module) -> None:
+    """One copy, in the audit bucket (issue 18): the _Default sink does not also keep it."""
+    exclusions = tf.resources("google_logging_project_exclusion")
+    assert [e.name for e in exclusions] == ["audit_from_default"]
+    assert _refers_to(exclusions[0].body["filter"], "google_logging_project_sink.audit")
+    assert not exclusions[0].body.get("disabled", False)
 
 
 def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
