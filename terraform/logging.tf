@@ -21,7 +21,12 @@ resource "google_logging_project_sink" "audit" {
   name        = "${var.name_prefix}-audit-log"
   description = "Instantly audit entries written by ${local.function_names.audit_export}."
   destination = "logging.googleapis.com/${google_logging_project_bucket_config.audit.id}"
-  filter      = "logName=\"projects/${var.project_id}/logs/${urlencode(var.audit_export.log_name)}\""
+  # The trail and its digest chain (the seals the exporter writes after each batch, to a log of
+  # their own: instantly_guard/audit/integrity.py) share the bucket, its retention and its lock.
+  filter = join(" OR ", [
+    for log in [var.audit_export.log_name, "${var.audit_export.log_name}-chain"] :
+    "logName=\"projects/${var.project_id}/logs/${urlencode(log)}\""
+  ])
 
   unique_writer_identity = true
 }

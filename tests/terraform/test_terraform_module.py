@@ -627,6 +627,7 @@ def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
     sink = tf.resource("google_logging_project_sink", "audit")
     assert _refers_to(sink.body["destination"], "google_logging_project_bucket_config.audit")
     assert "var.audit_export.log_name" in sink.body["filter"]
+    assert '"${var.audit_export.log_name}-chain"' in sink.body["filter"]  # the digest chain
 
 
 def test_alerts_cover_high_severity_audit_events_and_failed_rotations(tf: Module) -> None:
