@@ -140,12 +140,16 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_checkpoint(sb, function) 
         assert body["checkpoint"]["location"] == "gs://demo-audit/instantly-audit/checkpoint.json"
         assert later.get_json()["exported"] == 1
         assert all(len(call.entries) <= 1000 for call in logging_api.calls)
-        assert {call.log_name for call in logging_api.calls} == {
-            "projects/demo-project/logs/instantly-audit"
-        }
+        # The trail, and its digest chain's seals in a log of their own (audit/integrity.py).
+        trail = "projects/demo-project/logs/instantly-audit"
+        assert {call.log_name for call in logging_api.calls} == {trail, trail + "-chain"}
         # Counted by insertId occurrences in what the stand-in stored, not after collapsing:
         # neither run may write an entry twice.
-        assert_exact([e.insert_id for e in logging_api.stored], sb.state.audit_logs.ids())
+        written = [
+            e.insert_id for c in logging_api.calls if c.log_name == trail for e in c.accepted
+        ]
+        assert_exact(written, sb.state.audit_logs.ids())
+        assert "demo-audit/instantly-audit/chain-head.json" in gcs.objects
         data, _ = gcs.objects["demo-audit/instantly-audit/checkpoint.json"]
         state = Checkpoint.from_bytes(data)
         assert state.exported_total == 2501
