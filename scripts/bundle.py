@@ -10,7 +10,10 @@ bundle holds what that function can import and nothing else:
   files (`py.typed`, ...) of those packages; never `instantly_sandbox`, tests or bytecode;
 - a `requirements.txt` pinned to the exact versions of `uv.lock` for just the distributions those
   modules import, plus what those need (the lock's dependency graph, extras followed), plus
-  functions-framework. The lines, with their environment markers, come from `uv export --frozen`.
+  functions-framework. The lines, with their environment markers and the lock's hashes, come
+  from `uv export --frozen`; the file starts with `--require-hashes`, so pip (Google's build)
+  installs only artifacts whose sha256 the lock recorded: a replaced artifact on the index, or a
+  dependency the lock does not pin, fails the build instead of being deployed.
 
 So a change to a check rule changes the audit export's zip (which runs the scheduled check) and
 not the webhook's.
@@ -40,7 +43,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -292,7 +295,6 @@ def export_requirements(uv: str, project: Path = ROOT) -> str:
         "--no-dev",
         "--all-extras",
         "--no-emit-project",
-        "--no-hashes",
         "--no-header",
         "--no-annotate",
         "--format",
@@ -306,6 +308,25 @@ def export_requirements(uv: str, project: Path = ROOT) -> str:
     return result.stdout
 
 
+def logical_lines(text: str) -> list[str]:
+    """Requirement lines with their `\\` continuations joined (one line per requirement,
+    hashes included), comments and blank lines dropped."""
+    joined: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        line = (pending + line).strip()
+        pending = ""
+        if line and not line.startswith("#"):
+            joined.append(line)
+    if pending.strip():
+        joined.append(pending.strip())
+    return joined
+
+
 def _requirement_name(line: str) -> str:
     name = line.split(";", maxsplit=1)[0].split("==", maxsplit=1)[0]
     return _normalise(name.strip())
@@ -313,21 +334,21 @@ def _requirement_name(line: str) -> str:
 
 def select_requirements(exported: str, needed: set[str]) -> str:
     """The lines of `exported` whose distribution is in `needed`; every needed one must be there."""
-    lines = [
-        line.strip()
-        for line in exported.splitlines()
-        if line.strip() and not line.startswith("#") and _requirement_name(line) in needed
-    ]
+    lines = [line for line in logical_lines(exported) if _requirement_name(line) in needed]
     missing = needed - {_requirement_name(line) for line in lines} - {"instantly-guard"}
     if missing:
         raise BundleError(f"not in the exported runtime requirements: {sorted(missing)}")
     return normalise_requirements("\n".join(lines))
 
 
+REQUIRE_HASHES: Final = "--require-hashes"
+
+
 def normalise_requirements(text: str) -> str:
-    """Keep one requirement per line, sorted; refuse anything not pinned to an exact version."""
+    """Keep one requirement per line, sorted, after `--require-hashes`; refuse anything not pinned
+    to an exact version or without a hash."""
     lines = sorted(
-        {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")},
+        {line for line in logical_lines(text) if line != REQUIRE_HASHES},
         key=lambda line: (_requirement_name(line), line),
     )
     unpinned = [line for line in lines if "==" not in line.split(";")[0]]
@@ -338,7 +359,10 @@ def normalise_requirements(text: str) -> str:
         raise BundleError(f"{REQUIRED_REQUIREMENT} is missing from the exported requirements")
     if names & {"instantly-guard", "instantly-sandbox"}:
         raise BundleError("the project itself must not be a requirement of a bundle")
-    return "\n".join(lines) + "\n"
+    unhashed = [_requirement_name(line) for line in lines if "--hash=" not in line]
+    if unhashed:
+        raise BundleError(f"requirements without a hash from uv.lock: {unhashed}")
+    return "\n".join([REQUIRE_HASHES, *lines]) + "\n"
 
 
 def _zip_entry(name: str) -> zipfile.ZipInfo:
@@ -395,7 +419,8 @@ def plan_bundle(
     entries = [(name, path.read_bytes()) for name, path in (*function_files, *library)]
     entries.append(("requirements.txt", requirements.encode()))
     modules = len(function_files) + sum(name.endswith(".py") for name, _ in library)
-    return Plan(entries, modules, requirements.count("\n"))
+    count = sum(1 for line in requirements.splitlines() if not line.startswith("--"))
+    return Plan(entries, modules, count)
 
 
 def build(

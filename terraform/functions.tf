@@ -238,7 +238,11 @@ resource "google_cloudfunctions2_function" "key_rotation" {
 
     # The function finds managed secrets by their labels (fixed in the library), not by
     # configuration; ROTATION_LEASE keeps its default (10m), above the timeout as it must be.
-    environment_variables = local.common_env
+    environment_variables = merge(local.common_env, {
+      # Secret Manager may name the project by number in `secretId`: an event naming neither
+      # the id nor the number is refused (instantly_guard.rotation.admission).
+      ROTATION_PROJECT_NUMBER = data.google_project.this.number
+    })
   }
 
   depends_on = [

@@ -88,22 +88,30 @@ resource "google_project_iam_member" "build_log_writer" {
   member  = google_service_account.build.member
 }
 
-# Cloud Functions copies each source zip into a bucket it creates itself (gcf-v2-sources-*), which
-# does not exist before the first deployment and so cannot carry a bucket-level binding. The
-# condition limits the read to those buckets and to this module's source bucket.
+# Cloud Functions copies each source zip into a bucket it creates itself
+# (gcf-v2-sources-<project number>-<region>, one per region, shared by every function of the
+# project), which does not exist before the first deployment and so cannot carry a bucket-level
+# binding. The condition limits the read to this module's source bucket and, in Google's bucket,
+# to the objects of this module's functions (`<function name>/...`): not other functions' sources.
 resource "google_project_iam_member" "build_source_reader" {
   project = var.project_id
   role    = "roles/storage.objectViewer"
   member  = google_service_account.build.member
 
   condition {
-    title       = "function-sources-only"
-    description = "Function source buckets: Google's gcf-v2-sources-* and this module's source bucket."
-    expression = join(" || ", [
-      "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-\")",
-      "resource.name == \"projects/_/buckets/${local.source_bucket_name}\"",
-      "resource.name.startsWith(\"projects/_/buckets/${local.source_bucket_name}/\")",
-    ])
+    title       = "this-module-sources-only"
+    description = "This module's source bucket, and this module's functions' objects in gcf-v2-sources."
+    expression = join(" || ", concat(
+      [
+        "resource.name == \"projects/_/buckets/${local.source_bucket_name}\"",
+        "resource.name.startsWith(\"projects/_/buckets/${local.source_bucket_name}/objects/\")",
+        "resource.name == \"projects/_/buckets/${local.gcf_source_bucket}\"",
+      ],
+      [
+        for name in values(local.function_names) :
+        "resource.name.startsWith(\"projects/_/buckets/${local.gcf_source_bucket}/objects/${name}/\")"
+      ],
+    ))
   }
 }
 

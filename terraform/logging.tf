@@ -21,8 +21,23 @@ resource "google_logging_project_sink" "audit" {
   name        = "${var.name_prefix}-audit-log"
   description = "Instantly audit entries and findings written by ${local.function_names.audit_export}."
   destination = "logging.googleapis.com/${google_logging_project_bucket_config.audit.id}"
-  # The audit trail and the findings of the detection rules (kept as long, queried together).
-  filter = "logName=\"projects/${var.project_id}/logs/${urlencode(var.audit_export.log_name)}\" OR logName=\"projects/${var.project_id}/logs/${urlencode(var.detections.findings_log)}\""
+  # The trail, its digest chain (the seals the exporter writes after each batch, to a log of
+  # their own: instantly_guard/audit/integrity.py) and the findings of the detection rules share
+  # the bucket, its retention and its lock, and are queried together.
+  filter = join(" OR ", [
+    for log in [var.audit_export.log_name, "${var.audit_export.log_name}-chain", var.detections.findings_log] :
+    "logName=\"projects/${var.project_id}/logs/${urlencode(log)}\""
+  ])
 
   unique_writer_identity = true
+}
+
+# Keep the trail out of the _Default bucket: without this, the _Default sink (which takes every
+# log not excluded) stores a second copy there, outside the audit bucket's retention and lock,
+# where anyone with the project's ordinary log access reads it. A project-level exclusion applies
+# to the _Default sink only; our sink above still routes the entries to the audit bucket.
+resource "google_logging_project_exclusion" "audit_from_default" {
+  name        = "${var.name_prefix}-audit-log-not-in-default"
+  description = "Instantly audit entries go to ${google_logging_project_bucket_config.audit.bucket_id} only, not to _Default."
+  filter      = google_logging_project_sink.audit.filter
 }

@@ -82,10 +82,19 @@ resource "google_pubsub_topic" "rotation" {
   depends_on = [time_sleep.services_enabled]
 }
 
-resource "google_pubsub_topic_iam_member" "rotation_secretmanager_publisher" {
-  topic  = google_pubsub_topic.rotation.id
-  role   = "roles/pubsub.publisher"
-  member = "serviceAccount:${google_project_service_identity.secretmanager.email}"
+# Whoever can publish here can ask for a rotation, so the topic's publishers are exactly the two
+# senders: Secret Manager's agent and Cloud Scheduler's agent (the sweep job publishes as it).
+# The binding is authoritative for the role on this topic: a publisher added here by hand is
+# removed at the next apply. Project-level grants (Owner, Editor, roles/pubsub.publisher on the
+# project) still reach the topic; the function checks every event (docs/rotation.md, "Forged
+# events") and what an insider can still do is listed there.
+resource "google_pubsub_topic_iam_binding" "rotation_publishers" {
+  topic = google_pubsub_topic.rotation.id
+  role  = "roles/pubsub.publisher"
+  members = [
+    "serviceAccount:${google_project_service_identity.secretmanager.email}",
+    "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com",
+  ]
 
   depends_on = [time_sleep.service_agents]
 }

@@ -2,6 +2,8 @@ locals {
   # Bucket names are global: the project ID keeps them unique.
   source_bucket_name     = "${var.project_id}-${var.name_prefix}-sources"
   checkpoint_bucket_name = "${var.project_id}-${var.name_prefix}-checkpoints"
+  # Where Cloud Functions copies the sources it builds (one bucket per project and region).
+  gcf_source_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
 }
 
 # --- Function sources --------------------------------------------------------------------------
@@ -112,9 +114,18 @@ resource "google_storage_bucket" "checkpoints" {
 
 # Read and replace objects, nothing else: roles/storage.objectUser covers get/create/delete/list
 # of objects (a generation-matched overwrite needs create and delete) without objectAdmin's object
-# IAM permissions. Bucket-level, this bucket only.
+# IAM permissions. Bucket-level, this bucket only, and held by the condition to the exporter's
+# own prefix: each function's state object is writable by that function alone (the reconciler's
+# grant, reconcile.tf, is held to its prefix the same way). docs/hardening.md says why one bucket
+# with conditions rather than one bucket per function.
 resource "google_storage_bucket_iam_member" "audit_export_checkpoints" {
   bucket = google_storage_bucket.checkpoints.name
   role   = "roles/storage.objectUser"
   member = google_service_account.audit_export.member
+
+  condition {
+    title       = "audit-export-checkpoint-only"
+    description = "Objects under the audit exporter's prefix only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.checkpoints.name}/objects/${dirname(local.audit_checkpoint_object)}/\")"
+  }
 }

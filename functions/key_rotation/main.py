@@ -25,11 +25,10 @@ from typing import Any
 import functions_framework
 
 from instantly_guard.lazy import Lazy
-from instantly_guard.rotation.builder import build_rotator
-from instantly_guard.rotation.function import RotationFunction
+from instantly_guard.rotation.builder import build_function
 
 _function = Lazy(
-    lambda: RotationFunction(build_rotator(os.environ)),
+    lambda: build_function(os.environ),
     what="rotation function",
     env=lambda: os.environ,
 )

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, Final
 
 from instantly_guard.redaction import json_is_clean, redact
+from instantly_guard.terminal import safe
 
 _TRACE_KEY: Final = "logging.googleapis.com/trace"
 _SPAN_KEY: Final = "logging.googleapis.com/spanId"
@@ -118,12 +119,13 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         line = f"{when} {_SEVERITY.get(record.levelno, 'DEFAULT'):<7} {record.name}: "
-        line += _message(record)
+        line += safe(_message(record))  # a message may quote what a workspace chose
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping) and fields:
-            line += "  " + " ".join(f"{k}={v}" for k, v in fields.items())
+            line += "  " + " ".join(f"{safe(k)}={safe(v)}" for k, v in fields.items())
         if record.exc_info and record.exc_info[0] is not None:
-            line += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            trace = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            line += "\n" + "\n".join(safe(part) for part in trace.split("\n"))
         return str(_scrub(line))
 
 

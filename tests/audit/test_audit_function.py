@@ -140,8 +140,11 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_checkpoint(sb, function) 
         assert body["checkpoint"]["location"] == "gs://demo-audit/instantly-audit/checkpoint.json"
         assert later.get_json()["exported"] == 1
         assert all(len(call.entries) <= 1000 for call in logging_api.calls)
+        # The trail, its digest chain's seals in a log of their own (audit/integrity.py), and
+        # the findings of the rule base.
         assert {call.log_name for call in logging_api.calls} == {
             "projects/demo-project/logs/instantly-audit",
+            "projects/demo-project/logs/instantly-audit-chain",
             "projects/demo-project/logs/instantly-guard-findings",
         }
         # The entry added between the runs (a webhook Instantly disabled) is a finding, once;
@@ -160,6 +163,7 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_checkpoint(sb, function) 
             [e.insert_id for e in logging_api.stored_in("instantly-audit")],
             sb.state.audit_logs.ids(),
         )
+        assert "demo-audit/instantly-audit/chain-head.json" in gcs.objects
         data, _ = gcs.objects["demo-audit/instantly-audit/checkpoint.json"]
         state = Checkpoint.from_bytes(data)
         assert state.exported_total == 2501

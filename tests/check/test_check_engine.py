@@ -48,9 +48,9 @@ def test_disabled_rules_are_left_out() -> None:
 
 def test_rule_ids_are_unique_and_cover_every_area() -> None:
     ids = [r.id for r in ALL_RULES]
-    assert len(ids) == len(set(ids)) == 21
+    assert len(ids) == len(set(ids)) == 22
     assert {r.section for r in ALL_RULES} == set(Section)
-    assert len(WORKSPACE_RULE_IDS) == 19
+    assert len(WORKSPACE_RULE_IDS) == 20
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ def _names(path: Path) -> set[str]:
 def _pins(path: Path) -> set[str]:
     with zipfile.ZipFile(path) as archive:
         lines = archive.read("requirements.txt").decode().splitlines()
-    return {line.split("==", 1)[0].lower() for line in lines}
+    return {line.split("==", 1)[0].lower() for line in lines if not line.startswith("--")}
 
 
 def test_webhook_bundle_holds_only_what_the_webhook_imports(bundles: dict[str, Path]) -> None:
@@ -285,9 +285,11 @@ def test_requirements_are_the_locked_runtime_dependencies(
     locked = {pkg["name"]: pkg["version"] for pkg in lock["package"] if "version" in pkg}
     with zipfile.ZipFile(bundles[function]) as archive:
         lines = archive.read("requirements.txt").decode().splitlines()
+    assert lines[0] == "--require-hashes"
     pins = {}
-    for line in lines:
-        spec = line.split(";", maxsplit=1)[0].strip()
+    for line in lines[1:]:
+        assert "--hash=sha256:" in line, line  # every artifact checked against uv.lock
+        spec = line.split(";", maxsplit=1)[0].split(" --hash=", maxsplit=1)[0].strip()
         name, _, version = spec.partition("==")
         pins[name.lower().replace("_", "-")] = version
     assert "functions-framework" in pins
@@ -298,7 +300,9 @@ def test_requirements_are_the_locked_runtime_dependencies(
         assert locked.get(name) == version, f"{name}=={version} is not what uv.lock pins"
 
 
-def _venv_with_only(requirements: Path, venv: Path) -> Path:
+def _install(requirements: Path, venv: Path) -> subprocess.CompletedProcess[str]:
+    """`pip install --require-hashes -r requirements` (uv's pip) into a fresh venv: every
+    artifact must match a hash from uv.lock, as on Google's build."""
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
     )
@@ -308,6 +312,7 @@ def _venv_with_only(requirements: Path, venv: Path) -> Path:
         "pip",
         "install",
         "--quiet",
+        "--require-hashes",
         "--python",
         str(python),
         "-r",
@@ -319,12 +324,36 @@ def _venv_with_only(requirements: Path, venv: Path) -> Path:
     offline = subprocess.run(
         [*install, "--offline"], env=env, capture_output=True, text=True, check=False, timeout=300
     )
-    if offline.returncode != 0:
-        online = subprocess.run(
-            install, env=env, capture_output=True, text=True, check=False, timeout=600
-        )
-        assert online.returncode == 0, online.stderr
-    return python
+    if offline.returncode == 0:
+        return offline
+    return subprocess.run(
+        install, env=env, capture_output=True, text=True, check=False, timeout=600
+    )
+
+
+def _venv_with_only(requirements: Path, venv: Path) -> Path:
+    installed = _install(requirements, venv)
+    assert installed.returncode == 0, installed.stderr
+    return venv / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_a_bundle_whose_artifact_hash_differs_from_the_lock_does_not_install(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same requirements that install above, with one hash changed (a replaced artifact on
+    the index, as pip sees it): the install is refused."""
+    _needs_main("webhook")
+    with zipfile.ZipFile(bundles["webhook"]) as archive:
+        lines = archive.read("requirements.txt").decode().splitlines()
+    assert lines[0] == "--require-hashes"
+    target = next(i for i, line in enumerate(lines) if line.startswith("anyio=="))
+    lines[target] = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, lines[target])
+    tampered = tmp_path / "requirements.txt"
+    tampered.write_text("\n".join(lines) + "\n")
+    refused = _install(tampered, tmp_path / "venv")
+    assert refused.returncode != 0
+    assert "hash" in refused.stderr.lower(), refused.stderr
 
 
 # Runs inside the bundle's own venv, cwd = the unpacked bundle: loads the entry point the way

@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,23 @@ MAIN = Path(__file__).resolve().parents[2] / "functions" / "key_rotation" / "mai
 PROJECT = "demo-project"
 
 
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+# Events are dated near now: the function refuses a timestamp far from now or from publishTime.
+T0 = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
+STAMP = iso(T0)
+STAMP_HALF = iso(T0 + timedelta(milliseconds=500))
+PUBLISHED = iso(T0 + timedelta(seconds=1))
+LATER = iso(T0 + timedelta(days=2))
+
+
 def envelope(
-    attributes: dict[str, str], data: bytes | str = b"", message_id: str = "1"
+    attributes: dict[str, str],
+    data: bytes | str = b"",
+    message_id: str = "1",
+    publish_time: str = PUBLISHED,
 ) -> dict[str, Any]:
     raw = data.encode() if isinstance(data, str) else data
     return {
@@ -34,7 +50,7 @@ def envelope(
             "attributes": attributes,
             "data": base64.b64encode(raw).decode(),
             "messageId": message_id,
-            "publishTime": "2026-03-01T00:00:01.000Z",
+            "publishTime": publish_time,
         },
         "subscription": f"projects/{PROJECT}/subscriptions/eventarc-rotation",
     }
@@ -50,6 +66,7 @@ def rotate_message(secret: str, timestamp: str, message_id: str = "1") -> dict[s
         },
         json.dumps({"name": f"projects/{PROJECT}/secrets/{secret}"}),
         message_id,
+        publish_time=timestamp,
     )
 
 
@@ -83,7 +100,7 @@ def post_structured(client: Any, data: dict[str, Any], event_id: str = "e-1") ->
         "type": "google.cloud.pubsub.topic.v1.messagePublished",
         "source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/secret-rotation",
         "id": event_id,
-        "time": "2026-03-01T00:00:01Z",
+        "time": PUBLISHED,
         "datacontenttype": "application/json",
         "data": data,
     }
@@ -110,7 +127,7 @@ def post_binary(client: Any, data: dict[str, Any], event_id: str = "e-2") -> int
 
 def test_secret_rotate_provisions_then_a_redelivery_is_acknowledged(deployed: Any) -> None:
     world, client = deployed
-    message = rotate_message(MANAGED, "2026-03-01T00:00:00.5Z")
+    message = rotate_message(MANAGED, STAMP_HALF)
 
     assert post_structured(client, message) == 200
     key = world.current_key()
@@ -123,9 +140,9 @@ def test_secret_rotate_provisions_then_a_redelivery_is_acknowledged(deployed: An
 
 def test_a_later_secret_rotate_rotates_again(deployed: Any) -> None:
     world, client = deployed
-    assert post_binary(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 200
+    assert post_binary(client, rotate_message(MANAGED, STAMP)) == 200
     old = world.current_key()
-    assert post_binary(client, rotate_message(MANAGED, "2026-04-01T00:00:00Z", "2")) == 200
+    assert post_binary(client, rotate_message(MANAGED, LATER, "2")) == 200
     assert world.current_key() != old
     assert world.aliases()["previous"] == "1"
     assert world.key_works(old)  # in its grace
@@ -140,7 +157,7 @@ def test_a_later_secret_rotate_rotates_again(deployed: Any) -> None:
                 "secretId": f"projects/{PROJECT}/secrets/{MANAGED}",
                 "versionId": f"projects/{PROJECT}/secrets/{MANAGED}/versions/1",
                 "dataFormat": "JSON",
-                "timestamp": "2026-03-01T00:00:00Z",
+                "timestamp": STAMP,
             },
             "{}",
         ),
@@ -160,7 +177,7 @@ def test_ignored_and_malformed_messages_are_acknowledged(deployed: Any, data: An
 
 def test_a_retryable_failure_makes_pubsub_redeliver(deployed: Any) -> None:
     world, client = deployed
-    message = rotate_message(MANAGED, "2026-03-01T00:00:00Z")
+    message = rotate_message(MANAGED, STAMP)
     world.sandbox.faults.fail_next("POST /api-keys", mode="error_503")
 
     assert post_structured(client, message) == 500
@@ -177,16 +194,14 @@ def test_a_permanent_failure_is_logged_and_acknowledged(
     world, client = deployed
     world.declare("misdeclared", admin="missing-admin-secret")
     with caplog.at_level(logging.ERROR, logger="instantly_guard"):
-        assert post_structured(client, rotate_message("misdeclared", "2026-03-01T00:00:00Z")) == 200
+        assert post_structured(client, rotate_message("misdeclared", STAMP)) == 200
     assert any(getattr(r, "fields", {}).get("rotation_failed") for r in caplog.records)
     assert "missing-admin-secret" in world.annotations("misdeclared")[AnnotationKey.LAST_ERROR]
 
 
 def test_a_secret_that_does_not_exist_is_acknowledged(deployed: Any) -> None:
     _, client = deployed
-    assert (
-        post_structured(client, rotate_message("deleted-meanwhile", "2026-03-01T00:00:00Z")) == 200
-    )
+    assert post_structured(client, rotate_message("deleted-meanwhile", STAMP)) == 200
 
 
 def test_the_sweep_message_revokes_what_is_due(deployed: Any) -> None:
@@ -213,7 +228,7 @@ def test_a_configuration_error_at_cold_start_is_retried(
 ) -> None:
     _, client = deployed
     monkeypatch.setenv("GUARD_BACKEND", "carrier-pigeon")
-    assert post_structured(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 500
+    assert post_structured(client, rotate_message(MANAGED, STAMP)) == 500
 
 
 def post_push(client: Any, data: dict[str, Any]) -> int:
@@ -225,7 +240,7 @@ def post_push(client: Any, data: dict[str, Any]) -> int:
 
 def test_the_push_subscription_envelope_is_converted_and_handled(deployed: Any) -> None:
     world, client = deployed
-    message = rotate_message(MANAGED, "2026-03-01T00:00:00Z")
+    message = rotate_message(MANAGED, STAMP)
 
     assert post_push(client, message) == 200
     key = world.current_key()
@@ -241,7 +256,7 @@ def test_the_push_subscription_envelope_is_converted_and_handled(deployed: Any) 
 def push_envelope(**message: Any) -> dict[str, Any]:
     """A push body exactly as Pub/Sub sends it: fields that are empty are absent (proto3 JSON)."""
     return {
-        "message": {"messageId": "77", "publishTime": "2026-03-01T00:00:01.000Z", **message},
+        "message": {"messageId": "77", "publishTime": PUBLISHED, **message},
         "subscription": f"projects/{PROJECT}/subscriptions/rotation-push",
     }
 
@@ -312,7 +327,7 @@ def test_secret_rotate_in_a_raw_push_without_data_rotates(deployed: Any) -> None
         attributes={
             "eventType": "SECRET_ROTATE",
             "secretId": f"projects/{PROJECT}/secrets/{MANAGED}",
-            "timestamp": "2026-03-01T00:00:00Z",
+            "timestamp": STAMP,
         }
     )
     assert post_push(client, body) == 200
@@ -326,7 +341,7 @@ def test_a_structured_cloud_event_with_base64_data_is_handled(deployed: Any) -> 
         "type": "google.cloud.pubsub.topic.v1.messagePublished",
         "source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/secret-rotation",
         "id": "e-64",
-        "data_base64": b64(json.dumps(rotate_message(MANAGED, "2026-03-01T00:00:00Z"))),
+        "data_base64": b64(json.dumps(rotate_message(MANAGED, STAMP))),
     }
     response = client.post(
         "/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}
@@ -367,13 +382,13 @@ def test_a_rotation_state_that_would_overflow_is_an_acknowledged_alert_not_a_ret
     itself used to fail with a ValueError, retried into the dead-letter topic (and mint a key
     each attempt). Now it is refused before minting, acknowledged, and logged as the alert."""
     world, client = deployed
-    assert post_push(client, rotate_message(MANAGED, "2026-03-01T00:00:00Z")) == 200
+    assert post_push(client, rotate_message(MANAGED, STAMP)) == 200
     key = world.current_key()
     world.fill_state(room_left=100)
     created = world.sandbox.calls["POST /api-keys"]
 
     with caplog.at_level(logging.ERROR, logger="instantly_guard"):
-        assert post_push(client, rotate_message(MANAGED, "2026-04-01T00:00:00Z", "2")) == 200
+        assert post_push(client, rotate_message(MANAGED, LATER, "2")) == 200
 
     assert world.sandbox.calls["POST /api-keys"] == created
     assert world.current_key() == key

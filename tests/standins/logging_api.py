@@ -1,4 +1,5 @@
-"""An in-process stand-in for Cloud Logging's `google.logging.v2.LoggingServiceV2/WriteLogEntries`.
+"""An in-process stand-in for Cloud Logging's `google.logging.v2.LoggingServiceV2/WriteLogEntries`
+(and `ListLogEntries` by log name, for reading a trail back).
 
 Serves the one RPC the audit sink calls, with the real protobuf messages from
 google-cloud-logging, over gRPC on a random loopback port. It enforces what the audit export must
@@ -27,6 +28,8 @@ from typing import Any
 
 import grpc
 from google.cloud.logging_v2.types import (
+    ListLogEntriesRequest,
+    ListLogEntriesResponse,
     WriteLogEntriesPartialErrors,
     WriteLogEntriesRequest,
     WriteLogEntriesResponse,
@@ -42,6 +45,8 @@ _SERVICE = "google.logging.v2.LoggingServiceV2"
 _REQUEST = WriteLogEntriesRequest.pb()
 _RESPONSE = WriteLogEntriesResponse.pb()
 _PARTIAL = WriteLogEntriesPartialErrors.pb()
+_LIST_REQUEST = ListLogEntriesRequest.pb()
+_LIST_RESPONSE = ListLogEntriesResponse.pb()
 
 
 @dataclass
@@ -141,6 +146,24 @@ class LoggingStandIn(GrpcStandIn):
             context.abort_with_status(rpc_status.to_status(status))
         return _RESPONSE()
 
+    def _list(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """ListLogEntries for a `logName="..."` filter: the stored entries of that log, collapsed
+        by (insertId, timestamp), oldest first, in one page."""
+        wanted = request.filter.partition('logName="')[2].partition('"')[0]
+        with self._lock:
+            found = {}
+            for call in self.calls:
+                for entry in call.accepted:
+                    if (entry.log_name or call.log_name) == wanted:
+                        key = (entry.insert_id, entry.timestamp.seconds, entry.timestamp.nanos)
+                        found.setdefault(key, entry)
+        response = _LIST_RESPONSE()
+        for entry in sorted(found.values(), key=lambda e: (e.timestamp.seconds, e.timestamp.nanos)):
+            copy = response.entries.add()
+            copy.CopyFrom(entry)
+            copy.log_name = wanted
+        return response
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _handler(self) -> grpc.GenericRpcHandler:
@@ -151,7 +174,12 @@ class LoggingStandIn(GrpcStandIn):
                     self._write,
                     request_deserializer=_REQUEST.FromString,
                     response_serializer=_RESPONSE.SerializeToString,
-                )
+                ),
+                "ListLogEntries": grpc.unary_unary_rpc_method_handler(
+                    self._list,
+                    request_deserializer=_LIST_REQUEST.FromString,
+                    response_serializer=_LIST_RESPONSE.SerializeToString,
+                ),
             },
         )
 

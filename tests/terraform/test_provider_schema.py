@@ -45,6 +45,45 @@ EXTRA_RESOURCES: dict[str, dict[str, Any]] = {
 }
 
 
+def _attributes(required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        **{name: {"required": True, "optional": False} for name in required},
+        **{name: {"required": False, "optional": True} for name in optional},
+    }
+
+
+# google resource types the vendored schema (a copy of ../shared's, kept equal by a test) lacks,
+# written here by hand from the provider's documentation, in the vendored shape.
+GOOGLE_EXTRA: dict[str, dict[str, Any]] = {
+    # google_logging_project_exclusion (docs: name, filter required; description, disabled,
+    # project optional). ../shared/terraform/provider-schemas/google-7.45.0.json has the same.
+    "google_logging_project_exclusion": {
+        "attributes": _attributes(("name", "filter"), ("description", "disabled", "project", "id")),
+        "blocks": {},
+        "computed_only": [],
+    },
+    # google_pubsub_topic_iam_binding: the IAM framework's authoritative form of
+    # google_pubsub_topic_iam_member, with `members` (a set) for `member`, and the same condition.
+    "google_pubsub_topic_iam_binding": {
+        "attributes": _attributes(("topic", "role", "members"), ("project", "id")),
+        "blocks": {
+            "condition": {
+                "block": {
+                    "attributes": _attributes(("expression", "title"), ("description",)),
+                    "blocks": {},
+                    "computed_only": [],
+                },
+                "max_items": 1,
+                "min_items": 0,
+                "nesting": "list",
+                "required": False,
+            }
+        },
+        "computed_only": ["etag"],
+    },
+}
+
+
 def _schema() -> dict[str, Any]:
     parsed: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
     return parsed
@@ -70,6 +109,8 @@ def schema_for(schema: dict[str, Any], block: HclBlock) -> dict[str, Any] | str:
     where = f"{block.file}: {block.address}"
     if provider in ("google", "google-beta"):
         section = schema["resources" if block.kind == "resource" else "data_sources"][provider]
+        if block.type not in section and block.type in GOOGLE_EXTRA:
+            return GOOGLE_EXTRA[block.type]
         if block.type not in section:
             if block.type in schema["meta"]["not_in_google"] and provider == "google":
                 return (

@@ -219,7 +219,25 @@ def test_project_level_grants_are_the_unavoidable_few(tf: Module) -> None:
         ),
     }
     viewer = tf.resource("google_project_iam_member", "build_source_reader")
-    assert "gcf-v2-sources-" in viewer.block("condition")["expression"]
+    assert "gcf_source_bucket" in viewer.block("condition")["expression"]
+
+
+def test_the_build_account_reads_only_this_modules_sources(tf: Module) -> None:
+    """Not every function-source bucket of the project (issue 18): this module's bucket, and in
+    Google's shared gcf-v2-sources bucket only the objects of this module's functions."""
+    expression = tf.resource("google_project_iam_member", "build_source_reader").block("condition")[
+        "expression"
+    ]
+    assert 'startsWith(\\"projects/_/buckets/gcf-v2-sources-\\")' not in expression
+    assert "local.source_bucket_name" in expression
+    assert "for name in values(local.function_names)" in expression
+    assert "/objects/${name}/" in expression
+    storage = (TF_DIR / "storage.tf").read_text()
+    assert re.search(
+        r'gcf_source_bucket\s*=\s*"gcf-v2-sources-\$\{data\.google_project\.this\.number\}-'
+        r'\$\{var\.region\}"',
+        storage,
+    )
 
 
 def test_rotator_role_holds_only_secret_version_work(tf: Module) -> None:
@@ -294,13 +312,10 @@ def test_every_managed_secret_rotates_notifies_and_carries_our_label(tf: Module)
     # The webhook list belongs to `webhooks connect`: no plan reverts what it recorded.
     assert 'annotations["instantly-guard.webhook-ids"]' in ignored
     # The service agent may publish before any secret names the topic.
-    assert (
-        "${google_pubsub_topic_iam_member.rotation_secretmanager_publisher}"
-        in (secret.body["depends_on"])
-    )
-    publisher = tf.resource("google_pubsub_topic_iam_member", "rotation_secretmanager_publisher")
-    assert _refers_to(publisher.body["topic"], "google_pubsub_topic.rotation")
-    assert "google_project_service_identity.secretmanager" in publisher.body["member"]
+    assert "${google_pubsub_topic_iam_binding.rotation_publishers}" in (secret.body["depends_on"])
+    publishers = tf.resource("google_pubsub_topic_iam_binding", "rotation_publishers")
+    assert _refers_to(publishers.body["topic"], "google_pubsub_topic.rotation")
+    assert "google_project_service_identity.secretmanager" in publishers.body["members"][0]
     identity = tf.resource("google_project_service_identity", "secretmanager")
     assert identity.body["provider"].strip("${}") == "google-beta"
     assert identity.body["service"] == "secretmanager.googleapis.com"
@@ -591,13 +606,31 @@ def test_topic_publishers_are_granted_per_topic(tf: Module) -> None:
     grants = tf.resources("google_pubsub_topic_iam_member")
     assert {g.name for g in grants} == {
         "webhook_events_publisher",
-        "rotation_secretmanager_publisher",
         "rotation_dead_letter_publisher",
         "reconcile_publisher",
     }
     webhook = tf.resource("google_pubsub_topic_iam_member", "webhook_events_publisher")
     assert webhook.body["member"] == "${google_service_account.webhook.member}"
     assert webhook.body["role"] == "roles/pubsub.publisher"
+
+
+def test_only_secret_manager_and_the_sweep_may_publish_rotation_events(tf: Module) -> None:
+    """Whoever publishes to the rotation topic asks for rotations (issue 18): the topic's
+    publisher role is bound authoritatively to exactly the two senders' agents."""
+    on_rotation = [
+        g
+        for kind in ("google_pubsub_topic_iam_member", "google_pubsub_topic_iam_binding")
+        for g in tf.resources(kind)
+        if _refers_to(g.body["topic"], "google_pubsub_topic.rotation")
+    ]
+    assert [g.name for g in on_rotation] == ["rotation_publishers"]
+    binding = on_rotation[0]
+    assert binding.body["role"] == "roles/pubsub.publisher"
+    members = binding.body["members"]
+    assert len(members) == 2
+    assert "google_project_service_identity.secretmanager.email" in members[0]
+    assert "@gcp-sa-cloudscheduler.iam.gserviceaccount.com" in members[1]
+    assert not tf.resources("google_pubsub_topic_iam_policy")
 
 
 def test_scheduler_calls_are_authenticated(tf: Module) -> None:
@@ -641,10 +674,19 @@ def test_checkpoint_access_is_bucket_level(tf: Module) -> None:
     for grant, account in zip(grants, ("audit_export", "inventory", "reconcile"), strict=True):
         assert _refers_to(grant.body["bucket"], "google_storage_bucket.checkpoints")
         assert grant.body["member"] == f"${{google_service_account.{account}.member}}"
-    # The reconciler's and the inventory's grants are held to their own prefixes: neither can
-    # touch the audit checkpoint.
-    assert "startsWith" in grants[1].block("condition")["expression"]
-    assert "startsWith" in grants[2].block("condition")["expression"]
+    # Each grant is held to its own prefix: the exporter cannot touch the reconciler's checkpoint
+    # or the inventory's snapshot (issue 18), nor they the exporter's.
+    for grant in grants:
+        assert "startsWith" in grant.block("condition")["expression"], grant.name
+    assert "dirname(local.audit_checkpoint_object)" in grants[0].block("condition")["expression"]
+
+
+def test_the_audit_log_is_excluded_from_the_default_bucket(tf: Module) -> None:
+    """One copy, in the audit bucket (issue 18): the _Default sink does not also keep it."""
+    exclusions = tf.resources("google_logging_project_exclusion")
+    assert [e.name for e in exclusions] == ["audit_from_default"]
+    assert _refers_to(exclusions[0].body["filter"], "google_logging_project_sink.audit")
+    assert not exclusions[0].body.get("disabled", False)
 
 
 def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
@@ -653,6 +695,7 @@ def test_audit_log_is_routed_to_a_retained_bucket(tf: Module) -> None:
     sink = tf.resource("google_logging_project_sink", "audit")
     assert _refers_to(sink.body["destination"], "google_logging_project_bucket_config.audit")
     assert "var.audit_export.log_name" in sink.body["filter"]
+    assert '"${var.audit_export.log_name}-chain"' in sink.body["filter"]  # the digest chain
 
 
 POLICY_METRICS = {

@@ -14,6 +14,10 @@ same: its payload is the entry exactly as sent, plus `activity` and a `_malforme
 (`{"problems": [...], "substituted": {...}}`), and it gets the label `malformed: "true"`, so one
 query finds them all (`labels.malformed="true"`).
 
+A value that parsed but cannot be written (a lone surrogate, nesting deeper than a Struct takes)
+is salvaged (`salvage.py`): kept in a writable form, with a `_salvaged` marker naming what was
+done and the label `salvaged: "true"`, never an error that stops the export.
+
 An entry may hold at most about 256 KiB. A payload above `MAX_PAYLOAD_BYTES` is cut, largest
 fields first, and marked with `_truncated: {"original_bytes": N, "fields": [...]}` rather than
 failing its whole batch; the identifying fields are never cut.
@@ -28,6 +32,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+from instantly_guard.audit.salvage import SALVAGE_MARKER, salvage, too_deep
 from instantly_guard.audit.severity import activity
 from instantly_guard.instantly.models import AuditLog, MalformedAuditLog
 
@@ -42,7 +47,7 @@ TRUNCATION_MARKER: Final = "_truncated"
 MALFORMED_MARKER: Final = "_malformed"
 _KEPT: Final = frozenset(
     {"id", "timestamp", "organization_id", "activity_type", "activity", "from_api"}
-    | {MALFORMED_MARKER}
+    | {MALFORMED_MARKER, SALVAGE_MARKER}
 )
 _CUT_SUFFIX: Final = "...[truncated]"
 _encode_str = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
@@ -87,11 +92,19 @@ class _Head(NamedTuple):
 
 
 @functools.lru_cache(maxsize=4096)
-def _head(organization: str, activity_type: int, from_api: bool | None, malformed: bool) -> _Head:
+def _head(
+    organization: str,
+    activity_type: int,
+    from_api: bool | None,
+    malformed: bool,
+    salvaged: bool = False,
+) -> _Head:
     kind = activity(activity_type)
     labels = {"organization": organization, "activity": kind.name, "from_api": _flag(from_api)}
     if malformed:
         labels["malformed"] = "true"
+    if salvaged:
+        labels["salvaged"] = "true"
     size = ENVELOPE_BYTES + sum(len(k) + len(v) for k, v in labels.items())
     return _Head(kind.name, kind.severity.value, MappingProxyType(labels), size)
 
@@ -109,7 +122,55 @@ def _byte_length(text: str) -> int:
 
 def payload_json(record: AuditLog, activity_name: str, max_bytes: int) -> str:
     """The entry as Instantly sent it plus `activity`, as compact JSON within `max_bytes`."""
-    return _payload_json(record, activity_name, max_bytes)[0]
+    return _writable_payload_json(record, activity_name, max_bytes)[0]
+
+
+def _writable_payload_json(
+    record: AuditLog, activity_name: str, max_bytes: int
+) -> tuple[str, int, bool]:
+    """`_payload_json`, or the salvaged payload when the entry cannot be written as it is;
+    the flag says which."""
+    try:
+        text, size = _payload_json(record, activity_name, max_bytes)
+    except (ValueError, RecursionError):  # a surrogate (UnicodeError), pydantic's depth limit
+        return _salvaged_payload_json(record, activity_name, max_bytes)
+    if too_deep(text):
+        return _salvaged_payload_json(record, activity_name, max_bytes)
+    if "\ufffd" in text:
+        # pydantic writes a lone surrogate in a dict *key* as U+FFFD, silently: look closer, and
+        # keep this text if the entry really held U+FFFD.
+        salvaged = _salvaged_payload_json(record, activity_name, max_bytes)
+        if salvaged[2]:
+            return salvaged
+    return text, size, False
+
+
+def _salvaged_payload_json(
+    record: AuditLog, activity_name: str, max_bytes: int
+) -> tuple[str, int, bool]:
+    if isinstance(record, MalformedAuditLog):
+        payload: dict[str, Any] = dict(record.raw)
+        payload[MALFORMED_MARKER] = {
+            "problems": list(record.problems),
+            "substituted": dict(record.substituted),
+        }
+    else:
+        payload = {}
+        for name in [*type(record).model_fields, *(record.__pydantic_extra__ or {})]:
+            value = getattr(record, name)
+            # Values as parsed: pydantic's JSON mode would turn a surrogate in a key into U+FFFD
+            # unseen. Only a time is written by pydantic, as the fast path writes it.
+            payload[name] = (
+                record.model_dump(mode="json", include={name})[name]
+                if isinstance(value, datetime)
+                else value
+            )
+    payload["activity"] = activity_name
+    cleaned, problems = salvage(payload)
+    cleaned[SALVAGE_MARKER] = {"problems": problems}
+    fitted, _ = fit_payload(cleaned, max_bytes)
+    text = json.dumps(fitted, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text, _byte_length(text), bool(problems)
 
 
 def _payload_json(record: AuditLog, activity_name: str, max_bytes: int) -> tuple[str, int]:
@@ -147,6 +208,13 @@ def _malformed_payload_json(
     return text, _byte_length(text)
 
 
+def _writable(text: str) -> str:
+    """`text` as UTF-8 can carry it: a lone surrogate in an id or label becomes escape text."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 def _flag(value: bool | None) -> str:
     return "unknown" if value is None else "true" if value else "false"
 
@@ -160,10 +228,17 @@ def to_export_entry(
     """Build the log entry for one audit record (see the module doc). `timestamp` is the
     record's time in UTC when the caller already has it."""
     malformed = isinstance(record, MalformedAuditLog)
-    head = _head(record.organization_id, record.activity_type, record.from_api, malformed)
-    text, size = _payload_json(record, head.name, max_payload_bytes)
+    name = activity(record.activity_type).name
+    text, size, salvaged = _writable_payload_json(record, name, max_payload_bytes)
+    head = _head(
+        _writable(record.organization_id),
+        record.activity_type,
+        record.from_api,
+        malformed,
+        salvaged,
+    )
     return ExportEntry(
-        record.id,
+        _writable(record.id),
         timestamp or as_utc(record.timestamp),
         head.severity,
         head.labels,

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from instantly_guard.audit.chainhead import ChainHead
 from instantly_guard.audit.checkpoint.base import Checkpoint, CheckpointStore
 from instantly_guard.audit.checkpoint.local import LocalCheckpointStore
 from instantly_guard.audit.exporter import (
@@ -38,10 +39,11 @@ from instantly_guard.audit.exporter import (
     Summary,
     utc_now,
 )
+from instantly_guard.audit.integrity import ChainReport
 from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.audit.settings import AuditSettings, KeySource
 from instantly_guard.audit.sinks.base import LogSink
-from instantly_guard.audit.sinks.local import JsonlSink
+from instantly_guard.audit.sinks.local import JsonlSink, read_entries
 from instantly_guard.audit.windows import WindowedPageSource, window_pages_for
 from instantly_guard.detections.settings import DEFAULT_FINDINGS_LOG
 from instantly_guard.detections.state import LocalStateStore, StateStore
@@ -464,19 +466,9 @@ def with_detections(
         )
     if detection_store is None:
         if gcp:
-            from google.cloud.storage import Client as StorageClient
-
             from instantly_guard.audit.detection_state import GcsStateStore
 
-            client = (
-                StorageClient(
-                    project=settings.common.project,
-                    credentials=_anonymous_credentials(),
-                    client_options={"api_endpoint": settings.storage_emulator_host},
-                )
-                if settings.storage_emulator_host
-                else StorageClient(project=settings.common.project)
-            )
+            client = _storage_client(settings)
             object_name = settings.checkpoint_object.rsplit("/", 1)[0] + "/detections.json"
             detection_store = GcsStateStore(client, settings.checkpoint_bucket or "", object_name)
         else:
@@ -487,6 +479,33 @@ def with_detections(
     return DetectingSink(sink, detector, findings_sink)
 
 
+def _sealed_sink(settings: AuditSettings, *, gcp: bool) -> LogSink:
+    """The default sink: the audit log, each batch sealed into the digest chain (a log of its
+    own, `<log name>-chain`; the head beside the checkpoint). audit/integrity.py says why."""
+    from instantly_guard.audit.integrity import chain_log_name
+    from instantly_guard.audit.sinks.sealing import SealingSink
+
+    chain = chain_log_name(settings.log_name)
+    head = _chain_head(settings, gcp=gcp)
+    if gcp:
+        return SealingSink(_gcp_sink(settings), _gcp_sink(settings, chain), head)
+    return SealingSink(_local_sink(settings), _local_sink(settings, chain), head)
+
+
+def _chain_head(settings: AuditSettings, *, gcp: bool) -> ChainHead:
+    """Beside the checkpoint: under the exporter's own prefix in the bucket (its IAM condition
+    covers it), or GUARD_STATE_DIR/audit/chain-head.json."""
+    import posixpath
+
+    from instantly_guard.audit.chainhead import GcsChainHead, LocalChainHead
+
+    if gcp:
+        folder = posixpath.dirname(settings.checkpoint_object)
+        name = posixpath.join(folder, "chain-head.json") if folder else "chain-head.json"
+        return GcsChainHead(_storage_client(settings), settings.checkpoint_bucket or "", name)
+    return LocalChainHead(settings.common.state_dir / "audit" / "chain-head.json")
+
+
 def _anonymous_credentials() -> Any:
     """Credentials for a loopback stand-in: nothing to authenticate, nothing to leak."""
     from google.auth.credentials import AnonymousCredentials
@@ -495,12 +514,20 @@ def _anonymous_credentials() -> Any:
 
 
 def _gcp_sink(settings: AuditSettings, log_id: str | None = None) -> LogSink:
+    from instantly_guard.audit.sinks.gcp import CloudLoggingSink
+
+    return CloudLoggingSink(
+        _logging_client(settings),
+        project=settings.common.project or "",
+        log_id=log_id or settings.log_name,
+    )
+
+
+def _logging_client(settings: AuditSettings) -> Any:
     from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
     from google.cloud.logging_v2.services.logging_service_v2.transports import (
         LoggingServiceV2GrpcTransport,
     )
-
-    from instantly_guard.audit.sinks.gcp import CloudLoggingSink
 
     if settings.logging_emulator_host:
         import grpc
@@ -509,28 +536,59 @@ def _gcp_sink(settings: AuditSettings, log_id: str | None = None) -> LogSink:
         transport = LoggingServiceV2GrpcTransport(
             channel=channel, credentials=_anonymous_credentials()
         )
-        client = LoggingServiceV2Client(transport=transport)
-    else:
-        client = LoggingServiceV2Client()
-    return CloudLoggingSink(
-        client, project=settings.common.project or "", log_id=log_id or settings.log_name
-    )
+        return LoggingServiceV2Client(transport=transport)
+    return LoggingServiceV2Client()
 
 
-def _gcs_store(settings: AuditSettings) -> CheckpointStore:
+def _storage_client(settings: AuditSettings) -> Any:
     from google.cloud.storage import Client as StorageClient
 
-    from instantly_guard.audit.checkpoint.gcs import GcsCheckpointStore
-
     if settings.storage_emulator_host:
-        client = StorageClient(
+        return StorageClient(
             project=settings.common.project,
             credentials=_anonymous_credentials(),
             client_options={"api_endpoint": settings.storage_emulator_host},
         )
-    else:
-        client = StorageClient(project=settings.common.project)
-    return GcsCheckpointStore(client, settings.checkpoint_bucket or "", settings.checkpoint_object)
+    return StorageClient(project=settings.common.project)
+
+
+def _gcs_store(settings: AuditSettings) -> CheckpointStore:
+    from instantly_guard.audit.checkpoint.gcs import GcsCheckpointStore
+
+    return GcsCheckpointStore(
+        _storage_client(settings), settings.checkpoint_bucket or "", settings.checkpoint_object
+    )
+
+
+def verify_chain_from_env(env: Mapping[str, str]) -> ChainReport:
+    """Recompute the exported trail's digest chain (audit/integrity.py) where this environment
+    exports it: the JSONL files under GUARD_STATE_DIR/audit, or the Cloud Logging log and its
+    chain log with GUARD_BACKEND=gcp (needs logging.viewer), against the stored chain head."""
+    from instantly_guard.audit.integrity import chain_log_name, verify_chain
+
+    keyed = any(
+        env.get(k) for k in ("AUDIT_API_KEY_SECRET", "INSTANTLY_API_KEY", "INSTANTLY_API_KEY_FILE")
+    )
+    # Verifying reads the log, not Instantly: no key is needed, so none is asked for.
+    settings = AuditSettings.from_env(env if keyed else {**env, "INSTANTLY_API_KEY": "unused"})
+    chain = chain_log_name(settings.log_name)
+    head, _ = _chain_head(settings, gcp=settings.common.backend is Backend.GCP).read()
+    if settings.common.backend is Backend.GCP:
+        from instantly_guard.audit.sinks import gcp as gcp_sink
+
+        client = _logging_client(settings)
+        project = settings.common.project or ""
+        return verify_chain(
+            gcp_sink.read_entries(client, project, settings.log_name),
+            gcp_sink.read_entries(client, project, chain),
+            head=head,
+        )
+    folder = settings.common.state_dir / "audit"
+    return verify_chain(
+        read_entries(folder / (settings.log_name.replace("/", "_") + ".jsonl")),
+        read_entries(folder / (chain.replace("/", "_") + ".jsonl")),
+        head=head,
+    )
 
 
 def export_options(settings: AuditSettings) -> ExportOptions:
@@ -580,7 +638,7 @@ def build_service(
     )
     detect = settings.detections.enabled and (sink is None or findings_sink is not None)
     if sink is None:
-        sink = _gcp_sink(settings) if gcp else _local_sink(settings)
+        sink = _sealed_sink(settings, gcp=gcp)
     if detect:
         sink = with_detections(settings, sink, findings_sink, detection_store, clock)
     if store is None:

@@ -17,6 +17,7 @@ shared by every thread, so together they stay within the workspace's budget.
 from __future__ import annotations
 
 import contextvars
+import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -211,13 +212,30 @@ def _webhooks(client: InstantlyClient) -> tuple[WebhookInfo, ...]:
             target_url=w.target_hook_url,
             name=w.name,
             event_type=w.event_type,
-            # Names only: the values are the webhook's shared secret.
+            # Names only: the values are the webhook's shared secret. Whether this key could
+            # read a value is kept (webhooks.header-readable), never the value.
             header_names=None if w.headers is None else tuple(sorted(w.headers)),
             status=w.status,
             error_since=_utc(w.timestamp_error),
+            readable_headers=tuple(
+                sorted(n for n, v in (w.headers or {}).items() if header_readable(v))
+            ),
         )
         for w in client.list_webhooks()
     )
+
+
+_MASK = re.compile(r"[*\u2022\u25cf\u2026]{3,}|\.{3,}")
+
+
+def header_readable(value: object) -> bool:
+    """Whether a header value from `GET /webhooks` is the value itself, not a mask.
+
+    Instantly does not document whether it masks header values (FACTS.md). A masked value is
+    read as empty, or as holding a run of mask characters (`abcd********`, `••••`, `...`); a
+    generated secret (hex, base64url) holds none, so anything else is taken as readable.
+    """
+    return isinstance(value, str) and bool(value.strip()) and _MASK.search(value) is None
 
 
 def _members(client: InstantlyClient) -> tuple[MemberInfo, ...]:

@@ -119,6 +119,8 @@ class WebhookInfo:
     header_names: tuple[str, ...] | None = None
     status: int | None = None
     error_since: datetime | None = None
+    # Headers whose value the listing key read in full (not masked): `collect.header_readable`.
+    readable_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

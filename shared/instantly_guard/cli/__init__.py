@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the chosen subcommand, and map errors to one stderr line and the exit-code
     table of `cli.output` (2 usage/configuration, 3 upstream/transient, 1 operation failed)."""
     from instantly_guard.cli import output
+    from instantly_guard.terminal import safe
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -56,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         sys.stdout.flush()
     except GuardError as exc:
-        print(f"instantly-guard: {exc}", file=sys.stderr)
+        # An error may quote what Instantly or a workspace sent: one inert line.
+        print(f"instantly-guard: {safe(exc)}", file=sys.stderr)
         return output.exit_code_for(exc)
     except BrokenPipeError:
         # The reader went away (`check --list-rules | head`): say nothing more, and keep Python

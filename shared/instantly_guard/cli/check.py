@@ -192,6 +192,7 @@ def _managed_keys(env: Mapping[str, str]) -> ManagedKeys | None:
     from instantly_guard.errors import GuardError
     from instantly_guard.secrets.factory import open_store
     from instantly_guard.settings import CommonSettings, Reader
+    from instantly_guard.terminal import safe
 
     try:
         reader = Reader(env)
@@ -200,7 +201,7 @@ def _managed_keys(env: Mapping[str, str]) -> ManagedKeys | None:
         return read_managed_keys(open_store(common))
     except GuardError as exc:
         print(
-            f"instantly-guard check: cannot read the managed secrets ({exc}); key changes by "
+            f"instantly-guard check: cannot read the managed secrets ({safe(exc)}); key changes by "
             "rotations are told apart by name and --rotation-key only",
             file=sys.stderr,
         )

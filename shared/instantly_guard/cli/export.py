@@ -95,7 +95,39 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="text for a person, json for a program (default auto: text on a terminal)",
     )
+    parser.add_argument(
+        "--verify-chain",
+        action="store_true",
+        help="export nothing: recompute the exported trail's digest chain (exit 1 if broken)",
+    )
     parser.set_defaults(handler=run)
+
+
+def verify_chain(args: argparse.Namespace) -> int:
+    """`--verify-chain`: where GUARD_BACKEND exports, recompute the digest chain
+    (instantly_guard.audit.integrity): 0 intact, 1 an entry or seal no export run wrote."""
+    from instantly_guard.audit.service import verify_chain_from_env
+    from instantly_guard.errors import ConfigError
+    from instantly_guard.terminal import safe
+
+    try:
+        report = verify_chain_from_env(os.environ)
+    except ConfigError as exc:
+        print(f"instantly-guard: {safe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    body = report.as_json()
+    if _wants_json(args):
+        print(json.dumps(body, ensure_ascii=True))
+    else:
+        verdict = "intact" if report.ok else "BROKEN"
+        lines = [f"audit chain {verdict}: {report.entries} entries, {report.seals} seals"]
+        for name in ("unsealed", "altered", "detached", "forks", "head"):
+            if body[name]:
+                lines.append(f"  {name}: {', '.join(safe(x) for x in body[name])}")
+        if body["missing"]:
+            lines.append(f"  {body['missing']} sealed entries not in the log (retention?)")
+        print("\n".join(lines))
+    return EXIT_OK if report.ok else 1
 
 
 def _is_tty(stream: IO[str]) -> bool:
@@ -112,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
     from instantly_guard.audit.service import build_service, describe_failure, respond
     from instantly_guard.errors import ConfigError
     from instantly_guard.logs import configure_logging
+    from instantly_guard.terminal import safe
 
+    if args.verify_chain:
+        return verify_chain(args)
     if args.until is not None and args.since is None:
         print("instantly-guard: --until needs --since (a backfill)", file=sys.stderr)
         return EXIT_USAGE
@@ -127,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = build_service(os.environ)
     except ConfigError as exc:
-        print(f"instantly-guard: {exc}", file=sys.stderr)
+        print(f"instantly-guard: {safe(exc)}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(service.log_level, stream=sys.stderr)
     retention = service.options.retention
@@ -161,7 +196,12 @@ def run(args: argparse.Namespace) -> int:
     if _wants_json(args):
         print(json.dumps(response.body))
     else:
-        print(_text(response.body, backfill=args.since is not None))
+        print(
+            "\n".join(
+                safe(line)
+                for line in _text(response.body, backfill=args.since is not None).split("\n")
+            )
+        )
     if summary.stopped_reason.value == "interrupted":
         return EXIT_INTERRUPTED
     if summary.error is None:

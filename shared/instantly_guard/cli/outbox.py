@@ -16,6 +16,7 @@ from typing import Any
 
 from instantly_guard.cli import output
 from instantly_guard.publish.local import read_outbox
+from instantly_guard.terminal import safe
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,4 +68,5 @@ def _text(view: dict[str, Any]) -> str:
     body = output.to_json(data, indent=None) if "data" in view else "(not JSON)"
     if len(body) > 100:
         body = body[:99] + "…"
-    return f"{view['published_at']}  {kind or '-':<20}  {view['id']}  {body}"
+    # The event type and body are what the workspace sent: shown, never obeyed by the terminal.
+    return safe(f"{view['published_at']}  {kind or '-':<20}  {view['id']}  {body}")

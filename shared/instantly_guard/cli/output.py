@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any, Final
 
+from instantly_guard.terminal import safe
+
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
@@ -58,20 +60,28 @@ def to_json(data: Any, *, indent: int | None = 2) -> str:
 
 def emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> None:
     """Print `data` as JSON or as `text(data)` according to `args.format`."""
-    body = to_json(data) if wants_json(args) else text(data).rstrip("\n")
+    body = to_json(data) if wants_json(args) else terminal_text(text(data).rstrip("\n"))
     sys.stdout.write(body + "\n")
     sys.stdout.flush()
 
 
+def terminal_text(text: str) -> str:
+    """Text made for a terminal, line by line: the line breaks are ours, everything else in a
+    line is shown escaped if it could act on the terminal (`instantly_guard.terminal`)."""
+    return "\n".join(safe(line) for line in text.split("\n"))
+
+
 def fields(pairs: list[tuple[str, Any]]) -> str:
-    """Aligned `name  value` lines, None shown as `-`."""
+    """Aligned `name  value` lines, None shown as `-`; values terminal-safe (one line each)."""
     width = max((len(name) for name, _ in pairs), default=0)
-    return "\n".join(f"{name:<{width}}  {'-' if value is None else value}" for name, value in pairs)
+    return "\n".join(
+        f"{name:<{width}}  {'-' if value is None else safe(value)}" for name, value in pairs
+    )
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A plain left-aligned table with a header row; None shown as `-`."""
-    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[("-" if c is None else safe(c)) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]

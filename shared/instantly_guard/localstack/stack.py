@@ -224,7 +224,15 @@ class LocalStack:
                     "AUDIT_CHECK_POLICY": str(provisioned.check_policy),
                 },
             ),
-            FunctionSpec("key_rotation", "rotate_api_key", "http", self.ports.rotation),
+            FunctionSpec(
+                "key_rotation",
+                "rotate_api_key",
+                "http",
+                self.ports.rotation,
+                # The demo rotates minutes after provisioning rotated the same key; a deployment
+                # keeps the pacing (half the rotation period, docs/rotation.md).
+                {"ROTATION_MIN_INTERVAL": "0s"},
+            ),
             FunctionSpec(
                 "reconcile",
                 "reconcile_webhooks",

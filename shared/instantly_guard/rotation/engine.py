@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from instantly_guard.errors import ConflictError
-from instantly_guard.rotation import lease, revoke, steps, webhook_secret
+from instantly_guard.rotation import admission, lease, revoke, steps, webhook_secret
 from instantly_guard.rotation.admin import ClientFactory, InstantlyApi, admin_client
 from instantly_guard.rotation.errors import (
     KeyTestError,
@@ -107,6 +107,7 @@ class Rotator:
         test_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         generate_webhook_secret: Callable[[], Secret] = webhook_secret.generate,
+        min_interval: timedelta = timedelta(0),
     ) -> None:
         self.store = store
         self._clients = clients
@@ -114,6 +115,7 @@ class Rotator:
         self._lease = lease
         self._test_key = KeyTester(clients, max(1, test_attempts), test_backoff, sleep)
         self._generate = generate_webhook_secret
+        self._min_interval = min_interval
 
     def now(self) -> datetime:
         return self._clock()
@@ -121,10 +123,13 @@ class Rotator:
     # -- entry points -----------------------------------------------------------------------
 
     def handle(self, request: RotateRequest) -> RotationResult:
-        """Handle one SECRET_ROTATE delivery."""
-        return self.rotate(request.secret, Trigger.from_request(request))
+        """Handle one SECRET_ROTATE delivery: paced, so a burst of events (forged ones included)
+        starts at most one rotation per secret per minimum interval (`admission.min_interval`:
+        half the secret's rotation period, else the `min_interval` this rotator was built with).
+        A person's `rotate` is not paced (`Trigger.manual` forces)."""
+        return self.rotate(request.secret, Trigger.from_request(request), paced=True)
 
-    def rotate(self, name: str, trigger: Trigger) -> RotationResult:
+    def rotate(self, name: str, trigger: Trigger, *, paced: bool = False) -> RotationResult:
         """Run (or resume) the rotation `trigger` asks for, then the due revocations.
 
         Raises RotationError (with `retryable`), ConfigError for a badly declared secret,
@@ -138,6 +143,8 @@ class Rotator:
             )
             return RotationResult(name, Outcome.NOT_MANAGED)
         config = ManagedConfig.parse(run.meta)
+        if paced:
+            trigger = trigger.paced(admission.min_interval(run.meta, self._min_interval))
         result = RotationResult(name, Outcome.DUPLICATE, rotation_id=run.state.rotation_id)
         try:
             claimed = lease.claim(run, trigger, now=self._clock(), duration=self._lease)
@@ -148,7 +155,20 @@ class Rotator:
         except Exception as exc:
             lease.release_failed(run, exc, now=self._clock())
             raise
-        if not claimed:
+        last = run.state.rotation_time
+        if not claimed and last is not None and trigger.event_time > last and not trigger.force:
+            result.outcome = Outcome.TOO_SOON
+            _log.warning(
+                "rotation refused: too soon after the last one",
+                extra=run.log_fields(
+                    step="claim",
+                    event_time=trigger.event_time.isoformat(),
+                    last_rotation_time=last.isoformat(),
+                    min_interval_s=trigger.min_interval.total_seconds(),
+                    rotation_too_soon=True,
+                ),
+            )
+        elif not claimed:
             _log.info("rotation already done for this event", extra=run.log_fields(step="claim"))
         house = self.housekeeping(name, revoke_all=trigger.revoke_now)
         result.revoked_versions = house.revoked_versions

@@ -29,7 +29,6 @@ function logs it and acknowledges it, because redelivering it can never make it 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import re
@@ -58,6 +57,7 @@ class RotateRequest:
     event_time: datetime
     message_id: str
     location: str | None = None  # a regional secret's location; None: a global secret
+    publish_time: datetime | None = None  # set by Pub/Sub, not by the publisher
 
     @property
     def rotation_id(self) -> str:
@@ -87,9 +87,10 @@ class Ignored:
 Decoded = RotateRequest | SweepRequest | Ignored
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """RFC 3339 as Google writes it (`Z`, up to nanoseconds) -> aware datetime, or None."""
-    if not text:
+def parse_time(text: Any) -> datetime | None:
+    """RFC 3339 as Google writes it (`Z`, up to nanoseconds) -> aware datetime, or None (also for
+    anything that is not a string)."""
+    if not text or not isinstance(text, str):
         return None
     try:
         value = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()).replace("Z", "+00:00"))
@@ -103,7 +104,7 @@ def decode_message(message: Mapping[str, Any]) -> Decoded:
     attributes = message.get("attributes") or {}
     if not isinstance(attributes, Mapping):
         return Ignored("attributes is not an object", malformed=True)
-    message_id = str(message.get("messageId") or message.get("message_id") or "")
+    message_id = _text(message.get("messageId") or message.get("message_id"))
     body = _data(message.get("data"))
     if isinstance(body, Ignored):
         return body
@@ -122,7 +123,12 @@ def decode_message(message: Mapping[str, Any]) -> Decoded:
     match = _SECRET_ID.fullmatch(secret_id)
     if match is None:
         return Ignored("SECRET_ROTATE without a valid secretId", malformed=True)
-    when = parse_time(attributes.get("timestamp")) or parse_time(message.get("publishTime"))
+    stamp = attributes.get("timestamp")
+    if stamp is not None and not isinstance(stamp, str):
+        # Pub/Sub attributes are strings; a number here was not written by Secret Manager.
+        return Ignored("SECRET_ROTATE timestamp is not a string", malformed=True)
+    published = parse_time(message.get("publishTime"))
+    when = parse_time(stamp) or published
     if when is None:
         return Ignored("SECRET_ROTATE without a timestamp", malformed=True)
     return RotateRequest(
@@ -131,6 +137,7 @@ def decode_message(message: Mapping[str, Any]) -> Decoded:
         event_time=when,
         message_id=message_id,
         location=match.group("location"),
+        publish_time=published,
     )
 
 
@@ -146,11 +153,33 @@ class Delivery:
 def decode_push(headers: Mapping[str, str], body: bytes) -> Delivery:
     """Decode one request in any shape it can arrive in (module docstring). Never raises: what
     cannot be read is `Ignored(malformed=True)`, because redelivering it cannot make it valid."""
+    try:
+        return _decode_push(headers, body)
+    except (RecursionError, ValueError, TypeError, AttributeError) as exc:
+        # The shapes above are read tolerantly; this is the net under them (JSON nested deeper
+        # than the parser goes, a value of a type no sender writes). An answer other than 2xx
+        # would only ride retries into the dead-letter topic.
+        return Delivery(Ignored(f"unreadable message ({type(exc).__name__})", malformed=True))
+
+
+def _loads(raw: str | bytes | bytearray) -> Any:
+    """`json.loads`, with nesting deeper than the parser goes read as not JSON."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _decode_push(headers: Mapping[str, str], body: bytes) -> Delivery:
     lower = {str(k).lower(): str(v) for k, v in headers.items()}
     if "ce-specversion" in lower:  # binary mode: the attributes in headers, the data is the body
         return Delivery(decode_cloud_event(lower.get("ce-type"), body), lower.get("ce-id", ""))
     try:
-        document = json.loads(body) if body.strip() else None
+        document = _loads(body) if body.strip() else None
     except ValueError:
         return Delivery(Ignored("request body is not JSON", malformed=True))
     if not isinstance(document, Mapping):
@@ -163,12 +192,12 @@ def decode_push(headers: Mapping[str, str], body: bytes) -> Delivery:
         event_type = document.get("type")
         return Delivery(
             decode_cloud_event(str(event_type) if event_type is not None else None, data),
-            str(document.get("id") or ""),
+            _text(document.get("id")),
         )
     message = document.get("message")
     if not isinstance(message, Mapping):
         return Delivery(Ignored("neither a Pub/Sub push nor a CloudEvent", malformed=True))
-    return Delivery(decode_message(message), str(message.get("messageId") or ""))
+    return Delivery(decode_message(message), _text(message.get("messageId")))
 
 
 def _base64_bytes(raw: Any) -> bytes | None:
@@ -176,7 +205,7 @@ def _base64_bytes(raw: Any) -> bytes | None:
         return None
     try:
         return base64.b64decode(raw, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, and non-ASCII text
         return None
 
 
@@ -186,7 +215,7 @@ def decode_cloud_event(event_type: str | None, data: Any) -> Decoded:
         return Ignored(f"unexpected CloudEvent type {event_type!r}", malformed=True)
     if isinstance(data, bytes | bytearray):
         try:
-            data = json.loads(data)
+            data = _loads(data)
         except ValueError:
             return Ignored("CloudEvent data is not JSON", malformed=True)
     if not isinstance(data, Mapping) or not isinstance(data.get("message"), Mapping):
@@ -202,10 +231,10 @@ def _data(raw: Any) -> Mapping[str, Any] | str | Ignored | None:
         return Ignored("message data is not a base64 string", malformed=True)
     try:
         text = base64.b64decode(raw, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
         return Ignored("message data is not valid base64 UTF-8", malformed=True)
     try:
-        parsed = json.loads(text)
+        parsed = _loads(text)
     except ValueError:
         return text
     return parsed if isinstance(parsed, Mapping) else text

@@ -4,6 +4,8 @@
 CloudEvent: `events.decode_push`), runs it, and decides its fate, answered by `Handled.status`
 (200 acknowledges, 500 makes Pub/Sub redeliver):
 
+- acknowledge, ERROR `rotation_event_refused`: a SECRET_ROTATE the admission policy refuses
+  (another project, a timestamp far from its publishTime or from now: `admission.py`);
 - acknowledge (return): ignored event types (SECRET_VERSION_ADD, TOPIC_CONFIGURED, ...), a
   malformed message, a secret that is not managed, a duplicate, a finished rotation or sweep,
   and permanent failures (bad declaration, missing scope, no admin key): redelivering cannot
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from instantly_guard.errors import GuardError
+from instantly_guard.rotation.admission import EventPolicy
 from instantly_guard.rotation.engine import Rotator
 from instantly_guard.rotation.errors import RotationError
 from instantly_guard.rotation.events import (
@@ -66,10 +70,18 @@ def is_retryable(exc: BaseException) -> bool:
 class RotationFunction:
     """Holds the rotator built once per instance; `handle` is called per delivery."""
 
-    def __init__(self, rotator: Rotator) -> None:
+    def __init__(
+        self,
+        rotator: Rotator,
+        *,
+        events: EventPolicy | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.rotator = rotator
         # Only Secret Manager has regional secrets (`GcpSecretStore.location`); others are global.
         self._location: str | None = getattr(rotator.store, "location", None)
+        self.events = events if events is not None else EventPolicy()
+        self._clock = clock if clock is not None else rotator.now
 
     def handle_push(self, headers: Mapping[str, str], body: bytes) -> Handled:
         """One HTTP request: a Pub/Sub push envelope (any subset of its fields) or a CloudEvent."""
@@ -108,6 +120,23 @@ class RotationFunction:
                 },
             )
             return Handled("wrong-location")
+        if isinstance(decoded, RotateRequest):
+            refusal = self.events.refusal(decoded, self._clock())
+            if refusal is not None:
+                _log.error(
+                    "rotation event refused: %s",
+                    refusal,
+                    extra={
+                        "fields": {
+                            **fields,
+                            "secret": decoded.secret,
+                            "project": decoded.project,
+                            "message_id": decoded.message_id,
+                            "rotation_event_refused": True,
+                        }
+                    },
+                )
+                return Handled("refused")
         try:
             if isinstance(decoded, RotateRequest):
                 fields.update(secret=decoded.secret, message_id=decoded.message_id)
@@ -148,7 +177,7 @@ class RotationFunction:
             )
             return Handled("failed", retry=retry, detail={"error": type(exc).__name__})
         level = logging.INFO
-        if handled.outcome == Outcome.NOT_MANAGED.value:
+        if handled.outcome in (Outcome.NOT_MANAGED.value, Outcome.TOO_SOON.value):
             level = logging.WARNING
         _log.log(
             level,

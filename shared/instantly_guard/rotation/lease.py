@@ -22,6 +22,7 @@ from instantly_guard.secrets.base import VersionState
 _log = logging.getLogger("instantly_guard.rotation")
 
 DEFAULT_LEASE: Final = timedelta(minutes=10)
+_TICK: Final = timedelta(microseconds=1)  # "later than" as "at least this much later"
 
 
 def new_holder() -> str:
@@ -62,8 +63,10 @@ def claim(run: Run, trigger: Trigger, *, now: datetime, duration: timedelta) -> 
         if (
             not trigger.force
             and state.rotation_time is not None
-            and trigger.event_time <= state.rotation_time
+            and trigger.event_time < state.rotation_time + max(trigger.min_interval, _TICK)
         ):
+            # A duplicate, an older event, or one too soon after the last rotation: checked here,
+            # under the etag, so concurrent deliveries of a burst cannot all pass it.
             return None
         if state.room(run.meta.annotations) < STATE_RESERVE:
             # Refused before anything is minted: a key whose rotation cannot be recorded would

@@ -15,6 +15,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # this event's rotation (or a later one) already finished
     SWEPT = "swept"  # a sweep found no rotation to resume; it revoked and destroyed what was due
     NOT_MANAGED = "not_managed"  # the secret does not carry our label
+    TOO_SOON = "too_soon"  # a later event, but sooner after the last rotation than its interval
 
 
 @dataclass(slots=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import secrets as _random
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from instantly_guard.errors import ConflictError
@@ -38,10 +38,15 @@ class Trigger:
     event_time: datetime
     force: bool = False  # rotate even when a rotation for this time already finished (by hand)
     revoke_now: bool = False  # revoke every old key at Finish instead of after the grace
+    # An unforced rotation starts only this long after the last one's event time (admission.py).
+    min_interval: timedelta = timedelta(0)
 
     @classmethod
     def from_request(cls, request: RotateRequest) -> Trigger:
         return cls(rotation_id=request.rotation_id, event_time=request.event_time)
+
+    def paced(self, interval: timedelta) -> Trigger:
+        return replace(self, min_interval=interval)
 
     @classmethod
     def manual(cls, now: datetime, *, revoke_now: bool = False) -> Trigger:

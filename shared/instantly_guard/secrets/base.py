@@ -82,6 +82,11 @@ class SecretMetadata:
     create_time: datetime | None = None
     rotation: RotationSchedule | None = None
 
+    @property
+    def rotation_period(self) -> timedelta | None:
+        """Secret Manager's rotation period, when the secret has a schedule."""
+        return self.rotation.period if self.rotation is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class RotationSchedule:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -220,3 +220,26 @@ def _partial_errors(exc: gexc.GoogleAPICallError) -> dict[int, str]:
                 for index, status in partial.log_entry_errors.items()
             }
     return {}
+
+
+def read_entries(client: Any, project: str, log_id: str) -> Iterator[dict[str, Any]]:
+    """Every entry of one log as LogEntry JSON (`insertId`, `labels`, `jsonPayload`, ...), oldest
+    first: what `integrity.verify_chain` reads back. `client` is a `LoggingServiceV2Client`."""
+    from google.cloud.logging_v2.types import LogEntry
+    from google.protobuf import json_format
+
+    request = {
+        "resource_names": [f"projects/{project}"],
+        "filter": f'logName="{log_name_for(project, log_id)}"',
+        "order_by": "timestamp asc",
+        "page_size": 1000,
+    }
+    try:
+        for entry in client.list_log_entries(request=request):
+            yield json_format.MessageToDict(LogEntry.pb(entry))
+    except gexc.GoogleAPICallError as exc:
+        raise BackendError(
+            f"Cloud Logging read of {log_name_for(project, log_id)} failed: {exc.code} "
+            f"{exc.message}",
+            retryable=is_transient(exc),
+        ) from exc

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import IO
 
 from instantly_guard.check.model import Finding, Report, Severity
+from instantly_guard.terminal import safe
 
 _RESET = "\033[0m"
 _STATUS_COLOUR = {"fail": "\033[31m", "pass": "\033[32m", "skip": "\033[33m"}
@@ -61,12 +62,15 @@ def render(report: Report, *, colour: bool = False) -> str:
         first = group[0]
         status = paint(f"{first.status.upper():<4}", _STATUS_COLOUR[first.status])
         severity = paint(f"{first.severity!s:<8}", _SEVERITY_COLOUR[first.severity])
-        lines.append(f"{status}  {severity}  {first.rule_id:<{id_width}}  {first.title}")
+        lines.append(
+            f"{status}  {severity}  {safe(first.rule_id):<{id_width}}  {safe(first.title)}"
+        )
         for finding in group:
-            lines.append(f"{indent}- {finding.evidence}")
+            # Evidence quotes the workspace (display names, IPs, domains): shown, never obeyed.
+            lines.append(f"{indent}- {safe(finding.evidence)}")
         if first.status != "pass":
             for fix in dict.fromkeys(f.fix for f in group):
-                lines.append(paint(f"{indent}fix: {fix}", _DIM))
+                lines.append(paint(f"{indent}fix: {safe(fix)}", _DIM))
     lines += ["", summary(report)]
     return "\n".join(lines) + "\n"
 
@@ -74,11 +78,11 @@ def render(report: Report, *, colour: bool = False) -> str:
 def _header(report: Report) -> str:
     parts = ["instantly-guard check"]
     if report.workspace_name:
-        parts.append(f"workspace {report.workspace_name!r}")
+        parts.append(f"workspace '{safe(report.workspace_name)}'")
     if report.target:
-        parts.append(report.target)
+        parts.append(safe(report.target))
     if report.repository:
-        parts.append(f"repository {report.repository}")
+        parts.append(f"repository {safe(report.repository)}")
     parts.append(report.taken_at.strftime("%Y-%m-%d %H:%M UTC"))
     return " | ".join(parts)
 

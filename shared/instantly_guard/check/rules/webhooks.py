@@ -234,6 +234,45 @@ def foreign_to_receiver(snapshot: Snapshot, policy: Policy) -> Outcome:
     )
 
 
+@rule(
+    "webhooks.header-readable",
+    title="Webhook secret header readable by any key",
+    severity=Severity.CRITICAL,
+    section=Section.WEBHOOKS,
+    fix=(
+        "Treat the header value as known to every holder of any key in the workspace, and "
+        "narrow that set: delete keys nobody uses and hand out none you do not manage (keys.* "
+        "rules). Rotate the webhook secret often (a short rotation_period on the webhook-secret "
+        "secret) so a value read today stops working soon; alert on deliveries the receiver "
+        "refuses and on test deliveries (POST /webhooks/{id}/test needs no scope either); "
+        "where the network allows, restrict the receiver's sources (WEBHOOK_ALLOWED_CIDRS). "
+        "Ask Instantly support to mask header values in GET /webhooks, and rerun this check."
+    ),
+    help=(
+        "GET /webhooks needs no scope, so every API key of the workspace lists every webhook. "
+        "Whether Instantly masks the custom header values there is undocumented; when it does "
+        "not, the header (the receiver's only proof that a delivery comes from Instantly) is "
+        "readable by any key, and whoever holds one can forge deliveries the receiver accepts. "
+        "The check lists webhooks with its own read-only key: a value it reads in full, any key "
+        "reads."
+    ),
+)
+def header_readable(snapshot: Snapshot, policy: Policy) -> Outcome:
+    failures = [
+        Failure(
+            f"{describe(hook)}: this check's read-only key reads the value of "
+            f"{', '.join(repr(n) for n in hook.readable_headers)} through GET /webhooks, so any "
+            "key in the workspace can forge deliveries the receiver accepts",
+            subject=subject(hook),
+        )
+        for hook in _hooks(snapshot)
+        if hook.readable_headers
+    ]
+    return Outcome(
+        failures, f"{plural(len(_hooks(snapshot)), 'webhook')}, header values masked or absent"
+    )
+
+
 RULES = (
     plain_http,
     no_auth_header,
@@ -241,4 +280,5 @@ RULES = (
     disabled,
     host_not_allowed,
     foreign_to_receiver,
+    header_readable,
 )
