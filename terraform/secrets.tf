@@ -13,8 +13,8 @@ resource "time_sleep" "secret_publisher_grant" {
   create_duration = var.apply_waits.iam
 
   triggers = {
-    topic   = google_pubsub_topic_iam_binding.rotation_publishers.topic
-    members = join(",", google_pubsub_topic_iam_binding.rotation_publishers.members)
+    topic   = google_pubsub_topic.rotation.id
+    members = join(",", [for grant in google_pubsub_topic_iam_member.rotation_publishers : grant.member])
   }
 }
 
@@ -60,7 +60,7 @@ resource "google_secret_manager_secret" "managed" {
   depends_on = [
     # Secret Manager checks that its service agent may publish to the topic when the secret is
     # created: the grant has to exist first, and to have propagated (the wait below).
-    google_pubsub_topic_iam_binding.rotation_publishers,
+    google_pubsub_topic_iam_member.rotation_publishers,
     time_sleep.secret_publisher_grant,
     # The first SECRET_ROTATE must find a subscriber: a message published to a topic without
     # subscriptions is dropped.

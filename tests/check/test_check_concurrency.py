@@ -58,4 +58,7 @@ def test_the_sections_are_read_concurrently_and_all_arrive() -> None:
             report = run_check(client, DEMO_POLICY)
     assert transport.most_in_flight == READS
     assert report.workspace_name is not None
-    assert not [f for f in report.findings if f.skipped]
+    # Every section arrived: nothing is skipped but the rules that need the managed secrets,
+    # which a check without a secret store does not read.
+    needs_store = {"keys.leftover", "webhooks.foreign-to-receiver"}
+    assert not [f for f in report.findings if f.skipped and f.rule_id not in needs_store]

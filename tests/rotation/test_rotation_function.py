@@ -399,7 +399,7 @@ def test_a_rotation_state_that_would_overflow_is_an_acknowledged_alert_not_a_ret
 
 
 def _regional_message(secret: str, location: str) -> dict[str, Any]:
-    message = rotate_message(secret, "2026-03-01T00:00:00Z")
+    message = rotate_message(secret, STAMP)
     regional = f"projects/{PROJECT}/locations/{location}/secrets/{secret}"
     message["message"]["attributes"]["secretId"] = regional
     return message

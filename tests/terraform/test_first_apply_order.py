@@ -149,7 +149,7 @@ def test_everything_calling_an_enabled_api_waits_for_the_enablement_to_propagate
 
 
 def test_the_first_secret_waits_for_the_publisher_grant_to_propagate(graph: Graph) -> None:
-    grant = "google_pubsub_topic_iam_binding.rotation_publishers"
+    grant = "google_pubsub_topic_iam_member.rotation_publishers"
     managed = "google_secret_manager_secret.managed"
     sleeps = [
         s

@@ -62,25 +62,6 @@ GOOGLE_EXTRA: dict[str, dict[str, Any]] = {
         "blocks": {},
         "computed_only": [],
     },
-    # google_pubsub_topic_iam_binding: the IAM framework's authoritative form of
-    # google_pubsub_topic_iam_member, with `members` (a set) for `member`, and the same condition.
-    "google_pubsub_topic_iam_binding": {
-        "attributes": _attributes(("topic", "role", "members"), ("project", "id")),
-        "blocks": {
-            "condition": {
-                "block": {
-                    "attributes": _attributes(("expression", "title"), ("description",)),
-                    "blocks": {},
-                    "computed_only": [],
-                },
-                "max_items": 1,
-                "min_items": 0,
-                "nesting": "list",
-                "required": False,
-            }
-        },
-        "computed_only": ["etag"],
-    },
 }
 
 

@@ -312,10 +312,10 @@ def test_every_managed_secret_rotates_notifies_and_carries_our_label(tf: Module)
     # The webhook list belongs to `webhooks connect`: no plan reverts what it recorded.
     assert 'annotations["instantly-guard.webhook-ids"]' in ignored
     # The service agent may publish before any secret names the topic.
-    assert "${google_pubsub_topic_iam_binding.rotation_publishers}" in (secret.body["depends_on"])
-    publishers = tf.resource("google_pubsub_topic_iam_binding", "rotation_publishers")
+    assert "${google_pubsub_topic_iam_member.rotation_publishers}" in (secret.body["depends_on"])
+    publishers = tf.resource("google_pubsub_topic_iam_member", "rotation_publishers")
     assert _refers_to(publishers.body["topic"], "google_pubsub_topic.rotation")
-    assert "google_project_service_identity.secretmanager" in publishers.body["members"][0]
+    assert "google_project_service_identity.secretmanager" in str(publishers.body["for_each"])
     identity = tf.resource("google_project_service_identity", "secretmanager")
     assert identity.body["provider"].strip("${}") == "google-beta"
     assert identity.body["service"] == "secretmanager.googleapis.com"
@@ -608,6 +608,7 @@ def test_topic_publishers_are_granted_per_topic(tf: Module) -> None:
         "webhook_events_publisher",
         "rotation_dead_letter_publisher",
         "reconcile_publisher",
+        "rotation_publishers",
     }
     webhook = tf.resource("google_pubsub_topic_iam_member", "webhook_events_publisher")
     assert webhook.body["member"] == "${google_service_account.webhook.member}"
@@ -615,8 +616,8 @@ def test_topic_publishers_are_granted_per_topic(tf: Module) -> None:
 
 
 def test_only_secret_manager_and_the_sweep_may_publish_rotation_events(tf: Module) -> None:
-    """Whoever publishes to the rotation topic asks for rotations (issue 18): the topic's
-    publisher role is bound authoritatively to exactly the two senders' agents."""
+    """Whoever publishes to the rotation topic asks for rotations (issue 18): within the module
+    the topic's publishers are exactly the two senders' agents."""
     on_rotation = [
         g
         for kind in ("google_pubsub_topic_iam_member", "google_pubsub_topic_iam_binding")
@@ -624,12 +625,13 @@ def test_only_secret_manager_and_the_sweep_may_publish_rotation_events(tf: Modul
         if _refers_to(g.body["topic"], "google_pubsub_topic.rotation")
     ]
     assert [g.name for g in on_rotation] == ["rotation_publishers"]
-    binding = on_rotation[0]
-    assert binding.body["role"] == "roles/pubsub.publisher"
-    members = binding.body["members"]
-    assert len(members) == 2
-    assert "google_project_service_identity.secretmanager.email" in members[0]
-    assert "@gcp-sa-cloudscheduler.iam.gserviceaccount.com" in members[1]
+    grant = on_rotation[0]
+    assert grant.body["role"] == "roles/pubsub.publisher"
+    assert grant.body["member"] == "${each.value}"
+    members = grant.body["for_each"]
+    assert set(members) == {"secretmanager", "scheduler"}
+    assert "google_project_service_identity.secretmanager.email" in members["secretmanager"]
+    assert "@gcp-sa-cloudscheduler.iam.gserviceaccount.com" in members["scheduler"]
     assert not tf.resources("google_pubsub_topic_iam_policy")
 
 
