@@ -93,8 +93,8 @@ resource "google_pubsub_topic" "rotation" {
 # (docs/rotation.md, "Forged events") and what an insider can still do is listed there.
 resource "google_pubsub_topic_iam_member" "rotation_publishers" {
   for_each = {
-    secretmanager = "serviceAccount:${google_project_service_identity.secretmanager.email}"
-    scheduler     = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+    notifications = "serviceAccount:${google_project_service_identity.secretmanager.email}"
+    sweep         = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
   }
 
   topic  = google_pubsub_topic.rotation.id

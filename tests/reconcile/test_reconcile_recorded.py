@@ -44,6 +44,8 @@ from .reconcile_support import (
 )
 
 HOOK_SECRET = "webhook-secret"  # pragma: allowlist secret
+BAD_REFERENCE = "a/b"  # a secret's reference, not a value
+FULL_REFERENCE = "projects/p1/secrets/ig-webhook-secret"  # pragma: allowlist secret
 HOOK_ADMIN = "webhook-admin"
 
 
@@ -165,9 +167,9 @@ def test_one_of_the_secret_or_the_ids_is_required(sandbox_factory, receiver) -> 
     with pytest.raises(ConfigError, match=r"RECONCILE_WEBHOOK_SECRET .* or RECONCILE_WEBHOOK_IDS"):
         ReconcileSettings.from_env(_env(sb, receiver))
     with pytest.raises(ConfigError, match="RECONCILE_WEBHOOK_SECRET must be projects/"):
-        ReconcileSettings.from_env(_env(sb, receiver, RECONCILE_WEBHOOK_SECRET="a/b"))
+        ReconcileSettings.from_env(_env(sb, receiver, RECONCILE_WEBHOOK_SECRET=BAD_REFERENCE))
     settings = ReconcileSettings.from_env(
-        _env(sb, receiver, RECONCILE_WEBHOOK_SECRET="projects/p1/secrets/ig-webhook-secret")
+        _env(sb, receiver, RECONCILE_WEBHOOK_SECRET=FULL_REFERENCE)
     )
     assert settings.webhook_secret is not None
     assert (settings.webhook_secret.name, settings.webhook_secret.project) == (

@@ -629,9 +629,9 @@ def test_only_secret_manager_and_the_sweep_may_publish_rotation_events(tf: Modul
     assert grant.body["role"] == "roles/pubsub.publisher"
     assert grant.body["member"] == "${each.value}"
     members = grant.body["for_each"]
-    assert set(members) == {"secretmanager", "scheduler"}
-    assert "google_project_service_identity.secretmanager.email" in members["secretmanager"]
-    assert "@gcp-sa-cloudscheduler.iam.gserviceaccount.com" in members["scheduler"]
+    assert set(members) == {"notifications", "sweep"}
+    assert "google_project_service_identity.secretmanager.email" in members["notifications"]
+    assert "@gcp-sa-cloudscheduler.iam.gserviceaccount.com" in members["sweep"]
     assert not tf.resources("google_pubsub_topic_iam_policy")
 
 
