@@ -277,7 +277,18 @@ def test_cli_connect_prints_json_and_exits_1_when_a_test_delivery_is_refused(
     """The command end to end on the local backend: declare, rotate, connect (refused: no
     receiver listens at the URL, so Instantly's test delivery gets no answer)."""
     admin = rotation_sandbox.keys["admin"]
-    assert cli("secrets", "declare", "hook-admin", "--scopes", "all:all") == 0
+    assert (
+        cli(
+            "secrets",
+            "declare",
+            "hook-admin",
+            "--scopes",
+            "all:all",
+            "--environment",
+            "development",
+        )
+        == 0
+    )
     assert cli("secrets", "set", "hook-admin", "--key-id", admin.id, stdin=admin.key) == 0
     assert (
         cli(

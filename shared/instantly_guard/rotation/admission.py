@@ -65,13 +65,18 @@ class EventPolicy:
         return None
 
 
-def min_interval(meta: SecretMetadata, default: timedelta) -> timedelta:
+def min_interval(
+    meta: SecretMetadata, default: timedelta, fixed: timedelta | None = None
+) -> timedelta:
     """How long after the last event-driven rotation of this secret the next may start.
 
-    Half the secret's rotation period when it has one: a genuine SECRET_ROTATE comes a period after
-    the previous one, and half leaves room for a late delivery of one and an early next. `default`
-    when the store does not say (the local store, a secret with no schedule).
+    `fixed` when the deployment sets one (ROTATION_MIN_INTERVAL: an operator's choice, the local
+    stack's 0s). Else half the secret's rotation period when it has one: a genuine SECRET_ROTATE
+    comes a period after the previous one, and half leaves room for a late delivery of one and an
+    early next. `default` when the store does not say (a secret with no schedule).
     """
+    if fixed is not None:
+        return fixed
     if meta.rotation_period is not None and meta.rotation_period > timedelta(0):
         return meta.rotation_period / 2
     return default

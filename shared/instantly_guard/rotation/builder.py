@@ -12,8 +12,9 @@ GOOGLE_CLOUD_PROJECT, LOG_LEVEL, INSTANTLY_RATE_PER_SECOND/_PER_MINUTE):
     ROTATION_EVENT_MAX_SKEW how far an event's timestamp may be from its publishTime and from now
                             (default 10m)
     ROTATION_EVENT_MAX_AGE  how old an event may be when delivered (default 7d, Pub/Sub's retention)
-    ROTATION_MIN_INTERVAL   the least time between two event-driven rotations of a secret with no
-                            rotation period in the store (default 1h); with one, half the period
+    ROTATION_MIN_INTERVAL   when set, the least time between two event-driven rotations of any
+                            secret; unset, half the secret's rotation period, or 1h when the
+                            store knows none
 
 With GUARD_BACKEND=gcp, GOOGLE_CLOUD_PROJECT is required; with `local`, secrets live under
 GUARD_STATE_DIR/secrets.
@@ -50,7 +51,7 @@ class RotationSettings:
     lease: timedelta
     test_attempts: int
     events: EventPolicy
-    min_interval: timedelta
+    min_interval: timedelta | None  # None: derived per secret (admission.min_interval)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RotationSettings:
@@ -68,7 +69,11 @@ class RotationSettings:
                 max_skew=reader.duration("ROTATION_EVENT_MAX_SKEW", DEFAULT_MAX_SKEW),
                 max_age=reader.duration("ROTATION_EVENT_MAX_AGE", DEFAULT_MAX_AGE),
             ),
-            min_interval=reader.duration("ROTATION_MIN_INTERVAL", DEFAULT_MIN_INTERVAL),
+            min_interval=(
+                reader.duration("ROTATION_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
+                if env.get("ROTATION_MIN_INTERVAL", "").strip()
+                else None
+            ),
         )
         if settings.lease <= MAX_FUNCTION_TIMEOUT:
             # A shorter lease lets a redelivery take over a rotation that is still running: it
@@ -134,7 +139,8 @@ def _rotator(
     clients: ClientFactory | None,
     **options: Any,
 ) -> Rotator:
-    options.setdefault("min_interval", settings.min_interval)
+    options.setdefault("min_interval", DEFAULT_MIN_INTERVAL)
+    options.setdefault("fixed_min_interval", settings.min_interval)
     return Rotator(
         store if store is not None else open_store(settings.common),
         clients if clients is not None else client_factory(settings.common),

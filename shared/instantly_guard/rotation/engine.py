@@ -108,6 +108,7 @@ class Rotator:
         sleep: Callable[[float], None] = time.sleep,
         generate_webhook_secret: Callable[[], Secret] = webhook_secret.generate,
         min_interval: timedelta = timedelta(0),
+        fixed_min_interval: timedelta | None = None,
     ) -> None:
         self.store = store
         self._clients = clients
@@ -116,6 +117,7 @@ class Rotator:
         self._test_key = KeyTester(clients, max(1, test_attempts), test_backoff, sleep)
         self._generate = generate_webhook_secret
         self._min_interval = min_interval
+        self._fixed_min_interval = fixed_min_interval
 
     def now(self) -> datetime:
         return self._clock()
@@ -125,7 +127,8 @@ class Rotator:
     def handle(self, request: RotateRequest) -> RotationResult:
         """Handle one SECRET_ROTATE delivery: paced, so a burst of events (forged ones included)
         starts at most one rotation per secret per minimum interval (`admission.min_interval`:
-        half the secret's rotation period, else the `min_interval` this rotator was built with).
+        `fixed_min_interval` when set, else half the secret's rotation period, else
+        `min_interval`).
         A person's `rotate` is not paced (`Trigger.manual` forces)."""
         return self.rotate(request.secret, Trigger.from_request(request), paced=True)
 
@@ -144,7 +147,9 @@ class Rotator:
             return RotationResult(name, Outcome.NOT_MANAGED)
         config = ManagedConfig.parse(run.meta)
         if paced:
-            trigger = trigger.paced(admission.min_interval(run.meta, self._min_interval))
+            trigger = trigger.paced(
+                admission.min_interval(run.meta, self._min_interval, self._fixed_min_interval)
+            )
         result = RotationResult(name, Outcome.DUPLICATE, rotation_id=run.state.rotation_id)
         try:
             claimed = lease.claim(run, trigger, now=self._clock(), duration=self._lease)
