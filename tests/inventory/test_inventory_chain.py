@@ -74,3 +74,28 @@ def test_inventory_and_export_entries_verify_as_two_chains(
     code, report = verify(capsys)
     assert code == 1
     assert report["unsealed"] == ["inventory-forged-0001"]
+
+
+def test_a_batch_whose_seal_failed_is_written_and_sealed_again_next_run(
+    sandbox: Sandbox, tmp_path: Path, export_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stopped between its batch and its seal (the chain log refuses the write), the run fails
+    before storing its snapshot; the next run writes the same entries again, sealed."""
+    chain_log = tmp_path / "audit" / "instantly-audit-chain.jsonl"
+    chain_log.mkdir(parents=True)  # a directory where the seal's file should be: writes fail
+    clock = Clock()
+    svc = service(sandbox, tmp_path, clock)
+    try:
+        assert svc.run().error is not None
+        assert len(inventory_entries(tmp_path)) == 1  # the baseline, unsealed
+        chain_log.rmdir()
+        clock.advance()
+        assert svc.run().error is None
+    finally:
+        svc.close()
+
+    code, report = verify(capsys)
+
+    assert code == 0, report
+    assert report["writers"]["inventory"]
+    assert len(inventory_entries(tmp_path, unique=False)) == 2  # one entry, written twice
