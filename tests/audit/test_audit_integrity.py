@@ -198,3 +198,49 @@ def test_the_local_head_is_compare_and_swap(tmp_path: Path) -> None:
 
     with pytest.raises(ConflictError):
         head.write("b" * 64, 0)
+
+
+def _as_logged(seal: Any) -> dict[str, Any]:
+    return {"insertId": seal.insert_id, "labels": dict(seal.labels), "jsonPayload": seal.payload}
+
+
+def test_two_writers_keep_two_chains_and_old_seals_read_as_the_exports() -> None:
+    records = spread(30, T0 - timedelta(hours=1), timedelta(minutes=1))
+    entries = [to_export_entry(r) for r in records]
+    # A seal written before writers were named: no writer field, no writer in its digest.
+    old_digest = digest(GENESIS, [e.insert_id for e in entries[:10]])
+    legacy = {
+        "insertId": "chain-" + old_digest,
+        "labels": {"chain_seal": "true"},
+        "jsonPayload": {
+            "chain": {
+                "prev": GENESIS,
+                "digest": old_digest,
+                "count": 10,
+                "ids": sorted(e.insert_id for e in entries[:10]),
+            }
+        },
+    }
+    export = seal_entry(old_digest, entries[10:20], "export")
+    inventory = seal_entry(GENESIS, entries[20:25], "inventory")
+    inventory2 = seal_entry(inventory.insert_id.removeprefix("chain-"), entries[25:], "inventory")
+    data = [{"insertId": e.insert_id, "labels": dict(e.labels)} for e in entries]
+    seals = [legacy, *(_as_logged(s) for s in (export, inventory, inventory2))]
+    heads = {
+        "export": export.insert_id.removeprefix("chain-"),
+        "inventory": inventory2.insert_id.removeprefix("chain-"),
+    }
+
+    report = verify_chain(data, seals, heads=heads)
+
+    assert report.ok, report.as_json()
+    assert report.writers == {"export": [heads["export"]], "inventory": [heads["inventory"]]}
+    # Each chain against its own head: the inventory's stored head is not the export's tip.
+    stale = verify_chain(data, seals, heads={**heads, "inventory": heads["export"]})
+    assert len(stale.head) == 1
+    assert "inventory" in stale.head[0]
+
+    # The writer is in the digest: a seal moved to the other chain no longer matches.
+    moved = json.loads(json.dumps(seals))
+    moved[3]["jsonPayload"]["chain"]["writer"] = "export"
+    assert verify_chain(data, moved).altered == [inventory2.insert_id]

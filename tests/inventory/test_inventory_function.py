@@ -79,11 +79,15 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_snapshot(sandbox: Sandbox
             "changed",
             "unchanged",
         ]
-        # The promotion is a finding too (test_inventory_findings.py), in its own log.
+        # The promotion is a finding too (test_inventory_findings.py), in its own log; each
+        # batch of change entries is sealed into the inventory's chain (audit/integrity.py).
         assert {call.log_name for call in logging_api.calls} == {
             "projects/demo-project/logs/instantly-audit",
+            "projects/demo-project/logs/instantly-audit-chain",
             "projects/demo-project/logs/instantly-guard-findings",
         }
+        seals = logging_api.stored_in("instantly-audit-chain")
+        assert [s.json_payload["chain"]["writer"] for s in seals] == ["inventory", "inventory"]
         stored = logging_api.stored_in("instantly-audit")
         assert [e.labels["change"] for e in stored] == ["inventory.baseline", "member.role_changed"]
         promoted = stored[1]
@@ -91,6 +95,8 @@ def test_deployed_shape_writes_cloud_logging_and_a_gcs_snapshot(sandbox: Sandbox
         assert promoted.json_payload["after"]["role"] == "admin"
         assert promoted.severity == 400  # WARNING
         assert "demo-inventory/instantly-inventory/snapshot.bin" in gcs.objects
+        # Its chain head beside the snapshot, under the prefix the IAM condition allows.
+        assert "demo-inventory/instantly-inventory/chain-head.json" in gcs.objects
 
 
 def test_a_lost_gcs_answer_on_the_snapshot_write_is_not_a_conflict(

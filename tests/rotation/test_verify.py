@@ -21,7 +21,13 @@ from rotation_helpers import ADMIN, MANAGED, World
 from test_webhooks_connect import HEADER, HOOK_ADMIN, HOOK_SECRET, Receiver
 from tests.api_variants import params
 
+from instantly_guard.audit.chainhead import ChainHead, GcsChainHead, LocalChainHead
 from instantly_guard.audit.checkpoint.base import Checkpoint, RunRecord
+from instantly_guard.audit.entries import ExportEntry
+from instantly_guard.audit.sinks.base import LogSink
+from instantly_guard.audit.sinks.gcp import CloudLoggingSink
+from instantly_guard.audit.sinks.local import JsonlSink
+from instantly_guard.audit.sinks.sealing import SealingSink
 from instantly_guard.connect import connect_webhooks
 from instantly_guard.instantly import StaticKey
 from instantly_guard.rotation.engine import set_current
@@ -32,6 +38,7 @@ from instantly_guard.verify.deployment import build_deployment
 from instantly_guard.verify.model import Report, Status
 from instantly_guard.verify.probes import run_probes
 from standins.gcs import GcsStandIn
+from standins.logging_api import LoggingStandIn
 
 PERIOD = timedelta(days=30)
 TOPIC = "projects/test-project/topics/instantly-guard-rotation"
@@ -60,10 +67,18 @@ def _schedule(world: World, name: str, *, topics: tuple[str, ...] = (TOPIC,)) ->
 class Deployed:
     """A deployment in order: receiver, connected webhook, managed keys, schedules, fresh runs."""
 
-    def __init__(self, world: World, backend: str, tmp_path: Path, gcs: GcsStandIn) -> None:
+    def __init__(
+        self,
+        world: World,
+        backend: str,
+        tmp_path: Path,
+        gcs: GcsStandIn,
+        logging_api: LoggingStandIn | None = None,
+    ) -> None:
         self.world, self.backend = world, backend
         self.receiver = Receiver(world)
         self.gcs = gcs
+        self.logging_api = logging_api
         self.state_dir = tmp_path / "state"
         world.declare(HOOK_ADMIN, scopes=("webhooks:read", "webhooks:update"))
         world.rotator.handle(world.rotate_event(HOOK_ADMIN))
@@ -93,16 +108,57 @@ class Deployed:
         )
         self.run("export")
         self.run("reconcile")
+        self.export_trail("export", "instantly-audit-0001", "instantly-audit-0002")
+        self.export_trail("inventory", "inventory-change-0001")
 
     def env(self) -> dict[str, str]:
         if self.backend == "local":
             return {"GUARD_BACKEND": "local", "GUARD_STATE_DIR": str(self.state_dir)}
+        logging_api = getattr(self, "logging_api", None)
         return {
             "GUARD_BACKEND": "gcp",
             "GOOGLE_CLOUD_PROJECT": "test-project",
             "AUDIT_CHECKPOINT_BUCKET": "checkpoints",
             "STORAGE_EMULATOR_HOST": self.gcs.url,
+            **({"LOGGING_EMULATOR_HOST": logging_api.target} if logging_api else {}),
         }
+
+    def log(self, log_id: str) -> LogSink:
+        """The exported log `log_id` where this backend keeps it."""
+        if self.backend == "local":
+            return JsonlSink(self.state_dir / "audit" / f"{log_id}.jsonl", log_name=log_id)
+        assert self.logging_api is not None
+        return CloudLoggingSink(self.logging_api.client(), project="test-project", log_id=log_id)
+
+    def chain_head(self, writer: str) -> ChainHead:
+        """Where Terraform (and the local stack) keeps each writer's chain head."""
+        folder = "audit" if writer == "export" else "inventory"
+        if self.backend == "local":
+            return LocalChainHead(self.state_dir / folder / "chain-head.json")
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud.storage import Client
+
+        client = Client(
+            project="test-project",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": self.gcs.url},
+        )
+        name = "audit-export" if writer == "export" else "inventory"
+        return GcsChainHead(client, "checkpoints", f"{name}/chain-head.json")
+
+    def export_trail(self, writer: str, *ids: str) -> None:
+        """A batch of entries written to the audit log and sealed, as `writer` does."""
+        sink = SealingSink(
+            self.log("instantly-audit"),
+            self.log("instantly-audit-chain"),
+            self.chain_head(writer),
+            writer=writer,
+        )
+        sink.write([self.entry(i) for i in ids])
+
+    def entry(self, insert_id: str) -> ExportEntry:
+        payload = json.dumps({"id": insert_id, "activity_type": 1})
+        return ExportEntry(insert_id, self.world.clock(), "INFO", {"source": "test"}, payload, 600)
 
     def run(self, which: str, *, outcome: str = "complete", ago: timedelta = timedelta(0)) -> None:
         """Record a finished scheduled run on the export's or reconcile's checkpoint."""
@@ -137,8 +193,23 @@ def gcs() -> Iterator[GcsStandIn]:
 
 
 @pytest.fixture
-def deployed(world: World, backend: str, tmp_path: Path, gcs: GcsStandIn) -> Iterator[Deployed]:
-    d = Deployed(world, backend, tmp_path, gcs)
+def logging_api(backend: str) -> Iterator[LoggingStandIn | None]:
+    if backend != "gcp":
+        yield None
+        return
+    with LoggingStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def deployed(
+    world: World,
+    backend: str,
+    tmp_path: Path,
+    gcs: GcsStandIn,
+    logging_api: LoggingStandIn | None,
+) -> Iterator[Deployed]:
+    d = Deployed(world, backend, tmp_path, gcs, logging_api)
     yield d
     d.receiver.close()
 
@@ -155,6 +226,7 @@ def test_a_deployment_in_order_passes_every_probe(deployed: Deployed) -> None:
         "secrets.rotation-schedule",
         "runs.audit-export",
         "runs.reconcile",
+        "audit.chain",
     }
     assert all(r.status is Status.PASS for r in report.results)
     assert deployed.receiver.accepted >= 2  # connect's and verify's test deliveries
@@ -253,10 +325,11 @@ def test_a_failed_or_stale_last_run_fails(deployed: Deployed, which: str) -> Non
 
 
 def test_a_checkpoint_without_runs_fails(
-    world: World, backend: str, tmp_path: Path, gcs: Any
+    world: World, backend: str, tmp_path: Path, gcs: Any, logging_api: Any
 ) -> None:
     d = Deployed.__new__(Deployed)
     d.world, d.backend, d.gcs, d.state_dir = world, backend, gcs, tmp_path / "fresh"
+    d.logging_api = logging_api
     deployment = build_deployment(
         d.env(),
         receiver_url="http://127.0.0.1:9/none",
@@ -316,3 +389,52 @@ def test_a_deployment_in_order_passes_under_every_api_variant(
         assert report.count(Status.PASS) == len(report.results)
     finally:
         d.receiver.close()
+
+
+def test_an_entry_another_writer_appended_fails_the_audit_chain(deployed: Deployed) -> None:
+    """Both writers' sealed entries pass (test above); one more, unsealed, fails with its id."""
+    deployed.log("instantly-audit").write([deployed.entry("written-by-someone-else")])
+
+    report = deployed.verify()
+
+    assert report.exit_code == 1
+    (chain,) = [r for r in report.results if r.probe == "audit.chain"]
+    assert chain.status is Status.FAIL
+    assert "written-by-someone-else" in chain.detail
+    assert "roles/logging.logWriter" in chain.fix
+    assert list(deployed.failed()) == ["audit.chain"]
+
+
+def test_a_forged_seal_at_the_tip_fails_on_the_stored_head(deployed: Deployed) -> None:
+    """A seal chained to the inventory's tip by another writer: its head does not move."""
+    forged = SealingSink(
+        deployed.log("instantly-audit"),
+        deployed.log("instantly-audit-chain"),
+        deployed.chain_head("inventory"),
+        writer="inventory",
+    )
+    head = deployed.chain_head("inventory")
+    stored, _ = head.read()
+    forged.write([deployed.entry("forged-and-sealed")])
+    _, generation = head.read()
+    head.write(stored, generation)  # the real head object is not the forger's to move
+
+    (chain,) = [r for r in deployed.verify().results if r.probe == "audit.chain"]
+    assert chain.status is Status.FAIL
+    assert "inventory chain ends at" in chain.detail
+
+
+def test_nothing_exported_yet_skips_the_audit_chain(
+    world: World, backend: str, tmp_path: Path, gcs: Any, logging_api: Any
+) -> None:
+    d = Deployed.__new__(Deployed)
+    d.world, d.backend, d.gcs, d.state_dir = world, backend, gcs, tmp_path / "fresh"
+    d.logging_api = logging_api
+    deployment = build_deployment(
+        d.env(),
+        receiver_url="http://127.0.0.1:9/none",
+        store=world.store.inner,
+        clients=world.clients,
+    )
+    (chain,) = [r for r in run_probes(deployment) if r.probe == "audit.chain"]
+    assert (chain.status, chain.detail) == (Status.SKIP, "nothing exported yet")

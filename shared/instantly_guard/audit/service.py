@@ -560,11 +560,14 @@ def _gcs_store(settings: AuditSettings) -> CheckpointStore:
     )
 
 
-def verify_chain_from_env(env: Mapping[str, str]) -> ChainReport:
-    """Recompute the exported trail's digest chain (audit/integrity.py) where this environment
+def verify_chain_from_env(
+    env: Mapping[str, str], heads: Mapping[str, ChainHead] | None = None
+) -> ChainReport:
+    """Recompute the exported trail's digest chains (audit/integrity.py) where this environment
     exports it: the JSONL files under GUARD_STATE_DIR/audit, or the Cloud Logging log and its
-    chain log with GUARD_BACKEND=gcp (needs logging.viewer), against the stored chain head."""
-    from instantly_guard.audit.integrity import chain_log_name, verify_chain
+    chain log with GUARD_BACKEND=gcp (needs logging.viewer), each writer's chain against its
+    stored head: the export's here, the other writers' (the inventory's) in `heads`."""
+    from instantly_guard.audit.integrity import EXPORT_WRITER, chain_log_name, verify_chain
 
     keyed = any(
         env.get(k) for k in ("AUDIT_API_KEY_SECRET", "INSTANTLY_API_KEY", "INSTANTLY_API_KEY_FILE")
@@ -572,8 +575,10 @@ def verify_chain_from_env(env: Mapping[str, str]) -> ChainReport:
     # Verifying reads the log, not Instantly: no key is needed, so none is asked for.
     settings = AuditSettings.from_env(env if keyed else {**env, "INSTANTLY_API_KEY": "unused"})
     chain = chain_log_name(settings.log_name)
-    head, _ = _chain_head(settings, gcp=settings.common.backend is Backend.GCP).read()
-    if settings.common.backend is Backend.GCP:
+    gcp = settings.common.backend is Backend.GCP
+    stored = {w: h.read()[0] for w, h in (heads or {}).items()}
+    stored[EXPORT_WRITER] = _chain_head(settings, gcp=gcp).read()[0]
+    if gcp:
         from instantly_guard.audit.sinks import gcp as gcp_sink
 
         client = _logging_client(settings)
@@ -581,13 +586,13 @@ def verify_chain_from_env(env: Mapping[str, str]) -> ChainReport:
         return verify_chain(
             gcp_sink.read_entries(client, project, settings.log_name),
             gcp_sink.read_entries(client, project, chain),
-            head=head,
+            heads=stored,
         )
     folder = settings.common.state_dir / "audit"
     return verify_chain(
         read_entries(folder / (settings.log_name.replace("/", "_") + ".jsonl")),
         read_entries(folder / (chain.replace("/", "_") + ".jsonl")),
-        head=head,
+        heads=stored,
     )
 
 

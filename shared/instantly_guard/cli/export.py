@@ -106,12 +106,15 @@ def register(subparsers: Any) -> None:
 def verify_chain(args: argparse.Namespace) -> int:
     """`--verify-chain`: where GUARD_BACKEND exports, recompute the digest chain
     (instantly_guard.audit.integrity): 0 intact, 1 an entry or seal no export run wrote."""
+    from instantly_guard.audit.integrity import INVENTORY_WRITER
     from instantly_guard.audit.service import verify_chain_from_env
     from instantly_guard.errors import ConfigError
+    from instantly_guard.inventory.service import chain_head_from_env
     from instantly_guard.terminal import safe
 
     try:
-        report = verify_chain_from_env(os.environ)
+        heads = {INVENTORY_WRITER: chain_head_from_env(os.environ)}
+        report = verify_chain_from_env(os.environ, heads)
     except ConfigError as exc:
         print(f"instantly-guard: {safe(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,12 +13,14 @@ and the one place where a run's outcome becomes an HTTP status.
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from instantly_guard.audit.chainhead import ChainHead
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.audit.sinks.local import JsonlSink
 from instantly_guard.errors import (
@@ -31,11 +33,11 @@ from instantly_guard.errors import (
 from instantly_guard.instantly.keys import KeyProvider, StaticKey
 from instantly_guard.inventory.findings import FindingsSink, inventory_detector
 from instantly_guard.inventory.run import ClientReader, Inventory, RunReport, utc_now
-from instantly_guard.inventory.settings import InventorySettings
+from instantly_guard.inventory.settings import DEFAULT_OBJECT, InventorySettings
 from instantly_guard.inventory.stores import GcsSnapshotStore, LocalSnapshotStore, SnapshotStore
 from instantly_guard.lazy import BuildFailedError, unavailable_headers
 from instantly_guard.logs import bind_request_context
-from instantly_guard.settings import Backend
+from instantly_guard.settings import Backend, CommonSettings, Reader
 
 _log = logging.getLogger("instantly_guard.inventory")
 
@@ -46,6 +48,7 @@ REQUIRED_SCOPES = (
     "workspaces:read",
 )
 LOCAL_SNAPSHOT = ("inventory", "snapshot.bin")
+CHAIN_HEAD = "chain-head.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,20 +184,100 @@ def _sink(settings: InventorySettings, log_id: str) -> LogSink:
     return CloudLoggingSink(client, project=settings.common.project or "", log_id=log_id)
 
 
-def _store(settings: InventorySettings) -> SnapshotStore:
-    if settings.common.backend is not Backend.GCP:
-        return LocalSnapshotStore(settings.common.state_dir.joinpath(*LOCAL_SNAPSHOT))
+def _storage_client(settings: InventorySettings) -> Any:
     from google.cloud.storage import Client as StorageClient
 
     if settings.storage_emulator_host:
-        client = StorageClient(
+        return StorageClient(
             project=settings.common.project,
             credentials=_anonymous_credentials(),
             client_options={"api_endpoint": settings.storage_emulator_host},
         )
-    else:
-        client = StorageClient(project=settings.common.project)
-    return GcsSnapshotStore(client, settings.snapshot_bucket or "", settings.snapshot_object)
+    return StorageClient(project=settings.common.project)
+
+
+def _store(settings: InventorySettings) -> SnapshotStore:
+    if settings.common.backend is not Backend.GCP:
+        return LocalSnapshotStore(settings.common.state_dir.joinpath(*LOCAL_SNAPSHOT))
+    return GcsSnapshotStore(
+        _storage_client(settings), settings.snapshot_bucket or "", settings.snapshot_object
+    )
+
+
+def chain_head(
+    backend: Backend,
+    state_dir: Path,
+    *,
+    storage_client: Any = None,
+    bucket: str = "",
+    snapshot_object: str = "",
+) -> ChainHead:
+    """The inventory's own audit chain head (audit/integrity.py), beside its snapshot: under
+    the snapshot's prefix in the bucket (its IAM condition covers nothing else), or
+    GUARD_STATE_DIR/inventory/chain-head.json. The export keeps its own beside its checkpoint."""
+    from instantly_guard.audit.chainhead import GcsChainHead, LocalChainHead
+
+    if backend is not Backend.GCP:
+        return LocalChainHead(state_dir.joinpath(LOCAL_SNAPSHOT[0], CHAIN_HEAD))
+    folder = posixpath.dirname(snapshot_object)
+    name = posixpath.join(folder, CHAIN_HEAD) if folder else CHAIN_HEAD
+    return GcsChainHead(storage_client, bucket, name)
+
+
+def chain_head_from_env(
+    env: Mapping[str, str], *, storage_client: Any = None, default_object: str = DEFAULT_OBJECT
+) -> ChainHead:
+    """The inventory's chain head for a reader of the chain (`verify`, `export-audit
+    --verify-chain`): no key asked for. The bucket is INVENTORY_SNAPSHOT_BUCKET, else
+    AUDIT_CHECKPOINT_BUCKET (Terraform puts the snapshot in the checkpoints bucket)."""
+    reader = Reader(env)
+    common = CommonSettings.read(reader)
+    bucket = reader.text("INVENTORY_SNAPSHOT_BUCKET") or reader.text("AUDIT_CHECKPOINT_BUCKET")
+    snapshot_object = reader.text("INVENTORY_SNAPSHOT_OBJECT", default_object) or default_object
+    emulator = reader.text("STORAGE_EMULATOR_HOST")
+    reader.finish()
+    gcp = common.backend is Backend.GCP
+    if gcp and storage_client is None:
+        from google.cloud.storage import Client as StorageClient
+
+        storage_client = (
+            StorageClient(
+                project=common.project,
+                credentials=_anonymous_credentials(),
+                client_options={"api_endpoint": emulator},
+            )
+            if emulator
+            else StorageClient(project=common.project)
+        )
+    return chain_head(
+        common.backend,
+        common.state_dir,
+        storage_client=storage_client,
+        bucket=bucket or "",
+        snapshot_object=snapshot_object,
+    )
+
+
+def _sealed_sink(settings: InventorySettings) -> LogSink:
+    """The audit log, each batch of change entries sealed into the inventory's own chain (the
+    export seals its batches into another: two writers, no race), seals in `<log>-chain`."""
+    from instantly_guard.audit.integrity import INVENTORY_WRITER, chain_log_name
+    from instantly_guard.audit.sinks.sealing import SealingSink
+
+    gcp = settings.common.backend is Backend.GCP
+    head = chain_head(
+        settings.common.backend,
+        settings.common.state_dir,
+        storage_client=_storage_client(settings) if gcp else None,
+        bucket=settings.snapshot_bucket or "",
+        snapshot_object=settings.snapshot_object,
+    )
+    return SealingSink(
+        _sink(settings, settings.log_name),
+        _sink(settings, chain_log_name(settings.log_name)),
+        head,
+        writer=INVENTORY_WRITER,
+    )
 
 
 def build_service(
@@ -223,7 +306,7 @@ def build_service(
         **{"rate_limiter": limiter, "timeout": 30.0, **(client_options or {})},
     )
     detect = settings.detections.enabled and (sink is None or findings_sink is not None)
-    sink = sink or _sink(settings, settings.log_name)
+    sink = sink or _sealed_sink(settings)
     if detect:
         detector = inventory_detector(settings.detections.config, clock=clock)
         findings = findings_sink or _sink(settings, settings.detections.findings_log)

@@ -13,9 +13,14 @@ INSTANTLY_API_BASE):
                                default */5 schedule)
     VERIFY_RECONCILE_MAX_AGE   the same for reconcile (default 1h: 6 runs of */10)
     VERIFY_ROTATION_SLACK      how far past its period a secret may go unrotated (default 1d)
+    INVENTORY_SNAPSHOT_OBJECT  default inventory/snapshot.bin (Terraform's; its chain head is
+                               beside it, in INVENTORY_SNAPSHOT_BUCKET or AUDIT_CHECKPOINT_BUCKET)
+    AUDIT_LOG_NAME             default instantly-audit (the exported log; its seals in <log>-chain)
     STORAGE_EMULATOR_HOST      a Cloud Storage stand-in (tests)
+    LOGGING_EMULATOR_HOST      a Cloud Logging stand-in (tests)
 
-With `local`, the checkpoints are the local stack's files under GUARD_STATE_DIR.
+With `local`, the checkpoints and the exported log are the local stack's files under
+GUARD_STATE_DIR. With `gcp`, the audit chain is read from Cloud Logging (roles/logging.viewer).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import Any
 
 from instantly_guard.audit.checkpoint.base import CheckpointStore
 from instantly_guard.audit.checkpoint.local import LocalCheckpointStore
+from instantly_guard.audit.integrity import ChainReport
+from instantly_guard.errors import BackendError
 from instantly_guard.reconcile import checkpoint as reconcile_checkpoint
 from instantly_guard.rotation.admin import ClientFactory
 from instantly_guard.secrets.base import SecretStore
@@ -64,6 +71,10 @@ class Deployment:
     rotation_slack: timedelta = timedelta(days=1)
     post: Post = http_post
     now: Callable[[], datetime] = _utc_now
+    audit_chain: Callable[[], ChainReport] | None = None
+    """Recompute the exported trail's digest chains (`audit.service.verify_chain_from_env`);
+    None: not checked."""
+    audit_log: str = "instantly-audit"
 
 
 def build_deployment(
@@ -105,6 +116,8 @@ def build_deployment(
     reconcile_max_age = reader.duration("VERIFY_RECONCILE_MAX_AGE", timedelta(hours=1))
     slack = reader.duration("VERIFY_ROTATION_SLACK", timedelta(days=1))
     emulator = reader.text("STORAGE_EMULATOR_HOST")
+    inventory_object = reader.text("INVENTORY_SNAPSHOT_OBJECT", "inventory/snapshot.bin")
+    audit_log = reader.text("AUDIT_LOG_NAME", "instantly-audit") or "instantly-audit"
     reader.finish()
 
     if gcp:
@@ -116,8 +129,33 @@ def build_deployment(
             gcs, reconcile_bucket or "", reconcile_object or ""
         )
     else:
+        gcs = None
         export = LocalCheckpointStore(common.state_dir / "audit" / "checkpoint.json")
         reconcile = reconcile_checkpoint.local_store(common.state_dir)
+    chain_env = {
+        **env,
+        "AUDIT_CHECKPOINT_OBJECT": audit_object or "",
+        "INVENTORY_SNAPSHOT_OBJECT": inventory_object or "",
+    }
+
+    def audit_chain() -> ChainReport:
+        from google.auth.exceptions import GoogleAuthError
+
+        from instantly_guard.audit.integrity import INVENTORY_WRITER
+        from instantly_guard.audit.service import verify_chain_from_env
+        from instantly_guard.inventory.service import chain_head_from_env
+
+        try:
+            inventory = chain_head_from_env(chain_env, storage_client=gcs)
+            return verify_chain_from_env(chain_env, {INVENTORY_WRITER: inventory})
+        except GoogleAuthError as exc:
+            # No credentials to read the trail with: a finding about this machine, not a crash.
+            raise BackendError(
+                f"no Google credentials to read the audit trail: {exc}", retryable=False
+            ) from exc
+
+    options.setdefault("audit_chain", audit_chain)
+    options.setdefault("audit_log", audit_log)
     return Deployment(
         store=store if store is not None else open_store(common),
         clients=clients if clients is not None else client_factory(common),

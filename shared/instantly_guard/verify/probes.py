@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets as _random
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -40,6 +41,7 @@ from instantly_guard.rotation.model import (
 )
 from instantly_guard.scopes import FALLBACK_PROBE, PROBE_OPERATIONS, probe_operation
 from instantly_guard.secrets.base import LATEST, SecretMetadata
+from instantly_guard.terminal import safe
 from instantly_guard.verify.deployment import Deployment
 from instantly_guard.verify.model import Result, Status
 
@@ -408,6 +410,66 @@ def _freshness(name: str, store: CheckpointStore, max_age: timedelta, now: datet
     return Result(name, where, Status.PASS, f"last run {last.outcome} {_ago(age)} ago")
 
 
+# -- the audit trail ---------------------------------------------------------------------------
+
+
+def probe_audit_chain(d: Deployment) -> Iterator[Result]:
+    """The exported audit trail's digest chains (audit/integrity.py: the export's and the
+    inventory's) recompute, every entry is sealed and each chain ends at its stored head."""
+    name, where = "audit.chain", d.audit_log
+    if d.audit_chain is None:
+        yield Result(name, where, Status.SKIP, "not configured")
+        return
+    try:
+        report = d.audit_chain()
+    except GuardError as exc:
+        result = _error(name, where, exc)
+        yield replace(
+            result,
+            fix="the identity running verify needs roles/logging.viewer on the project "
+            "(and storage.objectViewer on the checkpoints bucket) to read the trail",
+        )
+        return
+    if not report.entries and not report.seals and not report.head and not report.altered:
+        yield Result(name, where, Status.SKIP, "nothing exported yet")
+        return
+    writers = ", ".join(f"{w} {len(t)} tip" for w, t in sorted(report.writers.items()))
+    if report.ok:
+        missing = f"; {report.missing} sealed entries past retention" if report.missing else ""
+        yield Result(
+            name,
+            where,
+            Status.PASS,
+            f"{report.entries} entries, all sealed by {report.seals} seals ({writers}){missing}",
+        )
+        return
+    found: list[str] = []
+    if report.unsealed:
+        shown = ", ".join(safe(i) for i in report.unsealed[:5])
+        more = f" and {len(report.unsealed) - 5} more" if len(report.unsealed) > 5 else ""
+        found.append(
+            f"{len(report.unsealed)} entries no export or inventory run sealed ({shown}{more})"
+        )
+    for label, items in (
+        ("altered seals", report.altered),
+        ("detached seals", report.detached),
+        ("forks", report.forks),
+    ):
+        if items:
+            found.append(f"{label}: {', '.join(safe(i) for i in items[:5])}")
+    found += [safe(h) for h in report.head]
+    yield Result(
+        name,
+        where,
+        Status.FAIL,
+        "; ".join(found),
+        "another writer added to the audit log: find who holds roles/logging.logWriter on the "
+        "project (the Logging API's Data Access audit logs name the writer), remove it, and "
+        "keep the listed entries as evidence; instantly-guard export-audit --verify-chain "
+        "shows the full report",
+    )
+
+
 def _ago(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -423,7 +485,7 @@ PROBES: Final[tuple[tuple[str, Probe], ...]] = (
     ("secrets.rotation-schedule", probe_rotation_schedule),
     ("runs.audit-export", probe_export_runs),
     ("runs.reconcile", probe_reconcile_runs),
-    # Next: the audit digest chain (wt-redteam's), recomputed from the exported entries.
+    ("audit.chain", probe_audit_chain),
 )
 
 
