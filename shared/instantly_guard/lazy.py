@@ -29,9 +29,16 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Final, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, TypeVar
 
-from instantly_guard.errors import ConfigError, GuardError
+from instantly_guard.errors import (
+    AuthenticationError,
+    ConfigError,
+    GuardError,
+    PaymentRequiredError,
+    ScopeError,
+)
 from instantly_guard.logs import configure_logging_once
 from instantly_guard.redaction import redact
 
@@ -64,6 +71,35 @@ class BuildFailedError(GuardError):
         self.what, self.kind, self.reason, self.retry_after = what, kind, reason, retry_after
         self.problems = problems
         super().__init__(f"{what} could not be built ({kind}): {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What an HTTP function answers: status, JSON body, extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def classify_run_error(error: GuardError, *, key: str, needs: str) -> tuple[bool, str, str]:
+    """(permanent, kind, what to do) for the error that ended a scheduled run: 500 when a person
+    must act, 503 when a later run may succeed. `key` names whose Instantly key it is ("the
+    reconciler's"), `needs` the scopes it must hold."""
+    if isinstance(error, ScopeError):
+        return (
+            True,
+            "missing_scope",
+            f"{key} Instantly key lacks a scope ({error}); it needs {needs}",
+        )
+    if isinstance(error, AuthenticationError):
+        return True, "invalid_key", f"Instantly rejected {key} key (invalid or revoked)"
+    if isinstance(error, PaymentRequiredError):
+        return True, "no_paid_plan", "the Instantly workspace has no active paid plan"
+    if isinstance(error, ConfigError):
+        return True, "config", str(error)
+    retryable = bool(getattr(error, "retryable", True))
+    return not retryable, "unavailable" if retryable else "rejected", str(error)
 
 
 def describe_build_error(exc: BaseException) -> str:

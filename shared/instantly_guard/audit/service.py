@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ from instantly_guard.errors import (
     ScopeError,
 )
 from instantly_guard.instantly.keys import CachedKey, KeyProvider, StaticKey
-from instantly_guard.lazy import BuildFailedError, unavailable_headers
+from instantly_guard.lazy import BuildFailedError, Response, unavailable_headers
 from instantly_guard.logs import bind_request_context
 from instantly_guard.secret import Secret
 from instantly_guard.settings import Backend
@@ -70,13 +70,6 @@ REQUIRED_SCOPE = "audit_logs:read"
 JOB_HEADER = "x-cloudscheduler-jobname"
 SCHEDULE_HEADER = "x-cloudscheduler-scheduletime"
 BACKFILL_BUDGET = timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: dict[str, Any]
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def scheduler_run_key(headers: Mapping[str, str]) -> str | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,18 +23,20 @@ from instantly_guard.audit.chainhead import ChainHead
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.audit.sinks.local import JsonlSink
 from instantly_guard.errors import (
-    AuthenticationError,
     ConfigError,
     GuardError,
-    PaymentRequiredError,
-    ScopeError,
 )
 from instantly_guard.instantly.keys import KeyProvider, StaticKey
 from instantly_guard.inventory.findings import FindingsSink, inventory_detector
 from instantly_guard.inventory.run import ClientReader, Inventory, RunReport, utc_now
 from instantly_guard.inventory.settings import DEFAULT_OBJECT, InventorySettings
 from instantly_guard.inventory.stores import GcsSnapshotStore, LocalSnapshotStore, SnapshotStore
-from instantly_guard.lazy import BuildFailedError, unavailable_headers
+from instantly_guard.lazy import (
+    BuildFailedError,
+    Response,
+    classify_run_error,
+    unavailable_headers,
+)
 from instantly_guard.logs import bind_request_context
 from instantly_guard.settings import Backend, CommonSettings, Reader
 
@@ -51,30 +52,11 @@ LOCAL_SNAPSHOT = ("inventory", "snapshot.bin")
 CHAIN_HEAD = "chain-head.json"
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: dict[str, Any]
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
 def _failure(error: GuardError) -> tuple[bool, str, str]:
     """(permanent, kind, what to do) for a run's error."""
-    if isinstance(error, ScopeError):
-        return (
-            True,
-            "missing_scope",
-            f"the inventory's Instantly key lacks a scope ({error}); it needs "
-            f"{', '.join(REQUIRED_SCOPES)} (profile posture_check)",
-        )
-    if isinstance(error, AuthenticationError):
-        return True, "invalid_key", "Instantly rejected the inventory's key (invalid or revoked)"
-    if isinstance(error, PaymentRequiredError):
-        return True, "no_paid_plan", "the Instantly workspace has no active paid plan"
-    if isinstance(error, ConfigError):
-        return True, "config", str(error)
-    retryable = bool(getattr(error, "retryable", True))
-    return not retryable, "unavailable" if retryable else "rejected", str(error)
+    return classify_run_error(
+        error, key="the inventory's", needs=f"{', '.join(REQUIRED_SCOPES)} (profile posture_check)"
+    )
 
 
 def respond(report: RunReport) -> Response:

@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from instantly_guard.audit.checkpoint.base import CheckpointStore
 from instantly_guard.audit.service import scheduler_run_key
 from instantly_guard.errors import (
-    AuthenticationError,
     ConfigError,
     GuardError,
-    PaymentRequiredError,
-    ScopeError,
 )
 from instantly_guard.instantly.keys import KeyProvider, StaticKey
-from instantly_guard.lazy import BuildFailedError, unavailable_headers
+from instantly_guard.lazy import (
+    BuildFailedError,
+    Response,
+    classify_run_error,
+    unavailable_headers,
+)
 from instantly_guard.logs import bind_request_context
 from instantly_guard.publish.base import Publisher
 from instantly_guard.reconcile import checkpoint
@@ -45,30 +46,13 @@ from instantly_guard.settings import Backend
 _log = logging.getLogger("instantly_guard.reconcile")
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: dict[str, Any]
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
 def _failure(error: GuardError) -> tuple[bool, str, str]:
     """(permanent, kind, what to do) for a run's error."""
-    if isinstance(error, ScopeError):
-        return (
-            True,
-            "missing_scope",
-            f"the reconciler's Instantly key lacks a scope ({error}); it needs {REQUIRED_SCOPE}"
-            f", and {RESUME_SCOPE} with RECONCILE_RESUME=true",
-        )
-    if isinstance(error, AuthenticationError):
-        return True, "invalid_key", "Instantly rejected the reconciler's key (invalid or revoked)"
-    if isinstance(error, PaymentRequiredError):
-        return True, "no_paid_plan", "the Instantly workspace has no active paid plan"
-    if isinstance(error, ConfigError):
-        return True, "config", str(error)
-    retryable = bool(getattr(error, "retryable", True))
-    return not retryable, "unavailable" if retryable else "rejected", str(error)
+    return classify_run_error(
+        error,
+        key="the reconciler's",
+        needs=f"{REQUIRED_SCOPE}, and {RESUME_SCOPE} with RECONCILE_RESUME=true",
+    )
 
 
 def respond(report: RunReport) -> Response:
