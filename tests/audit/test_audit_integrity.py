@@ -244,3 +244,36 @@ def test_two_writers_keep_two_chains_and_old_seals_read_as_the_exports() -> None
     moved = json.loads(json.dumps(seals))
     moved[3]["jsonPayload"]["chain"]["writer"] = "export"
     assert verify_chain(data, moved).altered == [inventory2.insert_id]
+
+
+def test_the_local_chain_head_compare_and_swap_holds_across_threads(tmp_path: Path) -> None:
+    """Two writers (the export and an overlapping run) share one head file: every write either
+    lands on the generation it read or is refused with ConflictError, never a torn rename, and
+    the generation counts exactly the writes that landed."""
+    import threading
+
+    from instantly_guard.errors import ConflictError
+
+    head = LocalChainHead(tmp_path / "chain-head.json")
+    landed: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer(tag: str) -> None:
+        for i in range(150):
+            _, generation = head.read()
+            try:
+                landed.append(head.write(digest(tag, [str(i)]), generation))
+            except ConflictError:
+                continue
+            except BaseException as exc:  # a shared temporary file made this FileNotFoundError
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=writer, args=(tag,)) for tag in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(landed) == list(range(1, len(landed) + 1))
+    assert head.read()[1] == len(landed)

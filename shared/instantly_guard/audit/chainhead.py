@@ -8,8 +8,12 @@ the checkpoint bucket under the exporter's own prefix (its IAM condition covers 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,12 +44,29 @@ def _body(head: str) -> bytes:
 
 
 class LocalChainHead:
-    """A `ChainHead` in a file; the generation is a counter kept beside the head."""
+    """A `ChainHead` in a file; the generation is a counter kept beside the head. Reads and the
+    compare-and-swap hold a `flock` on a lock file beside it, as the local checkpoint does: two
+    runs (or two writers' threads) never interleave a read-compare-replace."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._lock_path = path.with_name(path.name + ".lock")
 
-    def read(self) -> tuple[str, int]:
+    @contextlib.contextmanager
+    def _locked(self, kind: int) -> Iterator[None]:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise BackendError(f"cannot open {self._lock_path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, kind)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _load(self) -> tuple[str, int]:
         try:
             data = json.loads(self._path.read_bytes())
         except FileNotFoundError:
@@ -54,15 +75,25 @@ class LocalChainHead:
             raise BackendError(f"{self._path}: not a chain head", retryable=False) from exc
         return str(data["head"]), int(data.get("generation", 1))
 
+    def read(self) -> tuple[str, int]:
+        with self._locked(fcntl.LOCK_SH):
+            return self._load()
+
     def write(self, head: str, if_generation: int) -> int:
-        _, generation = self.read()
-        if generation != if_generation:
-            raise ConflictError(f"{self._path} changed since generation {if_generation}")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"head": head, "generation": generation + 1}))
-        os.replace(tmp, self._path)
-        return generation + 1
+        with self._locked(fcntl.LOCK_EX):
+            _, generation = self._load()
+            if generation != if_generation:
+                raise ConflictError(f"{self._path} changed since generation {if_generation}")
+            fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".chain-head-")
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(json.dumps({"head": head, "generation": generation + 1}))
+                os.replace(tmp, self._path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            return generation + 1
 
 
 class GcsChainHead:
