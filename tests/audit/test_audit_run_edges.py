@@ -303,3 +303,35 @@ def test_a_backfill_stopped_with_sigterm_or_sighup_stops_as_with_ctrl_c(
     sink = tmp_path / "audit" / "instantly-audit.jsonl"
     exported = [e["insertId"] for e in read_entries(sink)]
     assert sorted(set(exported)) == sorted(ids)
+
+
+class _InterruptedAfterLanding(MemoryCheckpointStore):
+    """A store whose `nth` write lands and is then interrupted (Ctrl-C, SIGTERM) before the
+    caller learns the new generation: a signal during a slow fsync does just that."""
+
+    def __init__(self, nth: int) -> None:
+        super().__init__()
+        self._left = nth
+
+    def write(self, state: Checkpoint, if_generation: int) -> int:
+        generation = super().write(state, if_generation)
+        self._left -= 1
+        if self._left == 0:
+            raise KeyboardInterrupt
+        return generation
+
+
+def test_an_interrupt_inside_a_checkpoint_write_that_landed_still_releases_the_lease() -> None:
+    records = spread(200, NOW - timedelta(hours=5), timedelta(minutes=1))
+    source = ListSource(records, order="asc", page_size=20)
+    sink, store, clock = MemorySink(), _InterruptedAfterLanding(nth=3), Clock(NOW)
+
+    interrupted = _exporter(source, store, sink, clock).run()
+
+    assert interrupted.stopped_reason is StopReason.INTERRUPTED
+    stored, _ = store.read()
+    assert stored is not None
+    assert stored.active_run(NOW, timedelta(hours=1)) is None  # no lease left to wait out
+    rerun = _exporter(source, store, sink, clock).run()
+    assert rerun.stopped_reason is StopReason.COMPLETE
+    assert_exact(sorted(set(sink.ids)), sorted(r.id for r in records))

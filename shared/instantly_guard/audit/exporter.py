@@ -383,10 +383,22 @@ class Exporter:
         Scheduler retry of the same run is not taken for a duplicate and nobody waits on us."""
         if run is None or not run.claimed:
             return
-        run.record = replace(run.record, finished_at=self._now(), outcome=outcome)
-        run.checkpoint = run.checkpoint.with_run(run.record, self._now())
-        with contextlib.suppress(GuardError, _StopRunError):
+        now = self._now()
+        run.record = replace(run.record, finished_at=now, outcome=outcome)
+        run.checkpoint = run.checkpoint.with_run(run.record, now)
+        try:
             self._save(run, force=True)
+        except GuardError:
+            return
+        except _StopRunError:
+            # An interrupt can land inside a checkpoint write that did land, leaving the
+            # generation we hold one behind: mark our run finished on what is stored (never
+            # over it), or a rerun waits a whole lease for a run that is gone.
+            with contextlib.suppress(GuardError):
+                stored, generation = self._store.read()
+                ours = stored.run(run.record.key) if stored is not None else None
+                if stored is not None and ours is not None and ours.finished_at is None:
+                    self._store.write(stored.with_run(run.record, now), generation)
 
     # -- the export ---------------------------------------------------------------------------
 
