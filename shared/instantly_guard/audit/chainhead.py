@@ -13,10 +13,10 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from instantly_guard.audit.checkpoint.local import locked
 from instantly_guard.audit.integrity import GENESIS
 from instantly_guard.errors import BackendError, ConflictError
 
@@ -52,19 +52,8 @@ class LocalChainHead:
         self._path = path
         self._lock_path = path.with_name(path.name + ".lock")
 
-    @contextlib.contextmanager
-    def _locked(self, kind: int) -> Iterator[None]:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise BackendError(f"cannot open {self._lock_path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, kind)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self, kind: int) -> contextlib.AbstractContextManager[None]:
+        return locked(self._lock_path, kind)
 
     def _load(self) -> tuple[str, int]:
         try:

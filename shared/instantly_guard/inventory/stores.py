@@ -13,10 +13,10 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from instantly_guard.audit.checkpoint.local import locked
 from instantly_guard.errors import BackendError, ConflictError
 
 
@@ -40,19 +40,8 @@ class LocalSnapshotStore:
         self._path = Path(path)
         self._lock_path = self._path.with_name(self._path.name + ".lock")
 
-    @contextlib.contextmanager
-    def _locked(self, kind: int) -> Iterator[None]:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise BackendError(f"cannot open {self._lock_path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, kind)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self, kind: int) -> contextlib.AbstractContextManager[None]:
+        return locked(self._lock_path, kind)
 
     def _load(self) -> tuple[bytes | None, int]:
         try:

@@ -21,6 +21,23 @@ from instantly_guard.audit.checkpoint.base import Checkpoint
 from instantly_guard.errors import BackendError, ConflictError
 
 
+@contextlib.contextmanager
+def locked(lock_path: Path, kind: int) -> Iterator[None]:
+    """Hold `flock(kind)` on `lock_path` (created, with its folder, when missing): the local
+    stores' read-compare-replace never interleaves across threads or processes."""
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise BackendError(f"cannot open {lock_path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, kind)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class LocalCheckpointStore:
     """A `CheckpointStore` in `path` (e.g. `GUARD_STATE_DIR/audit/checkpoint.json`)."""
 
@@ -28,19 +45,8 @@ class LocalCheckpointStore:
         self._path = Path(path)
         self._lock_path = self._path.with_name(self._path.name + ".lock")
 
-    @contextlib.contextmanager
-    def _locked(self, kind: int) -> Iterator[None]:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise BackendError(f"cannot open {self._lock_path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, kind)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self, kind: int) -> contextlib.AbstractContextManager[None]:
+        return locked(self._lock_path, kind)
 
     def _load(self) -> tuple[Checkpoint | None, int]:
         try:
