@@ -14,11 +14,13 @@ import json
 import logging
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
+from instantly_guard.linewriter import LineWriter
 from instantly_guard.redaction import json_is_clean, redact
 from instantly_guard.terminal import safe
 
@@ -67,12 +69,49 @@ _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, default=_plain)
 def _message(record: logging.LogRecord) -> str:
     """The record's message, prefixed with the secret it is about when a `secret` field names one
     the text does not (so the one-line summary Cloud Logging and a terminal show names it)."""
-    message = record.getMessage()
-    fields = getattr(record, "fields", None)
+    return _named(record.getMessage(), getattr(record, "fields", None))
+
+
+def _named(message: str, fields: Any) -> str:
     secret = fields.get("secret") if isinstance(fields, Mapping) else None
     if isinstance(secret, str) and secret and secret not in message:
         return f"{secret}: {message}"
     return message
+
+
+def _entry(  # noqa: PLR0917 (the parts of one line)
+    severity: str,
+    message: str,
+    created: float,
+    name: str,
+    fields: Any,
+    labels: Mapping[str, str],
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "severity": severity,
+        "message": message,
+        "time": datetime.fromtimestamp(created, UTC).isoformat(),
+        "logger": name,
+    }
+    if isinstance(fields, Mapping):
+        for key, value in fields.items():
+            entry.setdefault(str(key), value)
+    context = _context.get()
+    if context:
+        entry.update(context)
+    if labels:
+        entry[_LABELS_KEY] = labels
+    return entry
+
+
+def _clean_line(entry: Mapping[str, Any]) -> str | None:
+    """The entry encoded, when the encoded line holds nothing to mask (checked once, on the whole
+    line); None when it may, or cannot be encoded as it is."""
+    try:
+        line = _ENCODER.encode(entry)
+    except (TypeError, ValueError):  # keys json cannot encode, circular references
+        return None
+    return line if json_is_clean(line) else None
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,34 +121,81 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self._labels = dict(labels or {})
 
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self._labels
+
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
-            "message": _message(record),
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "logger": record.name,
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, Mapping):
-            for key, value in fields.items():
-                entry.setdefault(str(key), value)
-        context = _context.get()
-        if context:
-            entry.update(context)
         labels = {**self._labels, **(getattr(record, "labels", None) or {})}
-        if labels:
-            entry[_LABELS_KEY] = labels
+        entry = _entry(
+            _SEVERITY.get(record.levelno, "DEFAULT"),
+            _message(record),
+            record.created,
+            record.name,
+            getattr(record, "fields", None),
+            labels,
+        )
         if record.exc_info and record.exc_info[0] is not None:
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
-        # Most lines hold nothing to mask: check the encoded line once, and only when it may hold
-        # something scrub every string (keys included) and encode again.
-        try:
-            line = _ENCODER.encode(entry)
-        except (TypeError, ValueError):  # keys json cannot encode, circular references
-            line = None
-        if line is not None and json_is_clean(line):
+        # Most lines hold nothing to mask: only when the line may hold something is every string
+        # scrubbed (keys included) and the entry encoded again.
+        line = _clean_line(entry)
+        if line is not None:
             return line
         return json.dumps(_scrub(entry), ensure_ascii=False, default=str)
+
+
+def _only_our_json_handler(
+    logger: logging.Logger, level: int
+) -> tuple[LineWriter, JsonFormatter] | None:
+    """The line writer and formatter of our JSON handler, when that handler is the only thing a
+    record of `logger` at `level` would reach: no handler or filter on the way up, the root's
+    single handler ours (`configure_logging`'s), unfiltered."""
+    if logger.disabled or logger.filters:
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node.parent is not None:  # up to the root
+        if node.handlers or node.filters or not node.propagate or node.disabled:
+            return None
+        node = node.parent
+    root = logging.getLogger()
+    if node is not root or root.filters or len(root.handlers) != 1:
+        return None
+    handler = root.handlers[0]
+    writer = getattr(handler, "_instantly_guard_lines", None)
+    formatter = handler.formatter
+    if (
+        handler.filters
+        or level < handler.level
+        or not isinstance(writer, LineWriter)
+        or not isinstance(formatter, JsonFormatter)
+        or type(formatter) is not JsonFormatter  # a subclass may format otherwise
+    ):
+        return None
+    return writer, formatter
+
+
+def emit_line(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> bool:
+    """Write the JSON line `logger.log(level, message, extra={"fields": fields})` would write,
+    without building a LogRecord; False (nothing written) unless the only receiver is the stdout
+    handler `configure_logging` installed and the line holds nothing to mask.
+
+    For a line written on every request: the record's machinery (LogRecord, the handler chain)
+    cost as much as the rest of the webhook's log line. The caller logs the ordinary way when
+    this answers False, so a test's handler, a filter, or a value to redact see the same record.
+    """
+    ours = _only_our_json_handler(logger, level)
+    if ours is None or not logger.isEnabledFor(level):
+        return False
+    writer, formatter = ours
+    severity = _SEVERITY.get(level, "DEFAULT")
+    named = _named(message, fields)
+    entry = _entry(severity, named, time.time(), logger.name, fields, formatter.labels)
+    line = _clean_line(entry)
+    if line is None:
+        return False
+    writer.write(line)
+    return True
 
 
 class TextFormatter(logging.Formatter):
@@ -159,6 +245,7 @@ def configure_logging(
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     handler._instantly_guard = True  # type: ignore[attr-defined]
+    handler._instantly_guard_lines = LineWriter(handler)  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
 

@@ -7,7 +7,12 @@ import json
 
 from webhook_support import SECRET, RecordingPublisher, local_env
 
-from instantly_guard.webhook.handler import MAX_MESSAGE_BYTES, message_attributes, message_size
+from instantly_guard.webhook.handler import (
+    MAX_MESSAGE_BYTES,
+    message_attributes,
+    message_size,
+    read_body,
+)
 from instantly_guard.webhook.payload import parse_event
 from instantly_guard.webhook.receiver import build_receiver
 from instantly_guard.webhook.testing import delivery, sample_event
@@ -65,3 +70,38 @@ def parsed_now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+class _CountingStream:
+    """A request body that counts the reads made of it and may end early (a client gone)."""
+
+    def __init__(self, data: bytes, *, sent: int | None = None) -> None:
+        self._data = data[: len(data) if sent is None else sent]
+        self.reads: list[int] = []
+
+    def read(self, size: int = -1, /) -> bytes:
+        self.reads.append(size)
+        chunk, self._data = self._data[:size], self._data[size:]
+        return chunk
+
+
+def test_a_declared_body_is_read_in_one_call_without_a_read_for_its_end() -> None:
+    body = b"x" * 2048
+    stream = _CountingStream(body)
+    assert read_body(stream, 256 * 1024, declared=len(body)) == body
+    assert stream.reads == [2048]
+
+
+def test_a_body_without_a_length_is_read_to_its_end_and_refused_past_the_limit() -> None:
+    stream = _CountingStream(b"y" * 3000)
+    assert read_body(stream, 4096) == b"y" * 3000
+    assert len(stream.reads) == 2  # the second read found the end
+    assert read_body(_CountingStream(b"z" * 5000), 4096) is None
+
+
+def test_a_body_shorter_than_declared_is_what_arrived_and_is_then_refused(tmp_path) -> None:
+    short = read_body(_CountingStream(b'{"event_type":"x"}', sent=5), 1024, declared=18)
+    assert short == b'{"eve'
+    receiver = build_receiver(local_env(tmp_path), publisher=RecordingPublisher())
+    request = dataclasses.replace(delivery(sample_event(), SECRET), body=b'{"eve')
+    assert receiver.handle(request).status == 400

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from instantly_guard.logs import bind_request_context
+from instantly_guard.logs import bind_request_context, emit_line
 from instantly_guard.publish.base import Publisher
 from instantly_guard.redaction import hash_email
 from instantly_guard.webhook.auth import AuthResult, Gate, HeaderLookup, Verdict, strip_ows
@@ -190,19 +190,25 @@ def _is_json(content_type: str | None) -> bool:
     return True
 
 
-def read_body(stream: Readable, limit: int) -> bytes | None:
-    """Read at most `limit + 1` bytes; None when the body is larger than `limit`."""
+def read_body(stream: Readable, limit: int, declared: int | None = None) -> bytes | None:
+    """Read at most `limit + 1` bytes; None when the body is larger than `limit`.
+
+    With a declared length within `limit`, at most that many are asked for and no read is made
+    for an end already known: under gunicorn each read goes through several Python layers, and
+    the framework's after-request hook then finds the stream at its end without reading.
+    """
     chunks: list[bytes] = []
     size = 0
-    while size <= limit:
-        chunk = stream.read(min(_READ_CHUNK, limit + 1 - size))
+    wanted = limit + 1 if declared is None or declared > limit else declared
+    while size < wanted:
+        chunk = stream.read(min(_READ_CHUNK, wanted - size))
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
     if size > limit:
         return None
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _clean(value: Any) -> Any:
@@ -224,20 +230,21 @@ def _attribute(value: Any) -> str | None:
 
 def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, str]:
     """Pub/Sub attributes: event type, workspace, campaign id, event id, received-at, custom."""
-    candidates = {
-        "event_type": parsed.event_type,
-        "workspace": parsed.event.workspace,
-        "campaign_id": parsed.event.campaign_id,
-        "event_id": parsed.event_id,
-        "received_at": received_at.astimezone(UTC).isoformat(timespec="milliseconds"),
-        "custom": "true" if parsed.custom else "false",
-        "source": "instantly",
-    }
+    event = parsed.event
     attributes = {}
-    for key, value in candidates.items():
+    # Only these come from the payload; the others are ASCII we made, well under the limit.
+    for key, value in (
+        ("event_type", event.event_type),
+        ("workspace", event.workspace),
+        ("campaign_id", event.campaign_id),
+    ):
         text = _attribute(value)
         if text:
             attributes[key] = text
+    attributes["event_id"] = parsed.event_id
+    attributes["received_at"] = received_at.astimezone(UTC).isoformat(timespec="milliseconds")
+    attributes["custom"] = "true" if event.family == "custom" else "false"
+    attributes["source"] = "instantly"
     return attributes
 
 
@@ -260,7 +267,7 @@ def _process(request: RequestLike, deps: Deps) -> _Handled:
             name="too_large", response=_too_large(limit), auth=auth, body_bytes=declared
         )
     try:
-        body = read_body(request.stream, limit)
+        body = read_body(request.stream, limit, declared)
     except Exception as exc:  # the client went away mid-body, or sent a broken chunked encoding
         detail = f"{type(exc).__name__}: {exc}"
         response = _json_response(400, {"error": "could not read the request body"})
@@ -339,6 +346,15 @@ def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _
 
 def _log(outcome: _Handled, latency_ms: float, deps: Deps) -> None:
     status = outcome.response.status
+    if status >= 500:
+        level = logging.ERROR
+    elif status >= 400:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    logger = deps.logger
+    if not logger.isEnabledFor(level):
+        return
     fields: dict[str, Any] = {
         "outcome": outcome.name,
         "status": status,
@@ -365,18 +381,11 @@ def _log(outcome: _Handled, latency_ms: float, deps: Deps) -> None:
         if isinstance(event.event.lead_email, str):
             fields["lead"] = hash_email(_clean(event.event.lead_email))
     fields.update(outcome.fields)
-    if status >= 500:
-        level = logging.ERROR
-    elif status >= 400:
-        level = logging.WARNING
-    else:
-        level = logging.INFO
-    logger = deps.logger
-    if not logger.isEnabledFor(level):
+    error = outcome.error
+    if error is None and emit_line(logger, level, f"webhook {outcome.name} ({status})", fields):
         return
     # Logger.log would also walk the stack for the caller's file and line (which our JSON lines
     # do not carry); the record goes through the logger's filters and handlers all the same.
-    error = outcome.error
     exc_info = (type(error), error, error.__traceback__) if error is not None else None
     record = logger.makeRecord(
         logger.name,

@@ -201,15 +201,33 @@ class ParsedEvent:
         return self.event.custom
 
 
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def canonical_json(document: Any) -> bytes:
     """Sorted keys, no whitespace, ASCII only: one byte string per JSON value."""
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
+    # One encoder for every call: json.dumps with options builds a new one each time.
+    return _CANONICAL.encode(document).encode("ascii")
+
+
+# hashlib lets other threads run while it hashes 2 KiB or more. Below 64 KiB the hash takes a few
+# microseconds, less than handing the interpreter to another thread and waiting to get it back
+# (under a threaded server there always is one waiting): such bodies are hashed in pieces that
+# keep it.
+_HASH_PIECE: Final = 2047
+_HASH_IN_PIECES_BELOW: Final = 64 * 1024
 
 
 def event_id(canonical: bytes) -> str:
-    return hashlib.sha256(canonical).hexdigest()
+    if len(canonical) >= _HASH_IN_PIECES_BELOW:
+        return hashlib.sha256(canonical).hexdigest()
+    digest = hashlib.sha256()
+    view = memoryview(canonical)
+    for start in range(0, len(view), _HASH_PIECE):
+        digest.update(view[start : start + _HASH_PIECE])
+    return digest.hexdigest()
 
 
 def _type_name(value: Any) -> str:
