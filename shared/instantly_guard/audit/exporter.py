@@ -762,12 +762,12 @@ class Exporter:
                 # A page that says where the listing goes on and says "nowhere" ends it; a
                 # source without cursors lists the pass again if it is resumed.
                 done = cursor is None and hasattr(page, "next_cursor")
-                # Only once the page is written does the pass move past it: a failure before
-                # leaves the previous cursor, and the next run lists this page again.
-                self._write_window(run, buffer)
                 owed = replace(owed, cursor=cursor)
-                run.checkpoint = replace(run.checkpoint, sweep=None if done else owed)
-                run.dirty = True
+                following = None if done else owed
+                # Only once the page is written does the pass move past it (in the checkpoint
+                # write of its last batch): a failure before leaves the previous cursor, and
+                # the next run lists this page again.
+                self._write_window(run, buffer, _owing(following))
                 self._save(run)
                 self._report(run)
                 if done:
@@ -796,8 +796,11 @@ class Exporter:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _write_window(self, run: _Run, buffer: Buffer) -> None:
-        """Write sorted entries in batches, advancing the checkpoint after each batch."""
+    def _write_window(
+        self, run: _Run, buffer: Buffer, then: Callable[[Checkpoint], Checkpoint] | None = None
+    ) -> None:
+        """Write sorted entries in batches, advancing the checkpoint after each batch; `then`
+        changes the checkpoint with the last batch (or at once if nothing is written)."""
         summary = run.summary
         options = self._options
         now = self._now()
@@ -838,11 +841,15 @@ class Exporter:
 
         entries = (export(key, record) for key, record in buffer)
         keys = iter(buffer)
-        for batch in batches(
-            entries,
-            max_entries=options.max_batch_entries,
-            max_bytes=options.max_batch_bytes,
-        ):
+        pending = batches(
+            entries, max_entries=options.max_batch_entries, max_bytes=options.max_batch_bytes
+        )
+        batch = next(pending, None)
+        if batch is None and then is not None:
+            run.checkpoint = then(run.checkpoint)
+            run.dirty = True
+        while batch is not None:
+            following = next(pending, None)  # to know which batch is the last
             self._check_deadline(run)
             self._sink.write(batch)
             written = [next(keys)[0] for _ in batch]
@@ -857,9 +864,12 @@ class Exporter:
                 horizon=horizon,
                 ceiling=run.cap,
             )
+            if following is None and then is not None:
+                run.checkpoint = then(run.checkpoint)  # in the same write as the last batch
             run.dirty = True
             self._save(run)
             self._report(run)
+            batch = following
 
 
 class _Prepended:
@@ -876,6 +886,11 @@ class _Prepended:
     def __next__(self) -> Sequence[AuditLog]:
         first, self._first = self._first, None
         return first if first is not None else next(self._rest)
+
+
+def _owing(sweep: Sweep | None) -> Callable[[Checkpoint], Checkpoint]:
+    """A checkpoint change: the unordered pass now owes `sweep` (None: it is done)."""
+    return lambda checkpoint: replace(checkpoint, sweep=sweep)
 
 
 def _close(pages: Iterator[Sequence[AuditLog]]) -> None:
