@@ -402,6 +402,26 @@ def test_checkpoint_recent_set_is_capped_by_raising_the_floor() -> None:
     assert not advanced.is_new(T0 + timedelta(milliseconds=50), "id-unseen")  # below the floor
 
 
+def test_an_unordered_pass_never_raises_the_floor_past_its_cap_and_forgets_ids_instead() -> None:
+    """Above the pass's cap an entry may have been missed (created behind the cursor): raising
+    the floor there would skip it for good. Over `recent_cap`, the newest ids are kept and the
+    others forgotten: the next pass writes those again (duplicates), never a gap."""
+    state = Checkpoint.starting_at(T0)
+    cap = T0 + timedelta(milliseconds=50)
+    pairs = [(T0 + timedelta(milliseconds=i), f"id-{i:05d}") for i in range(100)]
+
+    advanced = state.advanced(
+        pairs, overlap=timedelta(hours=1), recent_cap=10, horizon=cap, ceiling=cap
+    )
+
+    assert advanced.watermark == cap
+    assert advanced.floor == cap  # not the tenth newest (T0 + 90 ms)
+    assert len(advanced.recent) == 10
+    assert not advanced.is_new(T0 + timedelta(milliseconds=95), "id-00095")
+    assert advanced.is_new(T0 + timedelta(milliseconds=70), "id-unseen")  # not skipped
+    assert advanced.is_new(T0 + timedelta(milliseconds=70), "id-00070")  # written again
+
+
 def test_memory_store_refuses_a_stale_generation() -> None:
     store = MemoryCheckpointStore()
     generation = store.write(Checkpoint.starting_at(T0), 0)
