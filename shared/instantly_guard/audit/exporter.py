@@ -451,7 +451,8 @@ class Exporter:
             if order == Order.ASC:
                 self._ascend(run, until)
                 return
-            if order is None and self._probe(run, until):
+            if order is None:
+                self._probe(run, until)
                 return
         except _UntrustedOrderError as exc:
             _log.warning(
@@ -513,10 +514,9 @@ class Exporter:
         margin = timedelta(days=self._options.day_margin)
         return run.checkpoint.floor.date() - margin, None if until is None else until + margin
 
-    def _probe(self, run: _Run, until: date | None) -> bool:
+    def _probe(self, run: _Run, until: date | None) -> None:
         """Read the order from the first page of the open listing and carry on with it (an
-        unordered one as the safe path's pass). False: the order was not read (the safe path
-        follows, listing again)."""
+        unordered one, or one too short to tell, as the safe path's pass)."""
         start, end = self._ordered_query(run, until)
         floor = run.checkpoint.floor
         # Read ahead no further than a descending listing would go (an ascending one starts
@@ -526,7 +526,7 @@ class Exporter:
             first = next(pages, None)
             if first is None:
                 self._page_seen(run)  # nothing at all since the floor's day
-                return True
+                return
             self._page_seen(run)
             order = classify([as_utc(r.timestamp) for r in first])
             if order in (Order.ASC, Order.DESC):
@@ -537,7 +537,7 @@ class Exporter:
                     self._ascend(run, until, (start, end), ordered)
                 else:
                     self._descend(run, until, ordered)
-                return True
+                return
             if order is Order.UNORDERED:
                 self._set_order(run, order)
                 # The same listing goes on as the pass (its read-ahead pauses after a page
@@ -545,19 +545,20 @@ class Exporter:
                 unordered = _Prepended(first, pages)
                 del first
                 self._sweep(run, until, unordered)
-                return True
+                return
             second = next(pages, None)
             if second is None:  # one page holds the whole window: no order needed
                 buffer = self._keep(run, first, until)
                 buffer.sort(key=lambda item: item[0])
                 self._write_window(run, buffer)
                 self._report(run, run.end)
-                return True
+                return
             # Too few steps to tell: the safe path, on with the same listing.
             self._page_seen(run)
             self._set_order(run, Order.UNORDERED)
-            self._sweep(run, until, _Prepended(first, _Prepended(second, pages)), counted=2)
-            return True
+            unordered = _Prepended(first, _Prepended(second, pages))
+            del first, second
+            self._sweep(run, until, unordered, counted=2)
         finally:
             _close(pages)
 
