@@ -285,7 +285,7 @@ class AuditExportService:
         if self.store.read()[0] is not None:
             return  # a scheduled run came first: its checkpoint is not ours to move
         try:
-            self.store.write(replace(done, runs=(), descent=None), 0)
+            self.store.write(replace(done, runs=(), descent=None, sweep=None), 0)
         except ConflictError:
             return  # one was written just now: the same reasoning
         _log.info(
