@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from instantly_guard.audit.entries import ExportEntry
+from instantly_guard.audit.listing import CursorPage
 from instantly_guard.audit.sinks.local import read_entries
 from instantly_guard.errors import BackendError
 from instantly_guard.instantly.models import AuditLog
@@ -70,6 +73,9 @@ class ListSource:
 
     `order`: asc, desc, or random (reshuffled on every listing: stricter than any real API).
     `on_page(index)` runs after each page is produced (to add entries mid-run).
+    `cursors=True`: pages carry a cursor (the last id) that `starting_after` continues from, as
+    the real client's do; a random order is then one fixed permutation (a keyed hash of the id,
+    as the sandbox's), so a listing resumed from a cursor goes on where it was.
     """
 
     def __init__(
@@ -80,7 +86,9 @@ class ListSource:
         order: str = "random",
         seed: int = 7,
         on_page: Callable[[int], None] | None = None,
+        cursors: bool = False,
     ) -> None:
+        self.cursors = cursors
         self.records = list(records or [])
         self.page_size = page_size
         self.order = order
@@ -90,8 +98,53 @@ class ListSource:
         self.pages_served = 0
         self.fail: Exception | None = None
 
-    def pages(self, *, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]:
+    def _key(self, entry: AuditLog) -> tuple[Any, ...]:
+        if self.order in ("asc", "desc"):
+            return (entry.timestamp, entry.id)
+        rank = hashlib.blake2b(entry.id.encode(), key=b"list-source", digest_size=8).digest()
+        return (rank, entry.id)
+
+    def pages(
+        self, *, start_date: date, end_date: date | None, starting_after: str | None = None
+    ) -> Iterator[Sequence[AuditLog]]:
         self.listings.append((start_date, end_date))
+        if self.cursors:
+            return self._cursor_pages(start_date, end_date, starting_after)
+        assert starting_after is None, "a source without cursors was given one"
+        return self._plain_pages(start_date, end_date)
+
+    def _cursor_pages(
+        self, start_date: date, end_date: date | None, after: str | None
+    ) -> Iterator[Sequence[AuditLog]]:
+        chosen = sorted(
+            (
+                r
+                for r in self.records
+                if r.timestamp.date() >= start_date
+                and (end_date is None or r.timestamp.date() <= end_date)
+            ),
+            key=self._key,
+            reverse=self.order == "desc",
+        )
+        keys = [self._key(r) for r in chosen]
+        begin = 0
+        if after is not None:
+            (last,) = [r for r in self.records if r.id == after]
+            if self.order == "desc":
+                begin = sum(1 for k in keys if k >= self._key(last))
+            else:
+                begin = bisect.bisect_right(keys, self._key(last))
+        for index in range(begin, len(chosen), self.page_size):
+            if self.fail is not None:
+                raise self.fail
+            self.pages_served += 1
+            page = chosen[index : index + self.page_size]
+            more = index + self.page_size < len(chosen)
+            yield CursorPage(page, page[-1].id if more else None)
+            if self.on_page is not None:
+                self.on_page(self.pages_served)
+
+    def _plain_pages(self, start_date: date, end_date: date | None) -> Iterator[Sequence[AuditLog]]:
         chosen = [
             r
             for r in self.records

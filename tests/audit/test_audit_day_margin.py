@@ -2,23 +2,27 @@
 
 Instantly documents `start_date`/`end_date` only as dates: neither the timezone they are read in
 nor whether `end_date` is inclusive. The sandbox can serve them at any UTC offset, with an
-inclusive or exclusive end (`date_filter_utc_offset`, `date_filter_end_exclusive`). Without a
-margin the exporter loses entries near UTC midnight for good (asserted below, so these tests
-demonstrably can fail); with the default margin of one day every offset is covered for an
-inclusive end, negative offsets for an exclusive one, and a margin of two covers both.
+inclusive or exclusive end (`date_filter_utc_offset`, `date_filter_end_exclusive`). A scheduled
+run lists open-ended from its floor's day (`start_date` only); a backfill also stops at
+`end_date = until + margin`. Without a margin the exporter loses entries for good (asserted
+below, so these tests demonstrably can fail): after a floor in the first hours of a UTC day at a
+negative offset, and at the end of a backfill's last day at a positive offset with an exclusive
+end. With the default margin of one day every offset is covered for an inclusive end, negative
+offsets for an exclusive one, and a margin of two covers both. The listing order is random
+throughout: the safe path, one pass written as it comes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
-from instantly_guard.audit.checkpoint import LocalCheckpointStore
+from instantly_guard.audit.checkpoint import Checkpoint, LocalCheckpointStore
 from instantly_guard.audit.exporter import ClientPageSource, Exporter, ExportOptions, StopReason
 from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.audit.sinks.local import JsonlSink
@@ -74,9 +78,6 @@ class Scenario:
                 lookback=OPTIONS.lookback,
                 checkpoint_interval=OPTIONS.checkpoint_interval,
                 day_margin=self.margin,
-                # Small enough that the safe path splits its windows at UTC days (~200 entries a
-                # day here), which is where an API day offset can hide entries.
-                max_buffered=150,
             )
             source = ReadAheadSource(ClientPageSource(client, page_size=100))
             exporter = Exporter(
@@ -140,6 +141,16 @@ def _play(
     sc.add(clock.now - 2 * timedelta(seconds=1))  # 03-05 23:59:59
     sc.add()
     sc.run()  # 03-06 00:00:01
+    # A floor in the first hours of a UTC day: the next pass lists from the API's day of that
+    # UTC date, which at a negative offset begins hours after the UTC midnight.
+    clock.now = datetime(2026, 3, 6, 1, 0, tzinfo=UTC)
+    sc.add()
+    clock.now += 1 * H
+    sc.run()  # 03-06 02:00: watermark 01:00, floor 00:55
+    clock.now += 1 * H
+    sc.add()  # 03-06 03:00
+    clock.now += 10 * timedelta(minutes=1)
+    sc.run()
     assert set(sc.stamps) == set(sb.state.audit_logs.ids())
     return sc
 
@@ -169,7 +180,7 @@ def test_with_the_margin_every_entry_is_exported_exactly_once(
     assert sum(s["exported"] for s in sc.summaries) == len(sc.stamps)  # type: ignore[misc]
 
 
-HAZARDS = [(-5 * H, False, 0), (9 * H, False, 0), (9 * H, True, 1), (timedelta(0), True, 0)]
+HAZARDS = [(-5 * H, False, 0), (-12 * H, True, 0)]
 
 
 @pytest.mark.parametrize(
@@ -189,12 +200,90 @@ def test_without_enough_margin_entries_near_utc_midnight_are_lost_for_good(
     # Lost only where a window's answer does not cover its own UTC day ...
     for entry_id in missing:
         assert not _covered(sc.stamps[entry_id], offset=offset, margin=margin, exclusive=exclusive)
-    # ... and that includes entries straddling UTC midnight.
-    day = timedelta(days=1)
-    assert any(
-        (sc.stamps[i] - _midnight(sc.stamps[i].date())) % day in (MS, 0 * MS, day - MS)
-        for i in missing
+    # ... and only before the API's day start, in the first hours of a UTC day.
+    assert all(sc.stamps[i] - _midnight(sc.stamps[i].date()) < -offset for i in missing)
+
+
+BACKFILL_START = datetime(2026, 3, 2, tzinfo=UTC)
+BACKFILL_UNTIL = date(2026, 3, 3)
+
+
+def _backfill(
+    sandbox_factory, tmp_path: Path, *, offset: timedelta, exclusive: bool, margin: int
+) -> tuple[set[str], Counter[str], dict[str, datetime]]:  # type: ignore[no-untyped-def]
+    """A backfill from 03-02 00:00 until 03-03 of a random listing with entries around every
+    UTC midnight and API day boundary: (the ids it must export, the ids it exported)."""
+    clock = Clock(datetime(2026, 3, 6, 12, tzinfo=UTC))
+    sb = sandbox_factory(
+        seed="empty",
+        listing_order="random",
+        record_responses=False,
+        clock=clock,
+        date_filter_utc_offset=offset,
+        date_filter_end_exclusive=exclusive,
     )
+    stamps: dict[str, datetime] = {}
+    every = {START + i * timedelta(minutes=13) for i in range(5 * 24 * 60 // 13)}
+    every |= {at for o in (timedelta(0), *OFFSETS) for at in _boundaries(o)}
+    for at in sorted(every):
+        if START <= at < clock.now:
+            stamps[sb.add_audit_log(37, at=at)] = at
+    store = LocalCheckpointStore(tmp_path / "backfill.json")
+    store.write(Checkpoint.starting_at(BACKFILL_START), 0)
+    with InstantlyClient(
+        StaticKey(sb.keys["admin"].key), sb.base_url, rate_limiter=RateLimiter(1000, 60000)
+    ) as client:
+        options = replace(OPTIONS, day_margin=margin)
+        source = ReadAheadSource(ClientPageSource(client, page_size=100))
+        sink = JsonlSink(tmp_path / "audit.jsonl")
+        summary = Exporter(source, sink, store, options, clock=clock).run(until=BACKFILL_UNTIL)
+    assert summary.stopped_reason is StopReason.COMPLETE, summary.to_json()
+    expected = {
+        i for i, at in stamps.items() if at >= BACKFILL_START and at.date() <= BACKFILL_UNTIL
+    }
+    return expected, Counter(jsonl_ids(tmp_path / "audit.jsonl")), stamps
+
+
+@pytest.mark.parametrize(
+    ("offset", "exclusive", "margin"),
+    CASES,
+    ids=[f"{o.total_seconds() / 3600:+g}h-{'excl' if e else 'incl'}-m{m}" for o, e, m in CASES],
+)
+def test_a_backfill_with_the_margin_exports_its_days_exactly_once(
+    sandbox_factory, tmp_path, offset, exclusive, margin
+) -> None:  # type: ignore[no-untyped-def]
+    expected, exported, _ = _backfill(
+        sandbox_factory, tmp_path, offset=offset, exclusive=exclusive, margin=margin
+    )
+
+    assert exported == Counter(expected), (
+        f"missing {len(expected - set(exported))}, extra {len(set(exported) - expected)}, "
+        f"duplicated {sum(c - 1 for c in exported.values())}"
+    )
+
+
+END_HAZARDS = [(9 * H, True, 1), (timedelta(0), True, 0), (14 * H, False, 0)]
+
+
+@pytest.mark.parametrize(
+    ("offset", "exclusive", "margin"),
+    END_HAZARDS,
+    ids=[
+        f"{o.total_seconds() / 3600:+g}h-{'excl' if e else 'incl'}-m{m}" for o, e, m in END_HAZARDS
+    ],
+)
+def test_a_backfill_without_enough_margin_loses_the_end_of_its_last_day(
+    sandbox_factory, tmp_path, offset, exclusive, margin
+) -> None:  # type: ignore[no-untyped-def]
+    expected, exported, stamps = _backfill(
+        sandbox_factory, tmp_path, offset=offset, exclusive=exclusive, margin=margin
+    )
+
+    missing = expected - set(exported)
+    assert missing, "the hazard did not show: the exactness check could not fail"
+    assert max(exported.values()) == 1
+    # Lost only after the API's end of the query: late on the backfill's last day.
+    assert {stamps[i].date() for i in missing} == {BACKFILL_UNTIL}
 
 
 def test_sandbox_serves_day_filters_at_its_offset(sandbox_factory) -> None:  # type: ignore[no-untyped-def]

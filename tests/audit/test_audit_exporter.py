@@ -24,9 +24,17 @@ OPTIONS = ExportOptions(lookback=timedelta(days=7), checkpoint_interval=timedelt
 
 
 def make(
-    records, *, order="random", page_size=100, options=OPTIONS, clock=None, store=None, sink=None
+    records,
+    *,
+    order="random",
+    page_size=100,
+    options=OPTIONS,
+    clock=None,
+    store=None,
+    sink=None,
+    cursors=False,
 ):
-    source = ListSource(records, order=order, page_size=page_size)
+    source = ListSource(records, order=order, page_size=page_size, cursors=cursors)
     sink = sink or MemorySink()
     store = store or MemoryCheckpointStore()
     exporter = Exporter(source, sink, store, options, clock=clock or Clock(NOW))
@@ -44,11 +52,13 @@ def test_every_entry_is_exported_once_whatever_the_listing_order(order: str) -> 
     assert summary.exported == 2500
     assert_exact(sink.ids, [r.id for r in records])
     keys = [e.key for e in sink.entries]
-    if order == "desc":  # page by page as listed, newest first; each page oldest first
-        pages = [keys[i : i + 100] for i in range(0, len(keys), 100)]
-        assert all(page == sorted(page) for page in pages)
+    pages = [keys[i : i + 100] for i in range(0, len(keys), 100)]
+    # Page by page as listed, each page oldest first (a random listing: in no order between
+    # pages; a descending one: newest pages first).
+    assert all(page == sorted(page) for page in pages)
+    if order == "desc":
         assert [page[0] for page in pages] == sorted((page[0] for page in pages), reverse=True)
-    else:
+    if order == "asc":
         assert keys == sorted(keys)
     assert summary.order == ("unordered" if order == "random" else order)
     assert summary.pages == source.pages_served
@@ -83,10 +93,12 @@ def test_entries_sharing_the_watermark_millisecond_are_not_lost() -> None:
 
 
 def test_an_entry_that_shows_up_late_within_the_overlap_is_exported() -> None:
-    records = spread(50, NOW - timedelta(minutes=50), timedelta(minutes=1))
+    # Older than the clock skew allowed: an unordered pass moves the watermark up to its start
+    # less the skew (5 min), here to the newest entry (NOW - 11 min).
+    records = spread(50, NOW - timedelta(minutes=60), timedelta(minutes=1))
     exporter, source, sink, _ = make(records)
     exporter.run()
-    late = record(NOW - timedelta(minutes=3))  # behind the watermark, inside the 5 min overlap
+    late = record(NOW - timedelta(minutes=13))  # behind the watermark, inside the 5 min overlap
     source.records.append(late)
 
     summary = exporter.run()
@@ -132,25 +144,31 @@ def test_a_range_that_fits_the_buffer_is_listed_once_from_the_floors_day(margin:
     assert_exact(sink.ids, [r.id for r in records])
 
 
-def test_a_day_bigger_than_the_buffer_is_exported_in_several_passes_in_order() -> None:
+@pytest.mark.parametrize("cursors", [False, True])
+def test_an_unordered_backlog_is_one_listing_written_page_by_page(cursors: bool) -> None:
+    """Nothing buffered beyond the page: each page's new entries are written (sorted) before
+    the next page is used, and the whole backlog is one listing from the floor's day."""
     records = spread(2300, NOW - timedelta(hours=10), timedelta(seconds=10))
-    options = ExportOptions(max_buffered=500, checkpoint_interval=timedelta(0))
-    exporter, _source, sink, _ = make(records, options=options)
+    exporter, source, sink, store = make(records, cursors=cursors)
+    written_before: list[int] = []
+    source.on_page = lambda _: written_before.append(len(sink.entries))
 
     summary = exporter.run()
 
     assert_exact(sink.ids, [r.id for r in records])
-    keys = [e.key for e in sink.entries]
-    assert keys == sorted(keys)
-    # The whole range first (it is full: its oldest 500 are written), then windows of today
-    # only, each full until the last; no window for the seven empty days before.
-    assert summary.days == 5
-    assert max(sink.batches) <= 500
+    assert summary.days == 1
+    assert source.listings == [((NOW - timedelta(days=8)).date(), None)]
+    assert max(sink.batches) <= 100
+    # Asked for page k+1, the exporter has written pages 1..k, and nothing more.
+    assert written_before == [100 * k for k in range(1, len(written_before) + 1)]
+    state, _ = store.read()
+    assert state is not None
+    assert state.sweep is None  # the pass is done: nothing owed
 
 
 def test_batches_respect_the_entry_limit() -> None:
     records = spread(2500, NOW - timedelta(hours=3), timedelta(seconds=1))
-    exporter, _, sink, _ = make(records)
+    exporter, _, sink, _ = make(records, page_size=1000)
 
     summary = exporter.run()
 
@@ -169,7 +187,7 @@ def test_checkpoint_advances_after_each_batch() -> None:
             seen.append(state.exported_total if state else 0)
             super().write(entries)
 
-    exporter, *_ = make(records, sink=Watching(), store=store)
+    exporter, *_ = make(records, sink=Watching(), store=store, page_size=1000)
     exporter.run()
 
     assert seen == [0, 1000, 2000]
@@ -192,21 +210,27 @@ def test_time_budget_stops_with_a_consistent_checkpoint_and_the_next_run_resumes
             clock.advance(timedelta(seconds=10))  # each write takes 10 s
 
     exporter, source, sink, store = make(
-        records, options=options, clock=clock, page_size=100, sink=SlowSink()
+        records, options=options, clock=clock, page_size=100, sink=SlowSink(), cursors=True
     )
     source.on_page = lambda _: clock.advance(timedelta(seconds=1))  # each page takes 1 s
 
     first = exporter.run()
 
     assert first.stopped_reason is StopReason.TIME_BUDGET
-    assert first.exported == 2000  # 30 s of pages, then two 10 s writes: the budget is spent
+    # Each page is written as it comes: 11 s a page, the budget is spent after five.
+    assert first.exported == 500
     state, _ = store.read()
     assert state is not None
     assert state.exported_total == first.exported == len(sink.entries)
     assert state.run(first.run).outcome == "time_budget"
-    clock.advance(timedelta(minutes=5))
-    second = exporter.run()
-    assert second.stopped_reason is StopReason.COMPLETE
+    assert state.sweep is not None
+    assert state.sweep.cursor is not None  # where the pass goes on
+    stopped = 1
+    while exporter.run().stopped_reason is StopReason.TIME_BUDGET:  # each resumes the pass
+        stopped += 1
+        clock.advance(timedelta(minutes=5))
+    assert stopped == 5  # 30 pages, 5 a run: the sixth run completes
+    # Every entry once: a resumed pass lists on from its cursor, never the pages before.
     assert_exact(sink.ids, [r.id for r in records])
 
 
@@ -298,7 +322,7 @@ def test_losing_the_checkpoint_mid_run_stops_cleanly_without_further_writes() ->
                 state, generation = store.read()
                 store.write(state, generation)
 
-    exporter, _, sink, _ = make(records, sink=Intruder(), store=store)
+    exporter, _, sink, _ = make(records, sink=Intruder(), store=store, page_size=1000)
 
     summary = exporter.run()
 
@@ -340,7 +364,7 @@ def test_a_sink_crash_mid_batch_then_a_rerun_exports_everything_with_one_batch_r
     records = spread(3500, NOW - timedelta(hours=3), timedelta(seconds=1))
     sink = MemorySink()
     sink.fail_after = 1500
-    exporter, *_ = make(records, sink=sink)
+    exporter, *_ = make(records, sink=sink, page_size=1000, cursors=True)
 
     crashed = exporter.run()
     assert crashed.stopped_reason is StopReason.FAILED
@@ -378,6 +402,26 @@ def test_checkpoint_recent_set_is_capped_by_raising_the_floor() -> None:
     assert not advanced.is_new(T0 + timedelta(milliseconds=50), "id-unseen")  # below the floor
 
 
+def test_an_unordered_pass_never_raises_the_floor_past_its_cap_and_forgets_ids_instead() -> None:
+    """Above the pass's cap an entry may have been missed (created behind the cursor): raising
+    the floor there would skip it for good. Over `recent_cap`, the newest ids are kept and the
+    others forgotten: the next pass writes those again (duplicates), never a gap."""
+    state = Checkpoint.starting_at(T0)
+    cap = T0 + timedelta(milliseconds=50)
+    pairs = [(T0 + timedelta(milliseconds=i), f"id-{i:05d}") for i in range(100)]
+
+    advanced = state.advanced(
+        pairs, overlap=timedelta(hours=1), recent_cap=10, horizon=cap, ceiling=cap
+    )
+
+    assert advanced.watermark == cap
+    assert advanced.floor == cap  # not the tenth newest (T0 + 90 ms)
+    assert len(advanced.recent) == 10
+    assert not advanced.is_new(T0 + timedelta(milliseconds=95), "id-00095")
+    assert advanced.is_new(T0 + timedelta(milliseconds=70), "id-unseen")  # not skipped
+    assert advanced.is_new(T0 + timedelta(milliseconds=70), "id-00070")  # written again
+
+
 def test_memory_store_refuses_a_stale_generation() -> None:
     store = MemoryCheckpointStore()
     generation = store.write(Checkpoint.starting_at(T0), 0)
@@ -391,23 +435,20 @@ def test_memory_store_refuses_a_stale_generation() -> None:
 
 def test_read_ahead_fetches_the_next_window_while_writing_and_changes_nothing() -> None:
     records = spread(3000, NOW - timedelta(days=3), timedelta(minutes=1))
-    options = replace(OPTIONS, max_buffered=700)  # several windows, so several prefetches
-    source = ListSource(records, page_size=100)
+    source = ListSource(records, page_size=100, cursors=True)
     sink = MemorySink()
-    exporter = Exporter(
-        ReadAheadSource(source, depth=2), sink, MemoryCheckpointStore(), options, clock=Clock(NOW)
-    )
+    store = MemoryCheckpointStore()
+    exporter = Exporter(ReadAheadSource(source, depth=2), sink, store, OPTIONS, clock=Clock(NOW))
 
     summary = exporter.run()
+    source.records.extend(spread(300, NOW - timedelta(minutes=30), timedelta(seconds=1)))
+    again = exporter.run()  # the order known: the pass is read ahead from its start
 
-    assert summary.stopped_reason is StopReason.COMPLETE
-    assert_exact(sink.ids, [r.id for r in records])
-    keys = [e.key for e in sink.entries]
-    assert keys == sorted(keys)
-    assert len(source.listings) == summary.days + 1  # the probe, then each window once
-    # Every page listed was used, but for what the first run's order probe read ahead of its
-    # listing before it gave up on it: at most `depth` pages.
-    assert summary.pages <= source.pages_served <= summary.pages + 2
+    assert (summary.stopped_reason, again.stopped_reason) == (StopReason.COMPLETE,) * 2
+    assert_exact(sink.ids, [r.id for r in source.records])
+    # The probe's listing is the pass: one listing a run, and every page listed was used.
+    assert len(source.listings) == 2
+    assert source.pages_served == summary.pages + again.pages
     assert not [t for t in threading.enumerate() if t.name == "audit-readahead"]
 
 

@@ -25,7 +25,7 @@ from instantly_guard.audit.settings import WORKSPACE_PER_SECOND, AuditSettings
 
 from .audit_support import assert_exact, jsonl_ids
 
-LOOKBACK_DAYS = 40  # 41 day windows: at least 41 requests
+LOOKBACK_DAYS = 40
 SHARE = 0.1  # of 100/s: 10 requests/s, 600/min
 SANDBOX_PER_S = 20  # twice the exporter's rate: the limiter's documented worst 1-s window
 
@@ -87,7 +87,8 @@ def seeded(sandbox_factory, days: int, step: timedelta = timedelta(minutes=2)): 
 
 @pytest.fixture
 def sb(sandbox_factory):  # type: ignore[no-untyped-def]
-    return seeded(sandbox_factory, LOOKBACK_DAYS - 1)  # every day window holds a few entries
+    # Dense enough for several seconds' worth of requests in one pass.
+    return seeded(sandbox_factory, LOOKBACK_DAYS - 1, step=timedelta(minutes=1))
 
 
 def statuses(sb) -> list[int]:  # type: ignore[no-untyped-def]

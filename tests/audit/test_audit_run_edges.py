@@ -202,10 +202,12 @@ def _restore_logging() -> Iterator[None]:
         yield
 
 
+@pytest.mark.parametrize("order", ["asc", "random"])
 def test_a_backfill_stopped_with_ctrl_c_resumes_where_it_stopped(
-    local: Any, tmp_path: Path
+    local: Any, tmp_path: Path, order: str
 ) -> None:
     sb, env = local
+    sb.set_listing_order(order)  # random: the unordered pass resumes from its cursor
     start = datetime.now(UTC) - timedelta(days=20)
     ids = sb.seed_audit_logs(4000, start=start, step=timedelta(minutes=5))
     since = start.date()
@@ -335,3 +337,70 @@ def test_an_interrupt_inside_a_checkpoint_write_that_landed_still_releases_the_l
     rerun = _exporter(source, store, sink, clock).run()
     assert rerun.stopped_reason is StopReason.COMPLETE
     assert_exact(sorted(set(sink.ids)), sorted(r.id for r in records))
+
+
+def test_an_unordered_backfill_killed_mid_pass_resumes_from_its_cursor(
+    local: Any, tmp_path: Path
+) -> None:
+    """SIGKILL, not Ctrl-C: nothing runs on the way out. The checkpoint holds the unordered
+    pass's cursor (`sweep`); the rerun lists on from there, never from the start, and what the
+    killed run wrote after its last checkpoint is written again, never skipped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sb, env = local
+    sb.set_listing_order("random")
+    start = datetime.now(UTC) - timedelta(days=20)
+    ids = sb.seed_audit_logs(20000, start=start, step=timedelta(days=20) / 20000)
+    since = start.date()
+    sink = tmp_path / "audit" / "instantly-audit.jsonl"
+    checkpoint = tmp_path / "audit" / f"backfill-{since}-now.json"
+
+    def cursor_saved() -> bool:
+        try:
+            sweep = json.loads(checkpoint.read_text())["state"].get("sweep")
+        except (OSError, ValueError, KeyError):
+            return False
+        return bool(sweep and sweep.get("cursor"))
+
+    command = [sys.executable, "-m", "instantly_guard.cli", "export-audit", "--since", str(since)]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # Four requests a second: the pass is still running when its cursor is saved.
+        env={
+            **os.environ,
+            **env,
+            "INSTANTLY_RATE_PER_SECOND": "4",
+            "INSTANTLY_RATE_PER_MINUTE": "240",
+        },
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not cursor_saved():
+            assert time.monotonic() < deadline, "the backfill saved no cursor"
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    written = sum(1 for _ in read_entries(sink))
+    assert 0 < written < len(ids), "killed too late to prove anything"
+
+    # The killed run's claim holds its lease (3 minutes): the rerun comes after it.
+    later = timedelta(minutes=4)
+    service = build_service(env, clock=lambda: datetime.now(UTC) + later)
+    try:
+        resumed = service.backfill(since)
+    finally:
+        service.close()
+    assert resumed.stopped_reason is StopReason.COMPLETE
+    assert resumed.exported < len(ids)  # it resumed, not started over
+    assert_exact([e["insertId"] for e in read_entries(sink)], ids, max_rewrites=written)

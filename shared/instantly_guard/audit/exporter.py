@@ -10,16 +10,16 @@ keeps confirming it:
 - descending: one open-ended listing from the newest entry down, written page by page, stopped
   as soon as it is below the floor; a pass cut short (time budget, crash) is remembered in the
   checkpoint (`Descent`) with its cursor and resumed by the next run;
-- unordered (or an order a page contradicts): the safe path. Windows of UTC days, each queried
-  with the day margin and listed to the end, new entries sorted and written oldest first; the
-  first window is the whole range, and a window is split only where it holds more than
-  `max_buffered` new entries (its oldest are written, the rest is listed again in narrower
-  windows sized from what was seen).
+- unordered (or an order a page contradicts): the safe path, one open-ended pass from the
+  floor's day (minus the day margin), each page's new entries written as they come (sorted
+  within the page); the checkpoint remembers what the pass still owes (`Sweep`) and its cursor,
+  and the watermark stays below the pass's start (its `cap`), because an entry created while
+  the pass pages can land behind the cursor: the next pass finds it.
 
 An order contradicted mid-run rewinds the checkpoint to where the run started (what was written
 since is written again: duplicates, collapsed by insertId, never gaps) and finishes on the safe
-path; the checkpoint remembers `unordered` from then on. Memory: one page for the ordered paths,
-at most `2 * max_buffered` entries on the safe path, never the backlog. See docs/audit-export.md.
+path; the checkpoint remembers `unordered` from then on. Memory: one page (and the one read
+ahead) on every path, never the backlog. See docs/audit-export.md.
 
 A run ends with a `Summary`; it never raises for Instantly or backend failures: they end the run
 with `stopped_reason = failed` and the error attached, for the caller to map to a status.
@@ -44,6 +44,7 @@ from instantly_guard.audit.checkpoint.base import (
     Descent,
     RunRecord,
     Seek,
+    Sweep,
 )
 from instantly_guard.audit.entries import as_utc, to_export_entry
 from instantly_guard.audit.listing import (
@@ -93,7 +94,6 @@ class ExportOptions:
     lookback: timedelta = timedelta(days=7)
     time_budget: timedelta = timedelta(seconds=480)
     overlap: timedelta = timedelta(minutes=5)
-    max_buffered: int = 20_000
     recent_cap: int = DEFAULT_RECENT_CAP
     checkpoint_interval: timedelta = timedelta(seconds=1)
     # How long an unfinished run blocks others after its last sign of life (a checkpoint
@@ -220,6 +220,7 @@ class _Run:
     start_watermark: datetime
     saved_at: datetime
     end: datetime  # the end of the span exported (now, or the end of `until`)
+    cap: datetime | None = None  # an unordered pass's: the watermark stays at or below it
     dirty: bool = False
     claimed: bool = False
 
@@ -245,8 +246,6 @@ class Exporter:
         self._options = options or ExportOptions()
         self._clock = clock
         self._progress = progress
-        if self._options.max_buffered < 1:
-            raise ValueError("max_buffered must be >= 1")
         if self._options.day_margin < 0:
             raise ValueError("day_margin must be >= 0")
 
@@ -367,7 +366,7 @@ class Exporter:
         run.summary.watermark = run.checkpoint.watermark
 
     def _heartbeat(self, run: _Run) -> None:
-        """Renew the lease while listing without writing (the safe path's long windows)."""
+        """Renew the lease while listing without writing (pages with nothing new)."""
         if self._now() - run.saved_at >= self._options.effective_lease / 3:
             self._save(run, force=True)
 
@@ -407,12 +406,18 @@ class Exporter:
             raise _StopRunError(StopReason.TIME_BUDGET)
 
     def _counted(
-        self, run: _Run, pages: Iterator[Sequence[AuditLog]], *, first_counted: bool
+        self,
+        run: _Run,
+        pages: Iterator[Sequence[AuditLog]],
+        *,
+        first_counted: bool = False,
+        skip: int = 0,
     ) -> Iterator[Sequence[AuditLog]]:
-        """`pages`, each counted and checked against the deadline (but a first page the probe
-        already counted)."""
+        """`pages`, each counted and checked against the deadline (but the first page, or the
+        first `skip` pages, the probe already counted)."""
+        skip = max(skip, int(first_counted))
         for index, page in enumerate(pages):
-            if index or not first_counted:
+            if index >= skip:
                 self._page_seen(run)
             yield page
 
@@ -446,7 +451,8 @@ class Exporter:
             if order == Order.ASC:
                 self._ascend(run, until)
                 return
-            if order is None and self._probe(run, until):
+            if order is None:
+                self._probe(run, until)
                 return
         except _UntrustedOrderError as exc:
             _log.warning(
@@ -458,7 +464,7 @@ class Exporter:
             )
             self._rewind(run)
         self._set_order(run, Order.UNORDERED)
-        self._walk(run, until)
+        self._sweep(run, until)
 
     def _rewind(self, run: _Run) -> None:
         start = run.start
@@ -477,6 +483,7 @@ class Exporter:
             recent=start.recent,
             seeks=(),
             descent=None,
+            sweep=None,
         )
         run.dirty = True
         self._save(run, force=True)
@@ -507,9 +514,9 @@ class Exporter:
         margin = timedelta(days=self._options.day_margin)
         return run.checkpoint.floor.date() - margin, None if until is None else until + margin
 
-    def _probe(self, run: _Run, until: date | None) -> bool:
-        """Read the order from the first page of the open listing and carry on with it.
-        False: no usable order (the safe path follows)."""
+    def _probe(self, run: _Run, until: date | None) -> None:
+        """Read the order from the first page of the open listing and carry on with it (an
+        unordered one, or one too short to tell, as the safe path's pass)."""
         start, end = self._ordered_query(run, until)
         floor = run.checkpoint.floor
         # Read ahead no further than a descending listing would go (an ascending one starts
@@ -519,7 +526,7 @@ class Exporter:
             first = next(pages, None)
             if first is None:
                 self._page_seen(run)  # nothing at all since the floor's day
-                return True
+                return
             self._page_seen(run)
             order = classify([as_utc(r.timestamp) for r in first])
             if order in (Order.ASC, Order.DESC):
@@ -530,18 +537,28 @@ class Exporter:
                     self._ascend(run, until, (start, end), ordered)
                 else:
                     self._descend(run, until, ordered)
-                return True
-            second = next(pages, None)
+                return
             if order is Order.UNORDERED:
                 self._set_order(run, order)
+                # The same listing goes on as the pass (its read-ahead pauses after a page
+                # reaching below the floor; the pass then fetches each page itself).
+                unordered = _Prepended(first, pages)
+                del first
+                self._sweep(run, until, unordered)
+                return
+            second = next(pages, None)
             if second is None:  # one page holds the whole window: no order needed
                 buffer = self._keep(run, first, until)
                 buffer.sort(key=lambda item: item[0])
                 self._write_window(run, buffer)
                 self._report(run, run.end)
-                return True
+                return
+            # Too few steps to tell: the safe path, on with the same listing.
             self._page_seen(run)
-            return False
+            self._set_order(run, Order.UNORDERED)
+            unordered = _Prepended(first, _Prepended(second, pages))
+            del first, second
+            self._sweep(run, until, unordered, counted=2)
         finally:
             _close(pages)
 
@@ -707,113 +724,90 @@ class Exporter:
 
     # -- the safe path ------------------------------------------------------------------------
 
-    def _walk(self, run: _Run, until: date | None) -> None:
-        """Windows of UTC days from the floor's day on, each listed to the end and sorted: the
-        first is the whole range; a window is split only where it held too many new entries."""
-        limit = self._options.max_buffered
-        today = self._now().date()
-        last_day = until if until is not None else today
-        day = min(run.checkpoint.floor.date(), last_day)
-        span: int | None = None  # days per window; None: to the end of the range
-        prefetch = getattr(self._source, "prefetch", None)
-        while day <= last_day:
-            upto = last_day if span is None else min(last_day, day + timedelta(days=span - 1))
-            open_ended = until is None and upto >= today
-            run.summary.days += 1
-            buffer, complete, seen = self._list_window(run, day, upto, open_ended=open_ended)
-            if complete:
-                following = upto + timedelta(days=1)
-                if span is not None and len(buffer) < limit // 4:
-                    span *= 2  # sparse here: widen again
-                if following <= last_day and not open_ended and callable(prefetch):
-                    nxt = (
-                        last_day
-                        if span is None
-                        else min(last_day, following + timedelta(days=span - 1))
-                    )
-                    start, end = self._query(
-                        following, nxt, open_ended=until is None and nxt >= today
-                    )
-                    prefetch(start_date=start, end_date=end)
-            self._write_window(run, buffer)
-            if complete:
-                self._report(run, _day_start(upto + timedelta(days=1)))
-                if open_ended:
-                    return
-                day = upto + timedelta(days=1)
-                continue
-            cut = buffer[-1][0][0].date()
-            remaining = (upto - cut).days + 1
-            per_day = max(1.0, (seen - len(buffer)) / remaining)
-            span = max(1, int(0.7 * limit / per_day))
-            self._report(run, buffer[-1][0][0])
-            day = cut
-
-    def _query(self, first: date, last: date, *, open_ended: bool) -> tuple[date, date | None]:
-        """The API window (`start_date`, `end_date`) that holds every entry of the UTC days
-        `first`..`last` (and after, when open-ended) as long as the API's day boundaries are
-        within the margin."""
+    def _sweep(
+        self,
+        run: _Run,
+        until: date | None,
+        pages: Iterator[Sequence[AuditLog]] | None = None,
+        counted: int = 1,
+    ) -> None:
+        """Unordered: one open-ended pass from the floor's day (minus the margin), each page's
+        new entries written as they come (sorted within the page), and in the checkpoint what
+        the pass still owes (`Sweep`). `pages`: the pass's listing already begun (the probe's,
+        its first `counted` pages counted)."""
         margin = timedelta(days=self._options.day_margin)
-        return first - margin, None if open_ended else last + margin
-
-    def _list_window(
-        self, run: _Run, first: date, last: date, *, open_ended: bool
-    ) -> tuple[Buffer, bool, int]:
-        """The new entries of UTC days `first`..`last` (and after, when open-ended), sorted
-        oldest first; whether that is all of them (False when the window held more than
-        `max_buffered` new entries: the rest must be listed again after these are written);
-        and how many new entries the window held in all."""
-        limit = self._options.max_buffered
-        checkpoint = run.checkpoint
-        summary = run.summary
-        buffer: Buffer = []
-        cutoff: Key | None = None
-        seen = 0
-
-        def trim() -> None:
-            nonlocal cutoff
-            buffer.sort(key=lambda item: item[0])
-            del buffer[limit:]
-            cutoff = buffer[-1][0]
-
-        start, end = self._query(first, last, open_ended=open_ended)
-        pages = self._listing(start, end)
+        owed = run.checkpoint.sweep
+        if owed is None:
+            checkpoint = run.checkpoint
+            owed = Sweep(
+                floor=checkpoint.floor,
+                watermark=checkpoint.watermark,
+                start_date=checkpoint.floor.date() - margin,
+                # An entry created from now on may land behind the cursor: the watermark must
+                # not pass it, so the next pass lists it (our clock, less the skew allowed).
+                cap=self._now() - self._options.clock_skew,
+                known=frozenset(checkpoint.recent),
+            )
+            run.checkpoint = replace(checkpoint, sweep=owed)
+            run.dirty = True
+        run.cap = owed.cap
+        run.summary.days += 1
+        skip = counted if pages is not None else 0
+        if pages is None:
+            end = None if until is None else until + margin
+            pages = self._listing(owed.start_date, end, owed.cursor)
         try:
-            for page in pages:
-                self._page_seen(run)
-                for record in page:
-                    timestamp = as_utc(record.timestamp)
-                    when = timestamp.date()
-                    if when < first or (when > last and not open_ended):
-                        continue  # the margin's: another window keeps it
-                    if not checkpoint.is_new(timestamp, record.id):
-                        summary.duplicates_skipped += 1
-                        continue
-                    seen += 1
-                    key = (timestamp, record.id)
-                    if cutoff is not None and key > cutoff:
-                        continue  # beyond this pass's cut: the next window gets it
-                    buffer.append((key, record))
-                    if len(buffer) >= 2 * limit:
-                        trim()
+            for page in self._counted(run, pages, skip=skip):
+                buffer = self._owed(run, owed, page, until)
+                cursor = next_cursor(page)
+                # A page that says where the listing goes on and says "nowhere" ends it; a
+                # source without cursors lists the pass again if it is resumed.
+                done = cursor is None and hasattr(page, "next_cursor")
+                owed = replace(owed, cursor=cursor)
+                following = None if done else owed
+                # Only once the page is written does the pass move past it (in the checkpoint
+                # write of its last batch): a failure before leaves the previous cursor, and
+                # the next run lists this page again.
+                self._write_window(run, buffer, _owing(following))
+                self._save(run)
                 self._report(run)
+                if done:
+                    break
+            run.checkpoint = replace(run.checkpoint, sweep=None)
+            run.dirty = True
+            self._save(run)
+            self._report(run, run.end)
         finally:
             _close(pages)
-        complete = cutoff is None and len(buffer) <= limit
-        if complete:
-            buffer.sort(key=lambda item: item[0])
-        else:
-            trim()
-        return buffer, complete, seen
+
+    def _owed(self, run: _Run, owed: Sweep, page: Sequence[AuditLog], until: date | None) -> Buffer:
+        """The entries of `page` the pass owes (up to `until`), sorted."""
+        recent = run.checkpoint.recent  # written by this pass (a listing seen twice)
+        buffer: Buffer = []
+        for record in page:
+            timestamp = as_utc(record.timestamp)
+            if until is not None and timestamp.date() > until:
+                continue  # the margin's
+            if not owed.owes(timestamp, record.id) or record.id in recent:
+                run.summary.duplicates_skipped += 1
+                continue
+            buffer.append(((timestamp, record.id), record))
+        buffer.sort(key=lambda item: item[0])
+        return buffer
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _write_window(self, run: _Run, buffer: Buffer) -> None:
-        """Write sorted entries in batches, advancing the checkpoint after each batch."""
+    def _write_window(
+        self, run: _Run, buffer: Buffer, then: Callable[[Checkpoint], Checkpoint] | None = None
+    ) -> None:
+        """Write sorted entries in batches, advancing the checkpoint after each batch; `then`
+        changes the checkpoint with the last batch (or at once if nothing is written)."""
         summary = run.summary
         options = self._options
         now = self._now()
         horizon = now + options.clock_skew
+        if run.cap is not None:  # an unordered pass: the watermark stays at or below its cap
+            horizon = min(horizon, run.cap)
         if options.retention is not None and buffer:
             # Cloud Logging accepts entries older than the bucket's retention and stores
             # nothing: count them (the summary and the log say so) and move past them.
@@ -834,6 +828,7 @@ class Exporter:
                     recent_cap=options.recent_cap,
                     now=now,
                     horizon=horizon,
+                    ceiling=run.cap,
                 )
                 run.dirty = True
                 buffer = buffer[refused:]
@@ -847,11 +842,15 @@ class Exporter:
 
         entries = (export(key, record) for key, record in buffer)
         keys = iter(buffer)
-        for batch in batches(
-            entries,
-            max_entries=options.max_batch_entries,
-            max_bytes=options.max_batch_bytes,
-        ):
+        pending = batches(
+            entries, max_entries=options.max_batch_entries, max_bytes=options.max_batch_bytes
+        )
+        batch = next(pending, None)
+        if batch is None and then is not None:
+            run.checkpoint = then(run.checkpoint)
+            run.dirty = True
+        while batch is not None:
+            following = next(pending, None)  # to know which batch is the last
             self._check_deadline(run)
             self._sink.write(batch)
             written = [next(keys)[0] for _ in batch]
@@ -864,10 +863,14 @@ class Exporter:
                 recent_cap=options.recent_cap,
                 now=self._now(),
                 horizon=horizon,
+                ceiling=run.cap,
             )
+            if following is None and then is not None:
+                run.checkpoint = then(run.checkpoint)  # in the same write as the last batch
             run.dirty = True
             self._save(run)
             self._report(run)
+            batch = following
 
 
 class _Prepended:
@@ -884,6 +887,11 @@ class _Prepended:
     def __next__(self) -> Sequence[AuditLog]:
         first, self._first = self._first, None
         return first if first is not None else next(self._rest)
+
+
+def _owing(sweep: Sweep | None) -> Callable[[Checkpoint], Checkpoint]:
+    """A checkpoint change: the unordered pass now owes `sweep` (None: it is done)."""
+    return lambda checkpoint: replace(checkpoint, sweep=sweep)
 
 
 def _close(pages: Iterator[Sequence[AuditLog]]) -> None:

@@ -34,7 +34,7 @@ is trusted: a random order passes that test with probability 1/16! (about 5e-14)
 class Order(StrEnum):
     ASC = "asc"  # oldest first: stream and checkpoint as the pages come, resume from a cursor
     DESC = "desc"  # newest first: stop once below the floor, resume a pass from a cursor
-    UNORDERED = "unordered"  # no usable order: list whole windows and sort them
+    UNORDERED = "unordered"  # no usable order: one pass, each page written as it comes
 
 
 class CursorPage(list[AuditLog]):

@@ -44,7 +44,7 @@ from instantly_guard.audit.readahead import ReadAheadSource
 from instantly_guard.audit.settings import AuditSettings, KeySource
 from instantly_guard.audit.sinks.base import LogSink
 from instantly_guard.audit.sinks.local import JsonlSink, read_entries
-from instantly_guard.audit.windows import WindowedPageSource, window_pages_for
+from instantly_guard.audit.windows import WINDOW_PAGES, WindowedPageSource
 from instantly_guard.detections.settings import DEFAULT_FINDINGS_LOG
 from instantly_guard.detections.state import LocalStateStore, StateStore
 from instantly_guard.errors import (
@@ -219,13 +219,11 @@ class AuditExportService:
         """An exporter for one run; its read-ahead (one per run) fetches pages while the
         current ones are written."""
         options = options or self.options
-        # Backfills list day windows side by side (audit/windows.py), holding no more entries
-        # ahead than the safe path may (2 x AUDIT_MAX_BUFFERED); pages are still handed
-        # over as one listing, in order, one ahead of the one being written.
+        # Backfills list day windows side by side (audit/windows.py), each at most
+        # WINDOW_PAGES pages ahead; pages are still handed over as one listing, in order, one
+        # ahead of the one being written.
         windows = WindowedPageSource(
-            self.source,
-            today=lambda: self._clock().date(),
-            window_pages=window_pages_for(options.max_buffered),
+            self.source, today=lambda: self._clock().date(), window_pages=WINDOW_PAGES
         )
         return Exporter(
             ReadAheadSource(windows),
@@ -287,7 +285,7 @@ class AuditExportService:
         if self.store.read()[0] is not None:
             return  # a scheduled run came first: its checkpoint is not ours to move
         try:
-            self.store.write(replace(done, runs=(), descent=None), 0)
+            self.store.write(replace(done, runs=(), descent=None, sweep=None), 0)
         except ConflictError:
             return  # one was written just now: the same reasoning
         _log.info(
@@ -597,7 +595,6 @@ def export_options(settings: AuditSettings) -> ExportOptions:
         lookback=settings.lookback,
         time_budget=settings.time_budget,
         overlap=settings.overlap,
-        max_buffered=settings.max_buffered,
         day_margin=settings.day_margin,
         # Cloud Storage takes about one write per second to one object. Writing less often only
         # widens what a crash makes the next run write again (collapsed by insertId).

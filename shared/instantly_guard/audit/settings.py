@@ -10,8 +10,6 @@ LOG_LEVEL, INSTANTLY_RATE_PER_SECOND / _PER_MINUTE):
     AUDIT_TIME_BUDGET        a run stops starting work after this long (default 480s)
     AUDIT_OVERLAP            how far behind the newest exported entry late arrivals are still
                              caught (default 5m)
-    AUDIT_MAX_BUFFERED       new entries kept per pass over one day (default 20000; up to twice
-                             that is held briefly before a cut)
     AUDIT_DAY_MARGIN         whole days added on each side of every UTC day's query, because
                              Instantly's start_date/end_date timezone and end inclusivity are
                              undocumented (default 1: any UTC offset if end_date is inclusive;
@@ -75,7 +73,6 @@ class AuditSettings:
     lookback: timedelta
     time_budget: timedelta
     overlap: timedelta
-    max_buffered: int
     day_margin: int
     log_retention: timedelta
     rate_share: float
@@ -141,7 +138,6 @@ class AuditSettings:
             lookback=lookback,
             time_budget=budget,
             overlap=reader.duration("AUDIT_OVERLAP", timedelta(minutes=5)),
-            max_buffered=reader.integer("AUDIT_MAX_BUFFERED", 20_000, minimum=1000),
             day_margin=reader.integer("AUDIT_DAY_MARGIN", 1, minimum=0, maximum=7),
             log_retention=retention,
             rate_share=reader.number("AUDIT_RATE_SHARE", 0.25, minimum=0.01, maximum=1.0),

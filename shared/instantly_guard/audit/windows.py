@@ -19,10 +19,10 @@ exporter still sees one listing, in the order it would have had:
   cursor, then the windows after it. A page's cursor never passes an entry not yet handed over,
   so the checkpoint built on them never skips one.
 - Memory: at most `in_flight` windows fetch at once, each at most `window_pages` pages ahead of
-  the page being written, plus the first page of the next window (its marker). The service sizes
-  `window_pages` so that all windows hold about 2 x AUDIT_MAX_BUFFERED entries, what the
-  safe path may hold (6 pages each by default: about 100 MiB at most). A day larger than that is partly listed in the background and the rest one page per
-  round trip when its turn comes: speed for days of a few thousand entries, memory always.
+  the page being written, plus the first page of the next window (its marker): the service
+  gives each `WINDOW_PAGES` (6), about 100 MiB at most. A day larger than that is partly listed in
+  the background and the rest one page per round trip when its turn comes: speed for days of a
+  few thousand entries, memory always.
 - Cost: one extra, partly used page per window at most (the page that reaches the marker).
 """
 
@@ -49,13 +49,10 @@ from instantly_guard.instantly.models import AuditLog
 _PREFIX: Final = "iw1|"
 IN_FLIGHT: Final = 6
 """Windows listed at once: 6 round trips of 150-200 ms stay within the export's 25 requests/s."""
-PAGE_ENTRIES: Final = 1000
 
 
-def window_pages_for(max_buffered: int, in_flight: int = IN_FLIGHT) -> int:
-    """Pages each window may hold ahead so that all of them together hold about what the safe
-    path may (`2 * max_buffered` entries; a 1,000-entry page is about 2.4 MiB), at least 2."""
-    return max(2, 2 * max_buffered // PAGE_ENTRIES // in_flight)
+WINDOW_PAGES: Final = 6
+"""Pages each window may hold ahead: 36 pages of 1,000 entries (about 2.4 MiB each) in all."""
 
 
 _POLL_S: Final = 0.05

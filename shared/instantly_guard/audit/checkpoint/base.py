@@ -16,8 +16,8 @@ them in:
 What the exporter learned about the listing, so the next run can use it (all optional, see
 docs/audit-export.md): `order` (`asc`, `desc` or `unordered`, detected from the pages), `seeks`
 (cursors of an ascending listing, to resume near the floor instead of paging from its day's
-start) and `descent` (a newest-first pass that a previous run did not finish: what it still
-owes, and where to resume).
+start), `descent` (a newest-first pass that a previous run did not finish: what it still
+owes, and where to resume) and `sweep` (the same for a pass over an unordered listing).
 
 Stores (`CheckpointStore`) return the state with a `generation` and write only if the stored
 generation is still the one given (0 = "must not exist yet"), else raise `ConflictError`: two
@@ -159,6 +159,52 @@ class Descent:
 
 
 @dataclass(frozen=True, slots=True)
+class Sweep:
+    """One pass over an unordered listing, written page by page as it is listed.
+
+    It owes every entry dated >= `floor` that the checkpoint at its start did not hold (ids not
+    in `known`; `watermark` was that checkpoint's newest), listed open-ended from `start_date`.
+    `cursor` resumes the listing after the last page written (None: not started yet, or a source
+    without cursors: the pass lists again from its start). An entry created while the pass pages
+    can land behind the cursor and stay unseen, dated before entries the pass does see, so the
+    checkpoint's watermark never passes `cap` (the pass's start on our clock, minus the clock
+    skew allowed) while the pass or its results stand: the next pass lists from there.
+    """
+
+    floor: datetime
+    watermark: datetime
+    start_date: date
+    cap: datetime
+    known: frozenset[str] = frozenset()
+    cursor: str | None = None
+
+    def owes(self, timestamp: datetime, entry_id: str) -> bool:
+        # As `Checkpoint.is_new` at the pass's start.
+        return timestamp >= self.floor and entry_id not in self.known
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "floor": self.floor.isoformat(),
+            "watermark": self.watermark.isoformat(),
+            "start_date": self.start_date.isoformat(),
+            "cap": self.cap.isoformat(),
+            "known": sorted(self.known),
+            "cursor": self.cursor,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Sweep:
+        return cls(
+            floor=datetime.fromisoformat(data["floor"]),
+            watermark=datetime.fromisoformat(data["watermark"]),
+            start_date=date.fromisoformat(data["start_date"]),
+            cap=datetime.fromisoformat(data["cap"]),
+            known=frozenset(str(k) for k in data.get("known", ())),
+            cursor=data.get("cursor"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """What has been exported (see the module doc). Immutable: every change returns a copy."""
 
@@ -171,6 +217,7 @@ class Checkpoint:
     order: str | None = None
     seeks: tuple[Seek, ...] = ()
     descent: Descent | None = None
+    sweep: Sweep | None = None
     # State another user of the store keeps in the same compare-and-swap object (the
     # reconciler's read positions, `reconcile.position`); the export neither reads nor changes it.
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -205,13 +252,19 @@ class Checkpoint:
         recent_cap: int = DEFAULT_RECENT_CAP,
         now: datetime | None = None,
         horizon: datetime | None = None,
+        ceiling: datetime | None = None,
     ) -> Checkpoint:
         """The checkpoint after `exported` (timestamp, id) pairs were written.
 
         An entry dated after `horizon` (the clock plus the skew allowed) does not move the
         watermark: a clock running ahead on Instantly's side would otherwise make every real
         entry until then look already exported. It is kept in `recent` until the floor passes
-        it, so it is not exported again meanwhile."""
+        it, so it is not exported again meanwhile.
+
+        `ceiling` (an unordered pass's cap, see `Sweep`): entries after it may not all have been
+        seen, so the floor never rises past it, not even when `recent` passes `recent_cap`; then
+        the ids above it beyond the cap are forgotten instead (the next pass writes those again:
+        duplicates, collapsed by insertId, never a gap)."""
         recent = dict(self.recent)
         count = 0
         watermark = self.watermark
@@ -227,8 +280,14 @@ class Checkpoint:
         if len(recent) > recent_cap:
             # Keep every id from the cap-th newest timestamp on (ties included), so `recent`
             # stays complete above the raised floor.
-            floor = sorted(recent.values(), reverse=True)[recent_cap - 1]
-            recent = {k: t for k, t in recent.items() if t >= floor}
+            raised = sorted(recent.values(), reverse=True)[recent_cap - 1]
+            if ceiling is not None and raised > ceiling:
+                floor = max(floor, ceiling)
+                newest = sorted(recent.items(), key=lambda item: item[1], reverse=True)
+                recent = {k: t for k, t in newest[:recent_cap] if t >= floor}
+            else:
+                floor = raised
+                recent = {k: t for k, t in recent.items() if t >= floor}
         return replace(
             self,
             watermark=watermark,
@@ -273,6 +332,7 @@ class Checkpoint:
             "order": self.order,
             "seeks": [s.to_json() for s in self.seeks],
             "descent": self.descent.to_json() if self.descent else None,
+            "sweep": self.sweep.to_json() if self.sweep else None,
             "extra": dict(self.extra),
         }
 
@@ -297,6 +357,7 @@ class Checkpoint:
             order=data.get("order"),
             seeks=tuple(Seek.from_json(s) for s in data.get("seeks") or ()),
             descent=Descent.from_json(data["descent"]) if data.get("descent") else None,
+            sweep=Sweep.from_json(data["sweep"]) if data.get("sweep") else None,
             extra=dict(data.get("extra") or {}),
         )
 
