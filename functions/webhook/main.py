@@ -29,8 +29,14 @@ def receive_webhook(request: flask.Request) -> flask.Response:
         response = unavailable(unavailable_headers(exc))
     if response.status == 200:
         # A 200 means the whole body was read (to its end, within the limit): a plain body is
-        # cheaper, and the after-request hook below has nothing left to read.
-        return flask.Response(response.body, status=200, headers=response.headers)
+        # cheaper, and the after-request hook below has nothing left to read. Headers are added
+        # one by one: a mapping passed to the constructor is copied and checked twice over.
+        content_type = response.headers.get("Content-Type", "application/json")
+        answer = flask.Response(response.body, status=200, content_type=content_type)
+        for name, value in response.headers.items():
+            if name != "Content-Type":
+                answer.headers.add(name, value)
+        return answer
     # An iterable body marks the response as streamed, which stops functions-framework's
     # after-request hook from reading whatever is left of the request body into memory (a
     # refused or oversized body is never read past the limit; the server discards the rest).

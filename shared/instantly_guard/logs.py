@@ -285,8 +285,23 @@ def bind_request_context(
     trace_header: str | None = None, project: str | None = None, **extra: str
 ) -> Iterator[None]:
     """Attach the request's trace (and any extra fields) to every record logged inside the block."""
-    token = _context.set({**trace_fields(trace_header, project), **extra})
+    token = enter_request_context(trace_header, project, **extra)
     try:
         yield
     finally:
-        _context.reset(token)
+        leave_request_context(token)
+
+
+RequestContext = contextvars.Token[dict[str, str] | None]
+
+
+def enter_request_context(
+    trace_header: str | None = None, project: str | None = None, **extra: str
+) -> RequestContext:
+    """`bind_request_context` without the generator, for a caller on every request: pass the
+    token to `leave_request_context` in a `finally`."""
+    return _context.set({**trace_fields(trace_header, project), **extra})
+
+
+def leave_request_context(token: RequestContext) -> None:
+    _context.reset(token)

@@ -19,13 +19,24 @@ class Secret:
     so even a value revealed by mistake into a log record is masked there.
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("_sha256", "_value")
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
             raise TypeError("Secret wraps a str")
         self._value = value
+        self._sha256: bytes | None = None
         redaction.register(value)
+
+    def sha256(self) -> bytes:
+        """The SHA-256 of the value's UTF-8 bytes (surrogates kept), computed once: what a
+        constant-time comparison of a presented credential compares against."""
+        digest = self._sha256
+        if digest is None:
+            digest = self._sha256 = hashlib.sha256(
+                self._value.encode("utf-8", "surrogateescape")
+            ).digest()
+        return digest
 
     def reveal(self) -> str:
         """Return the plain value. Call it only where the value must leave the process."""

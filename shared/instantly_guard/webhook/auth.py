@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from instantly_guard.secret import Secret
 from instantly_guard.webhook.secrets import SecretSource, SecretUnavailableError
@@ -56,8 +56,7 @@ class Verdict(Enum):
     UNAVAILABLE = "unavailable"
 
 
-@dataclass(frozen=True, slots=True)
-class AuthResult:
+class AuthResult(NamedTuple):  # a tuple: built on every request, several times cheaper
     """The outcome of one check. `reason` is for the log only, never for the client."""
 
     verdict: Verdict
@@ -80,7 +79,7 @@ def _matches_any(provided: bytes, candidates: Sequence[Secret]) -> bool:
     provided_digest = _digest(provided)
     matched = False
     for candidate in candidates:
-        matched |= hmac.compare_digest(provided_digest, _digest(candidate.reveal()))
+        matched |= hmac.compare_digest(provided_digest, candidate.sha256())
     return matched
 
 

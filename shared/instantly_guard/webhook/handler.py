@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
-from instantly_guard.logs import bind_request_context, emit_line
+from instantly_guard.logs import emit_line, enter_request_context, leave_request_context
 from instantly_guard.publish.base import Publisher
 from instantly_guard.redaction import hash_email
 from instantly_guard.webhook.auth import AuthResult, Gate, HeaderLookup, Verdict, strip_ows
@@ -72,8 +72,7 @@ class RequestLike(Protocol):
     def stream(self) -> Readable: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):  # a tuple: built on every request, several times cheaper
     status: int
     body: bytes
     headers: Mapping[str, str]
@@ -285,12 +284,16 @@ def _process(request: RequestLike, deps: Deps) -> _Handled:
     return _hand_off(parsed, auth, deps, len(body))
 
 
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
 def message_size(data: bytes, attributes: Mapping[str, str]) -> int:
     """The size Pub/Sub counts against its limit: data plus every attribute's key and value."""
-    return len(data) + sum(
-        len(k.encode("utf-8", "replace")) + len(v.encode("utf-8", "replace"))
-        for k, v in attributes.items()
-    )
+    size = len(data)
+    for key, value in attributes.items():
+        size += _utf8_length(key) + _utf8_length(value)
+    return size
 
 
 def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _Handled:
@@ -405,7 +408,8 @@ def handle(request: RequestLike, deps: Deps) -> Response:
     """Answer one delivery (see the module docstring for the order of checks)."""
     started = time.perf_counter()
     # Headers are looked up one by one (never copied: Werkzeug builds them from the WSGI environ).
-    with bind_request_context(request.headers.get("x-cloud-trace-context"), deps.project):
+    token = enter_request_context(request.headers.get("x-cloud-trace-context"), deps.project)
+    try:
         try:
             outcome = _process(request, deps)
         except Exception as exc:
@@ -413,4 +417,6 @@ def handle(request: RequestLike, deps: Deps) -> Response:
                 name="internal_error", response=UNAVAILABLE, detail=type(exc).__name__, error=exc
             )
         _log(outcome, (time.perf_counter() - started) * 1000, deps)
+    finally:
+        leave_request_context(token)
     return outcome.response
