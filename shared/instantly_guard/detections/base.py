@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from instantly_guard.detections.model import Config, Event, Finding, Hit, Severity
 
 DetectFunction = Callable[[Sequence[Event], Config], list[Hit]]
+JoinGap = Callable[[Config], timedelta]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,9 @@ class DetectionRule:
     changes: frozenset[str]
     lookback: timedelta
     detect: DetectFunction
+    joins: JoinGap | None = None
+    """Windowed rules: how far apart two hits of one series may be and still be one incident
+    (the burst gap; zero: their spans must overlap). None: each hit is its own incident."""
 
     def reads(self, event: Event) -> bool:
         """Whether the rule looks at `event`. `changes` holds inventory change names, or
@@ -63,6 +67,7 @@ def detection(
     activities: Sequence[int] = (),
     changes: Sequence[str] = (),
     lookback: timedelta = timedelta(0),
+    joins: JoinGap | None = None,
 ) -> Callable[[DetectFunction], DetectionRule]:
     """Declare a rule: `@detection("audit.totp-disabled", ...)` above its function."""
 
@@ -78,6 +83,7 @@ def detection(
             frozenset(changes),
             lookback,
             function,
+            joins,
         )
 
     return wrap
