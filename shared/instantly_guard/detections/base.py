@@ -3,7 +3,10 @@
 A rule function receives the events of a window (oldest first; the rule keeps only the kinds it
 declares in `activities`/`changes`) and the `Config`, and returns its `Hit`s. It must be pure
 and must give an incident the same `incident` id whichever window it is seen in, as long as the
-window holds the incident's first entry: that is what makes a finding fire once.
+window holds the incident's first entry: that is what makes a finding fire once. A windowed rule
+whose window may show only part of an incident (entries written out of time order) also names
+whose it is (`Hit.series`) and declares `joins`, so the detector can tell the rest of a fired
+incident from a new one.
 """
 
 from __future__ import annotations
