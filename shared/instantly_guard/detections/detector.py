@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from instantly_guard.detections.base import DetectionRule
@@ -56,6 +56,11 @@ class Detector:
         # Windowed rules need the trail as far back as their longest burst gap.
         self.lookback = max(
             [r.lookback for r in self.rules] + [config.mfa_burst_gap, config.lead_export_window]
+        )
+        # Only their entries are kept between batches: a one-entry rule has judged its entry
+        # once evaluated (key names seen go to `state.names`).
+        self.windowed: frozenset[int] = frozenset().union(
+            *(r.activities for r in self.rules if r.lookback > timedelta(0))
         )
 
     def relevant(self, insert_id: str, payload: Mapping[str, Any]) -> bool:
@@ -109,6 +114,9 @@ class Detector:
                 state.fired[finding.key] = now.isoformat()
                 findings.append(finding)
         if window:
+            state.events = {
+                k: v for k, v in state.events.items() if v.get("activity_type") in self.windowed
+            }
             state.prune(newest=window[-1].timestamp, lookback=self.lookback, now=now)
         return findings, state
 
