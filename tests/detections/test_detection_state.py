@@ -158,3 +158,18 @@ def test_an_unreadable_incident_is_dropped_not_fatal() -> None:
     }
     data = {"version": 1, "incidents": [good, {"rule": MFA}, {**good, "first": "yesterday"}, 3]}
     assert DetectionState.from_json(data).incidents == [good]
+
+
+def test_a_burst_longer_than_the_look_back_written_as_it_happens_is_one_finding() -> None:
+    # A failure every 20 h for a week, each written in its own run when it happens: the first
+    # entries leave the state, so the group seen later starts at a later entry (another key).
+    store = MemoryStateStore()
+    clock = Clock(T0)
+    detector = Detector(Config(), store, clock=clock)
+    found: list[Finding] = []
+    for i in range(9):
+        findings, state = detector.evaluate([entry(f"s{i}", T0 + i * 20 * HOUR)], store.load())
+        store.save(state)
+        found += findings
+        clock.advance(20 * HOUR)
+    assert rules(found) == [MFA]
