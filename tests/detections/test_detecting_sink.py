@@ -134,5 +134,4 @@ def test_the_state_is_read_once_per_run_and_saved_at_most_once_a_second() -> Non
     assert (store.loads, store.saves) == (1, 1)
     sink.flush()
     assert store.saves == 2
-    assert len(store.state.events) == 3
-    assert len(store.state.fired) == 3
+    assert len(store.state.fired) == 3  # the last save holds every batch

@@ -3,7 +3,10 @@
 A rule function receives the events of a window (oldest first; the rule keeps only the kinds it
 declares in `activities`/`changes`) and the `Config`, and returns its `Hit`s. It must be pure
 and must give an incident the same `incident` id whichever window it is seen in, as long as the
-window holds the incident's first entry: that is what makes a finding fire once.
+window holds the incident's first entry: that is what makes a finding fire once. A windowed rule
+whose window may show only part of an incident (entries written out of time order) also names
+whose it is (`Hit.series`) and declares `joins`, so the detector can tell the rest of a fired
+incident from a new one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import datetime, timedelta
 from instantly_guard.detections.model import Config, Event, Finding, Hit, Severity
 
 DetectFunction = Callable[[Sequence[Event], Config], list[Hit]]
+JoinGap = Callable[[Config], timedelta]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,9 @@ class DetectionRule:
     changes: frozenset[str]
     lookback: timedelta
     detect: DetectFunction
+    joins: JoinGap | None = None
+    """Windowed rules: how far apart two hits of one series may be and still be one incident
+    (the burst gap; zero: their spans must overlap). None: each hit is its own incident."""
 
     def reads(self, event: Event) -> bool:
         """Whether the rule looks at `event`. `changes` holds inventory change names, or
@@ -63,6 +70,7 @@ def detection(
     activities: Sequence[int] = (),
     changes: Sequence[str] = (),
     lookback: timedelta = timedelta(0),
+    joins: JoinGap | None = None,
 ) -> Callable[[DetectFunction], DetectionRule]:
     """Declare a rule: `@detection("audit.totp-disabled", ...)` above its function."""
 
@@ -78,6 +86,7 @@ def detection(
             frozenset(changes),
             lookback,
             function,
+            joins,
         )
 
     return wrap

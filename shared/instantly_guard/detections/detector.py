@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from instantly_guard.detections.base import DetectionRule
@@ -26,7 +26,7 @@ from instantly_guard.detections.rules.keys import (
     key_names,
     outside_rotation,
 )
-from instantly_guard.detections.state import DetectionState, StateStore
+from instantly_guard.detections.state import SEEN, DetectionState, StateStore
 
 _TS = "_ts"
 
@@ -56,6 +56,11 @@ class Detector:
         # Windowed rules need the trail as far back as their longest burst gap.
         self.lookback = max(
             [r.lookback for r in self.rules] + [config.mfa_burst_gap, config.lead_export_window]
+        )
+        # Only their entries are kept between batches: a one-entry rule has judged its entry
+        # once evaluated (key names seen go to `state.names`).
+        self.windowed: frozenset[int] = frozenset().union(
+            *(r.activities for r in self.rules if r.lookback > timedelta(0))
         )
 
     def relevant(self, insert_id: str, payload: Mapping[str, Any]) -> bool:
@@ -88,6 +93,7 @@ class Detector:
         for insert_id, payload, timestamp in entries:
             kept = dict(payload)
             kept[_TS] = timestamp.isoformat()
+            kept[SEEN] = now.isoformat()
             state.events[insert_id] = kept
         window = sorted(
             (event_from_payload(i, p, _parse(p.get(_TS))) for i, p in state.events.items()),
@@ -102,13 +108,33 @@ class Detector:
         findings = []
         for rule in self.rules:
             for finding in rule.findings(window, config, now=now, mode=self.mode):
-                if finding.key in state.fired:
+                if _seen_before(rule, finding, state, config, now):
+                    state.fired.setdefault(finding.key, now.isoformat())
                     continue
                 state.fired[finding.key] = now.isoformat()
                 findings.append(finding)
         if window:
+            state.events = {
+                k: v for k, v in state.events.items() if v.get("activity_type") in self.windowed
+            }
             state.prune(newest=window[-1].timestamp, lookback=self.lookback, now=now)
         return findings, state
+
+
+def _seen_before(
+    rule: DetectionRule, finding: Finding, state: DetectionState, config: Config, now: datetime
+) -> bool:
+    """Whether `finding` is an incident that already fired: its dedupe key, or (windowed rules)
+    a fired incident of the same rule and series its span meets. Entries written out of time
+    order show one burst as a partial group first, then the whole under an earlier first entry
+    (another key): the span, not the key, says it is the same burst. Either way the span is
+    recorded, so the incident grows with every entry seen."""
+    hit = finding.hit
+    met = False
+    if rule.joins is not None and hit.series is not None:
+        span = (hit.first_at, hit.last_at)
+        met = state.join(rule.id, hit.series, span, rule.joins(config), now)
+    return met or finding.key in state.fired
 
 
 def _parse(value: Any) -> datetime | None:

@@ -118,6 +118,10 @@ class Hit:
     incident: str
     first_at: datetime
     last_at: datetime
+    series: str | None = None
+    """For a windowed rule: whose incidents these are (the person of a burst). Entries written
+    out of order can show one incident as several groups in turn; the detector treats hits of
+    one rule and series whose spans meet (within the rule's `joins` gap) as one incident."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,18 @@
 """What continuous evaluation keeps between batches and runs, and where.
 
-- `events`: the entries windowed rules read, for as long as a rule looks back (a burst of MFA
-  failures split across two export runs is still one burst);
+- `events`: the entries windowed rules read (a burst of MFA failures split across batches and
+  runs is still one burst), kept while a rule may still need them: dated within the rules'
+  look-back of the newest entry seen (for entries still to come in time order), or written
+  within that look-back of now (for older entries a descending or unordered listing, or a
+  backfill, writes later). At most `MAX_EVENTS`;
 - `fired`: the dedupe keys of findings already written, with when: an incident found again (the
   export's overlap window, a rerun after a failed batch, a backfill) is not reported twice. Kept
   `FIRED_TTL`; the findings' stable insertIds collapse any later repeat in Cloud Logging;
+- `incidents`: per windowed incident that fired, its rule, series (whose) and the time span its
+  entries covered so far: entries written out of time order show one burst as several groups in
+  turn (a partial one, then the whole under another first entry, so another dedupe key), and a
+  later group of the same rule and series whose span meets a fired one is that incident. Kept
+  `FIRED_TTL` after it was last seen, at most `MAX_INCIDENTS`;
 - `names`: key id -> name seen in key entries, to name a rotation's admin key later.
 """
 
@@ -13,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +29,10 @@ from instantly_guard.errors import BackendError
 
 FIRED_TTL = timedelta(days=90)
 MAX_NAMES = 10_000
+MAX_EVENTS = 20_000
+MAX_INCIDENTS = 10_000
+SEEN = "_seen"
+"""An event's key holding when it was written (our clock), beside `_ts` (its log time)."""
 
 
 @dataclass(slots=True)
@@ -29,9 +41,17 @@ class DetectionState:
     """insert id -> the entry's `jsonPayload` (plus `_ts`, the log entry's time)."""
     fired: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    incidents: list[dict[str, str]] = field(default_factory=list)
+    """Fired windowed incidents: `rule`, `series`, `first`, `last` (ISO times), `seen`."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": 1, "events": self.events, "fired": self.fired, "names": self.names}
+        return {
+            "version": 1,
+            "events": self.events,
+            "fired": self.fired,
+            "names": self.names,
+            "incidents": self.incidents,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> DetectionState:
@@ -44,19 +64,99 @@ class DetectionState:
             value = data.get(name)
             return value if isinstance(value, dict) else {}
 
+        incidents = data.get("incidents")
         return cls(
             {k: v for k, v in table("events").items() if isinstance(v, dict)},
             {k: v for k, v in table("fired").items() if isinstance(v, str)},
             {k: v for k, v in table("names").items() if isinstance(v, str)},
+            [i for i in incidents if _is_incident(i)] if isinstance(incidents, list) else [],
         )
 
+    def join(
+        self,
+        rule: str,
+        series: str,
+        span: tuple[datetime, datetime],
+        gap: timedelta,
+        now: datetime,
+    ) -> bool:
+        """Record that `rule` found an incident of `series` over `span` (first, last entry);
+        True when it meets one already recorded (its span overlaps, or is within `gap` of,
+        this one): the same incident, seen again or more of it. Every incident it meets is
+        merged into one, so a late entry that bridges two is one from then on."""
+        first, last = span
+        met, rest = [], []
+        for incident in self.incidents:
+            same = incident["rule"] == rule and incident["series"] == series
+            if same and _meets(incident, first, last, gap):
+                met.append(incident)
+            else:
+                rest.append(incident)
+        for incident in met:
+            first = min(first, _time(incident["first"]))
+            last = max(last, _time(incident["last"]))
+        rest.append(
+            {
+                "rule": rule,
+                "series": series,
+                "first": first.isoformat(),
+                "last": last.isoformat(),
+                "seen": now.isoformat(),
+            }
+        )
+        self.incidents = rest
+        return bool(met)
+
     def prune(self, *, newest: datetime, lookback: timedelta, now: datetime) -> None:
+        """Drop what no rule can need any more. An event goes once it is dated more than
+        `lookback` before the newest entry seen AND was written more than `lookback` ago: an
+        entry written later that is older than the newest seen (descending and unordered
+        listings, a backfill) still finds the neighbours it is written with."""
         oldest = (newest - lookback).isoformat()
-        self.events = {k: v for k, v in self.events.items() if str(v.get("_ts", "")) >= oldest}
+        settled = (now - lookback).isoformat()
+        self.events = {
+            k: v
+            for k, v in self.events.items()
+            if str(v.get("_ts", "")) >= oldest or str(v.get(SEEN, "")) >= settled
+        }
+        if len(self.events) > MAX_EVENTS:
+            # Past the bound, the entries written longest ago go first.
+            ranked = sorted(
+                self.events.items(),
+                key=lambda kv: (str(kv[1].get(SEEN, "")), str(kv[1].get("_ts", ""))),
+            )
+            self.events = dict(ranked[-MAX_EVENTS:])
         expired = (now - FIRED_TTL).isoformat()
         self.fired = {k: v for k, v in self.fired.items() if v >= expired}
+        self.incidents = [i for i in self.incidents if i["seen"] >= expired]
+        if len(self.incidents) > MAX_INCIDENTS:
+            self.incidents = sorted(self.incidents, key=lambda i: i["seen"])[-MAX_INCIDENTS:]
         if len(self.names) > MAX_NAMES:
             self.names = dict(list(self.names.items())[-MAX_NAMES:])
+
+
+_INCIDENT_FIELDS = ("rule", "series", "first", "last", "seen")
+
+
+def _is_incident(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    if not all(isinstance(value.get(f), str) for f in _INCIDENT_FIELDS):
+        return False
+    try:
+        _time(value["first"]), _time(value["last"])
+    except ValueError:
+        return False
+    return True
+
+
+def _time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _meets(incident: dict[str, str], first: datetime, last: datetime, gap: timedelta) -> bool:
+    return first <= _time(incident["last"]) + gap and _time(incident["first"]) <= last + gap
 
 
 class StateStore(Protocol):

@@ -21,6 +21,7 @@ LEAD_EXPORTED = ActivityType.LEAD_EXPORTED
     technique="T1213",
     activities=(LEAD_EXPORTED,),
     lookback=LOOKBACK,
+    joins=lambda config: config.lead_export_window,
     fix=(
         "Ask the user what the export was for; if it was not sanctioned, end their sessions, "
         "rotate their password, and review who else they shared access with."
@@ -56,6 +57,7 @@ def lead_export_volume(events: Sequence[Event], config: Config) -> list[Hit]:
                             f"{user}:{group[0].id}",
                             group[0].timestamp,
                             event.timestamp,
+                            user,
                         )
                     )
                     break

@@ -49,6 +49,7 @@ def _addresses(events: Sequence[Event]) -> list[str]:
     technique="T1621",
     activities=(MFA_CHALLENGE_FAILED, MFA_TOO_MANY_FAILURES),
     lookback=LOOKBACK,
+    joins=lambda config: config.mfa_burst_gap,
     fix=(
         "Confirm with the user; if it was not them, their password is known to someone else: "
         "reset it, review their sessions, and check the audit log for what followed."
@@ -80,6 +81,7 @@ def mfa_failures(events: Sequence[Event], config: Config) -> list[Hit]:
                     f"{user}:{group[0].id}",
                     group[0].timestamp,
                     group[-1].timestamp,
+                    user,
                 )
             )
     hits.extend(
