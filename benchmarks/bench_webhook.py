@@ -157,8 +157,8 @@ def _load(url: str, bodies: list[bytes]) -> float:
     return len(bodies) / elapsed
 
 
-WRK_SECONDS = 5
-WRK_ROUNDS = 3
+WRK_SECONDS = 4
+WRK_ROUNDS = 5
 WRK_CONNECTIONS = 4
 # Each request a distinct delivery (a duplicate may be answered more cheaply): the body is a 2 KB
 # event whose "step" is the wrk thread's id followed by its own counter, always 10 digits wide.

@@ -81,7 +81,8 @@ def test_the_short_path_writes_the_line_the_logger_would(fields: dict[str, Any])
 
 
 def test_base_keys_win_over_fields_and_a_secret_field_names_the_message() -> None:
-    fields = {"severity": "LIE", "logger": "other", "secret": "instantly-guard-x", "n": 1}
+    name = "instantly-guard-x"  # a managed secret's name, as rotation logs it
+    fields = {"severity": "LIE", "logger": "other", "secret": name, "n": 1}
     with _only_ours() as stream:
         short, ordinary = _both_ways(stream, logging.WARNING, fields)
     assert short == ordinary
