@@ -120,6 +120,11 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
+@functools.lru_cache(maxsize=1024)  # str() of an address rebuilds its text every time
+def address_text(address: IPAddress) -> str:
+    return str(address)
+
+
 def client_address(
     forwarded_for: str | None, peer: str | None, proxy_hops: int
 ) -> IPAddress | None:
@@ -220,7 +225,7 @@ class Authenticator:
         except SecretUnavailableError as exc:
             return AuthResult(Verdict.UNAVAILABLE, reason=exc.problem)
         address = client_address(headers.get("x-forwarded-for"), peer, self._hops)
-        client = str(address) if address is not None else None
+        client = address_text(address) if address is not None else None
         if self._networks and (
             address is None or not any(address in network for network in self._networks)
         ):
