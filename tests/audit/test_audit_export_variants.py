@@ -130,14 +130,12 @@ def test_a_saved_cursor_that_goes_bad_restarts_the_listing_from_its_dates(
     assert any("rejected the saved cursor" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("form", ["error_500", "error_400", "lenient"])
-def test_a_newest_first_pass_whose_cursor_goes_bad_restarts_and_writes_each_entry_once(
-    sandbox_factory: Any, tmp_path: Path, form: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A descending listing's unfinished pass keeps its cursor in the checkpoint; when Instantly
-    rejects it, the pass lists again from the top and skips the band it already wrote
-    (`lenient`: the cursor stays good, the comparison)."""
-    sb = sandbox_factory(seed="empty", listing_order="desc", variants={"unknown_cursor": form})
+def _interrupt_then_resume(
+    sb: Any, tmp_path: Path, form: str, caplog: pytest.LogCaptureFixture, owed: str
+) -> tuple[Any, Any, list[str], list[str], bool]:
+    """Seed the sandbox, stop an export after 100 entries (its pass's cursor saved in the
+    checkpoint's `owed` field), make Instantly forget its cursors (unless `lenient`), run again:
+    (first summary, second summary, ids seeded, ids written, whether the cursor was rejected)."""
     ids = _seed(sb)
     key = CountingKey(sb.keys["admin"].key)
     sink_path = tmp_path / "audit.jsonl"
@@ -153,8 +151,9 @@ def test_a_newest_first_pass_whose_cursor_goes_bad_restarts_and_writes_each_entr
     assert first.stopped_reason is StopReason.INTERRUPTED
     saved = store.read()[0]
     assert saved is not None
-    assert saved.descent is not None
-    assert saved.descent.cursor is not None, "no cursor saved: nothing to go bad"
+    unfinished = getattr(saved, owed)
+    assert unfinished is not None
+    assert unfinished.cursor is not None, "no cursor saved: nothing to go bad"
 
     if form != "lenient":
         sb.forget_cursors()
@@ -168,11 +167,23 @@ def test_a_newest_first_pass_whose_cursor_goes_bad_restarts_and_writes_each_entr
 
     assert second.stopped_reason is StopReason.COMPLETE, second.error
     exported = [e["insertId"] for e in read_entries(sink_path)]
+    rejected = any("rejected the saved cursor" in r.getMessage() for r in caplog.records)
+    return first, second, ids, exported, rejected
+
+
+@pytest.mark.parametrize("form", ["error_500", "error_400", "lenient"])
+def test_a_newest_first_pass_whose_cursor_goes_bad_restarts_and_writes_each_entry_once(
+    sandbox_factory: Any, tmp_path: Path, form: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A descending listing's unfinished pass keeps its cursor in the checkpoint; when Instantly
+    rejects it, the pass lists again from the top and skips the band it already wrote
+    (`lenient`: the cursor stays good, the comparison)."""
+    sb = sandbox_factory(seed="empty", listing_order="desc", variants={"unknown_cursor": form})
+    _, _, ids, exported, rejected = _interrupt_then_resume(sb, tmp_path, form, caplog, "descent")
     assert sorted(set(exported)) == sorted(ids)  # every entry
     # Twice: only the page the interruption caught (as with a cursor that stays good, the
     # `lenient` run): the restart skips the band the pass wrote.
     assert len(exported) - len(set(exported)) <= 50
-    rejected = any("rejected the saved cursor" in r.getMessage() for r in caplog.records)
     assert rejected is (form != "lenient")
 
 
@@ -185,45 +196,16 @@ def test_an_unordered_pass_whose_cursor_goes_bad_restarts_and_misses_nothing(
     (duplicates, collapsed by insertId), nothing is skipped (`lenient`: the cursor stays good,
     the comparison: only what the interruption caught is written twice)."""
     sb = sandbox_factory(seed="empty", listing_order="random", variants={"unknown_cursor": form})
-    ids = _seed(sb)
-    key = CountingKey(sb.keys["admin"].key)
-    sink_path = tmp_path / "audit.jsonl"
-    store = LocalCheckpointStore(tmp_path / "checkpoint.json")
-
-    def stop_midway(summary: Any) -> None:
-        if summary.exported >= 100:
-            raise KeyboardInterrupt
-
-    with InstantlyClient(key, sb.base_url, rate_limiter=RateLimiter(1000, 60000)) as client:
-        source = ReadAheadSource(ClientPageSource(client, page_size=50))
-        first = Exporter(source, JsonlSink(sink_path), store, OPTIONS, progress=stop_midway).run()
-    assert first.stopped_reason is StopReason.INTERRUPTED
-    saved = store.read()[0]
-    assert saved is not None
-    assert saved.sweep is not None
-    assert saved.sweep.cursor is not None, "no cursor saved: nothing to go bad"
-
-    if form != "lenient":
-        sb.forget_cursors()
-    limiter = RateLimiter(1000, 60000)
-    with (
-        caplog.at_level("WARNING", logger="instantly_guard.audit"),
-        InstantlyClient(key, sb.base_url, rate_limiter=limiter) as client,
-    ):
-        source = ReadAheadSource(ClientPageSource(client, page_size=50))
-        second = Exporter(source, JsonlSink(sink_path), store, OPTIONS).run()
-
-    assert second.stopped_reason is StopReason.COMPLETE, second.error
-    exported = [e["insertId"] for e in read_entries(sink_path)]
+    first, second, ids, exported, rejected = _interrupt_then_resume(
+        sb, tmp_path, form, caplog, "sweep"
+    )
     assert sorted(set(exported)) == sorted(ids)  # every entry
     rewrites = len(exported) - len(set(exported))
     assert rewrites <= first.exported
     if form == "lenient":  # resumed from the cursor: nothing written twice
         assert rewrites == 0
         assert second.exported == len(ids) - first.exported
-    rejected = any("rejected the saved cursor" in r.getMessage() for r in caplog.records)
     assert rejected is (form != "lenient")
-    assert store.read()[0].sweep is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("variant", params())
