@@ -113,3 +113,29 @@ def test_the_control_api_sets_the_variant_and_runs_retries(sandbox, receiver) ->
         hook.target_hook_url = receiver.url
     assert httpx.post(f"{control}/webhook-events/retry").json() == {"retried": 1}
     assert len(receiver.requests) == 1
+
+
+class _Records:
+    """What the listing's order cache reads of a workspace: its records by id."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.webhook_events = dict.fromkeys(ids)
+
+
+def test_the_order_cache_never_serves_a_gone_workspaces_ids() -> None:
+    """The cache is keyed by id(), which a later workspace can be given: a full run once listed
+    another sandbox's ids (KeyError, the connection dropped). An entry now goes with its
+    workspace, and an entry whose workspace is not this one is rebuilt."""
+    import gc
+
+    from instantly_sandbox.routes import webhook_events
+
+    first = _Records(["a-1", "a-2"])
+    assert webhook_events._ordered_ids(first) == ["a-1", "a-2"]  # type: ignore[arg-type]
+    key = id(first)
+    assert key in webhook_events._ORDER
+    del first
+    gc.collect()
+    assert key not in webhook_events._ORDER
+    second = _Records(["b-2", "b-1"])
+    assert webhook_events._ordered_ids(second) == ["b-1", "b-2"]  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ deliveries leave behind, shown as the workspace's `DeliveryLogOptions` say."""
 from __future__ import annotations
 
 import bisect
+import weakref
 from collections.abc import Iterator
 from datetime import date
 
@@ -26,16 +27,20 @@ def _day(raw: str | None, name: str) -> str | None:
 # The ids of a workspace's records in order, rebuilt only when records were added: a page is then
 # found by bisecting to the cursor and filtering forward, so a listing of a 100k-record log (the
 # reconcile benchmark) costs a page's work per request, not the whole log's. Records are never
-# removed, and in-place updates keep their id.
-_ORDER: dict[int, tuple[int, list[str]]] = {}
+# removed, and in-place updates keep their id. Keyed by id() (a workspace is not hashable), so
+# each entry also holds a weak reference to its workspace and goes when the workspace does: a
+# later workspace given the same id() with as many records must not get the other's ids.
+_ORDER: dict[int, tuple[weakref.ref[Workspace], int, list[str]]] = {}
 
 
 def _ordered_ids(ws: Workspace) -> list[str]:
-    cached = _ORDER.get(id(ws))
-    if cached is None or cached[0] != len(ws.webhook_events):
-        cached = (len(ws.webhook_events), sorted(ws.webhook_events))
-        _ORDER[id(ws)] = cached
-    return cached[1]
+    key = id(ws)
+    cached = _ORDER.get(key)
+    if cached is None or cached[0]() is not ws or cached[1] != len(ws.webhook_events):
+        ref = weakref.ref(ws, lambda _: _ORDER.pop(key, None))
+        cached = (ref, len(ws.webhook_events), sorted(ws.webhook_events))
+        _ORDER[key] = cached
+    return cached[2]
 
 
 def list_events(ws: Workspace, req: ApiRequest) -> Reply:
