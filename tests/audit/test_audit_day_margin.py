@@ -162,11 +162,15 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
+# Every offset and end rule with a margin that covers it, one test id each.
+EVERY_MARGIN_CASE = pytest.mark.parametrize(
     ("offset", "exclusive", "margin"),
     CASES,
     ids=[f"{o.total_seconds() / 3600:+g}h-{'excl' if e else 'incl'}-m{m}" for o, e, m in CASES],
 )
+
+
+@EVERY_MARGIN_CASE
 def test_with_the_margin_every_entry_is_exported_exactly_once(
     sandbox_factory, tmp_path, offset, exclusive, margin
 ) -> None:  # type: ignore[no-untyped-def]
@@ -244,11 +248,7 @@ def _backfill(
     return expected, Counter(jsonl_ids(tmp_path / "audit.jsonl")), stamps
 
 
-@pytest.mark.parametrize(
-    ("offset", "exclusive", "margin"),
-    CASES,
-    ids=[f"{o.total_seconds() / 3600:+g}h-{'excl' if e else 'incl'}-m{m}" for o, e, m in CASES],
-)
+@EVERY_MARGIN_CASE
 def test_a_backfill_with_the_margin_exports_its_days_exactly_once(
     sandbox_factory, tmp_path, offset, exclusive, margin
 ) -> None:  # type: ignore[no-untyped-def]
