@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
+from instantly_guard.jsontext import encoder
 from instantly_guard.linewriter import LineWriter
 from instantly_guard.redaction import json_is_clean, redact
 from instantly_guard.terminal import safe
@@ -63,7 +65,28 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, default=_plain)
+_encode: Final = encoder(ensure_ascii=False, default=_plain)
+_BASE_KEYS: Final = frozenset({"severity", "message", "time", "logger"})
+# The last second `_time_text` formatted: (whole seconds, text up to the seconds).
+_second: tuple[float, str] = (-1.0, "")
+
+
+def line_time(created: float) -> str:
+    """`datetime.fromtimestamp(created, UTC).isoformat()`, the date and time of day formatted
+    once a second (a test holds the two equal): rounded half to even to the microsecond, as
+    `fromtimestamp` rounds, and no fraction when it is zero, as `isoformat` writes."""
+    global _second  # a cache swapped whole: readers see an old or a new one
+    fraction, whole = math.modf(created)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    cached = _second
+    if cached[0] != whole:
+        text = datetime.fromtimestamp(whole, UTC).isoformat()[:-6]  # less "+00:00"
+        cached = _second = (whole, text)
+    if micro:
+        return f"{cached[1]}.{micro:06d}+00:00"
+    return f"{cached[1]}+00:00"
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -79,6 +102,10 @@ def _named(message: str, fields: Any) -> str:
     return message
 
 
+def _is_str(key: object) -> bool:
+    return type(key) is str
+
+
 def _entry(  # noqa: PLR0917 (the parts of one line)
     severity: str,
     message: str,
@@ -90,10 +117,12 @@ def _entry(  # noqa: PLR0917 (the parts of one line)
     entry: dict[str, Any] = {
         "severity": severity,
         "message": message,
-        "time": datetime.fromtimestamp(created, UTC).isoformat(),
+        "time": line_time(created),
         "logger": name,
     }
-    if isinstance(fields, Mapping):
+    if isinstance(fields, dict) and _BASE_KEYS.isdisjoint(fields) and all(map(_is_str, fields)):
+        entry.update(fields)  # the usual fields: string keys, none a base key
+    elif isinstance(fields, Mapping):
         for key, value in fields.items():
             entry.setdefault(str(key), value)
     context = _context.get()
@@ -108,8 +137,8 @@ def _clean_line(entry: Mapping[str, Any]) -> str | None:
     """The entry encoded, when the encoded line holds nothing to mask (checked once, on the whole
     line); None when it may, or cannot be encoded as it is."""
     try:
-        line = _ENCODER.encode(entry)
-    except (TypeError, ValueError):  # keys json cannot encode, circular references
+        line = _encode(entry)
+    except (TypeError, ValueError, RecursionError):  # keys json cannot encode, circular values
         return None
     return line if json_is_clean(line) else None
 
@@ -175,7 +204,24 @@ def _only_our_json_handler(
     return writer, formatter
 
 
-def emit_line(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> bool:
+def direct_writer(logger: logging.Logger, level: int) -> LineWriter | None:
+    """The writer a caller may write a line of `logger` at `level` to itself, formatted as our
+    JSON handler would (with no labels to add, and `line_time` and `request_context` for its
+    time and context): None unless that handler is the only thing such a record would reach."""
+    ours = _only_our_json_handler(logger, level)
+    if ours is None or ours[1].labels or not logger.isEnabledFor(level):
+        return None
+    return ours[0]
+
+
+def emit_line(
+    logger: logging.Logger,
+    level: int,
+    message: str,
+    fields: Mapping[str, Any],
+    *,
+    defer: bool = False,
+) -> bool:
     """Write the JSON line `logger.log(level, message, extra={"fields": fields})` would write,
     without building a LogRecord; False (nothing written) unless the only receiver is the stdout
     handler `configure_logging` installed and the line holds nothing to mask.
@@ -183,6 +229,8 @@ def emit_line(logger: logging.Logger, level: int, message: str, fields: Mapping[
     For a line written on every request: the record's machinery (LogRecord, the handler chain)
     cost as much as the rest of the webhook's log line. The caller logs the ordinary way when
     this answers False, so a test's handler, a filter, or a value to redact see the same record.
+    With `defer`, the line may wait up to `linewriter.LINGER` seconds to share a write with
+    others (`LineWriter.defer`), still before any line logged after it.
     """
     ours = _only_our_json_handler(logger, level)
     if ours is None or not logger.isEnabledFor(level):
@@ -194,7 +242,10 @@ def emit_line(logger: logging.Logger, level: int, message: str, fields: Mapping[
     line = _clean_line(entry)
     if line is None:
         return False
-    writer.write(line)
+    if defer:
+        writer.defer(line)
+    else:
+        writer.write(line)
     return True
 
 
@@ -213,6 +264,23 @@ class TextFormatter(logging.Formatter):
             trace = "".join(traceback.format_exception(*record.exc_info)).rstrip()
             line += "\n" + "\n".join(safe(part) for part in trace.split("\n"))
         return str(_scrub(line))
+
+
+class _LineHandler(logging.StreamHandler[IO[str]]):
+    """A stream handler whose lines go out through a `LineWriter`: after any line deferred before
+    them, and with no lock held across the write."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self.lines = LineWriter(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # as StreamHandler.emit does: report on stderr, never fail the caller
+            self.handleError(record)
+            return
+        self.lines.write(line)
 
 
 QUIET_LOGGERS: Final = ("httpx", "httpcore", "urllib3", "google.auth", "grpc")
@@ -240,12 +308,12 @@ def configure_logging(
     if text is None:
         isatty = getattr(out, "isatty", None)
         text = bool(isatty and isatty())
-    handler = logging.StreamHandler(out)
+    handler = _LineHandler(out)
     handler.setFormatter(TextFormatter() if text else JsonFormatter(labels))
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     handler._instantly_guard = True  # type: ignore[attr-defined]
-    handler._instantly_guard_lines = LineWriter(handler)  # type: ignore[attr-defined]
+    handler._instantly_guard_lines = handler.lines  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
 
@@ -305,3 +373,16 @@ def enter_request_context(
 
 def leave_request_context(token: RequestContext) -> None:
     _context.reset(token)
+
+
+def flush_lines() -> None:
+    """Write every line our handler holds back (`emit_line(..., defer=True)`) now."""
+    for handler in logging.getLogger().handlers:
+        writer = getattr(handler, "_instantly_guard_lines", None)
+        if isinstance(writer, LineWriter):
+            writer.flush()
+
+
+def request_context() -> Mapping[str, str]:
+    """The fields every line logged now carries (the request's trace), in their order."""
+    return _context.get() or {}

@@ -2,8 +2,9 @@
 
 `emit_line` must write exactly the line the logging machinery would, and step aside (write
 nothing, answer False) whenever something else would see the record or the line holds something
-to mask. `LineWriter` must keep every line whole and in order, and never make a thread wait for
-another thread's write.
+to mask. `LineWriter` must keep every line whole and in order, never make a thread wait for
+another thread's write, and write a deferred line within its linger, before any line written
+after it, and at the latest when the process exits (once, even across a fork).
 """
 
 from __future__ import annotations
@@ -12,16 +13,27 @@ import contextlib
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instantly_guard.linewriter import LineWriter
-from instantly_guard.logs import bind_request_context, configure_logging, emit_line
+from instantly_guard.linewriter import MAX_DEFERRED, LineWriter
+from instantly_guard.logs import (
+    bind_request_context,
+    configure_logging,
+    emit_line,
+    flush_lines,
+    line_time,
+)
 from instantly_guard.secret import Secret
 
 LOGGER = logging.getLogger("instantly_guard.webhook.test_lines")
@@ -223,3 +235,96 @@ def test_a_failed_write_is_reported_and_the_next_line_still_written(
     writer.write("kept")
     assert stream.getvalue() == "kept\n"
     assert "disk full" in capsys.readouterr().err  # logging's own report of a failed emit
+
+
+def _until(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_a_deferred_line_waits_then_goes_out_within_the_linger() -> None:
+    stream = io.StringIO()
+    writer = LineWriter(logging.StreamHandler(stream), linger=0.05)
+    writer.defer("first")
+    writer.defer("second")
+    assert stream.getvalue() == ""  # held back, to share one write
+    assert _until(lambda: stream.getvalue() == "first\nsecond\n")  # by the background thread
+    writer.defer("third")  # a later round wakes it again
+    assert _until(lambda: stream.getvalue().endswith("second\nthird\n"))
+
+
+def test_a_written_line_goes_out_at_once_after_every_deferred_one() -> None:
+    stream = io.StringIO()
+    writer = LineWriter(logging.StreamHandler(stream), linger=60)
+    writer.defer("a")
+    writer.defer("b")
+    writer.write("c")
+    assert stream.getvalue() == "a\nb\nc\n"
+
+
+def test_a_full_queue_is_written_by_the_line_that_fills_it() -> None:
+    stream = io.StringIO()
+    writer = LineWriter(logging.StreamHandler(stream), linger=60)
+    for n in range(MAX_DEFERRED - 1):
+        writer.defer(str(n))
+    assert stream.getvalue() == ""
+    writer.defer("last")
+    assert stream.getvalue().splitlines() == [*map(str, range(MAX_DEFERRED - 1)), "last"]
+
+
+def test_a_record_logged_after_a_deferred_line_comes_after_it() -> None:
+    with _only_ours() as stream:
+        assert emit_line(LOGGER, logging.INFO, "held", {"n": 1}, defer=True)
+        assert stream.getvalue() == ""
+        LOGGER.warning("at once")
+        assert [line["message"] for line in _lines(stream)] == ["held", "at once"]
+        assert emit_line(LOGGER, logging.INFO, "held again", {}, defer=True)
+        flush_lines()
+        assert _lines(stream)[-1]["message"] == "held again"
+
+
+_EXIT_SCRIPT = """
+import logging, os, sys
+from instantly_guard.logs import configure_logging, emit_line
+configure_logging("INFO", text=False)
+log = logging.getLogger("exit-test")
+emit_line(log, logging.INFO, "parent before fork", {}, defer=True)
+child = os.fork()
+if child == 0:
+    emit_line(log, logging.INFO, "child", {}, defer=True)
+    sys.exit(0)  # the child's exit writes its own line, not the parent's again
+os.waitpid(child, 0)
+emit_line(log, logging.INFO, "parent after fork", {}, defer=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_deferred_lines_are_written_at_exit_once_each_across_a_fork() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    messages = sorted(json.loads(line)["message"] for line in done.stdout.splitlines())
+    assert messages == ["child", "parent after fork", "parent before fork"], done.stderr
+
+
+_MOMENTS = st.one_of(
+    st.floats(0, 4e9, allow_nan=False),
+    st.integers(0, 4_000_000_000).map(float),  # whole seconds: no fraction written
+    st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999996),  # rounds up into the next second
+    st.integers(0, 4_000_000_000).map(lambda s: s + 0.0000005),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(created=_MOMENTS)
+def test_line_time_is_what_datetime_writes(created: float) -> None:
+    assert line_time(created) == datetime.fromtimestamp(created, UTC).isoformat()

@@ -31,11 +31,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, Protocol
 
-from instantly_guard.logs import emit_line, enter_request_context, leave_request_context
+from instantly_guard.logs import (
+    direct_writer,
+    emit_line,
+    enter_request_context,
+    leave_request_context,
+)
 from instantly_guard.publish.base import Publisher
-from instantly_guard.redaction import hash_email
+from instantly_guard.redaction import hash_email, json_is_clean
 from instantly_guard.webhook.auth import AuthResult, Gate, HeaderLookup, Verdict, strip_ows
 from instantly_guard.webhook.dedupe import Claim, RecentIds
+from instantly_guard.webhook.logline import delivery_line, utf8_clean
 from instantly_guard.webhook.payload import ParsedEvent, PayloadError, parse_event
 
 LOGGER: Final = logging.getLogger("instantly_guard.webhook")
@@ -210,13 +216,6 @@ def read_body(stream: Readable, limit: int, declared: int | None = None) -> byte
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _clean(value: Any) -> Any:
-    """Text that can be encoded as UTF-8 (JSON lets a payload carry lone surrogates)."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
 def _attribute(value: Any) -> str | None:
     if value is None:
         return None
@@ -347,6 +346,32 @@ def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _
     )
 
 
+def _log_delivery(outcome: _Handled, latency_ms: float, logger: logging.Logger) -> bool:
+    """The line of a 200 written directly (`logline`), when it can be; False when it was not.
+
+    It may wait a moment to share its write with others (`LineWriter.defer`): a refusal or a
+    failure, rarer and more urgent, is written at once."""
+    if outcome.auth is None or outcome.event is None or outcome.detail or outcome.error:
+        return False
+    writer = direct_writer(logger, logging.INFO)
+    if writer is None:
+        return False
+    line = delivery_line(
+        outcome.name,
+        latency_ms,
+        outcome.auth,
+        outcome.body_bytes,
+        outcome.event,
+        outcome.fields,
+        logger.name,
+        time.time(),
+    )
+    if line is None or not json_is_clean(line):
+        return False
+    writer.defer(line)
+    return True
+
+
 def _log(outcome: _Handled, latency_ms: float, deps: Deps) -> None:
     status = outcome.response.status
     if status >= 500:
@@ -357,6 +382,8 @@ def _log(outcome: _Handled, latency_ms: float, deps: Deps) -> None:
         level = logging.INFO
     logger = deps.logger
     if not logger.isEnabledFor(level):
+        return
+    if status == 200 and _log_delivery(outcome, latency_ms, logger):
         return
     fields: dict[str, Any] = {
         "outcome": outcome.name,
@@ -376,16 +403,17 @@ def _log(outcome: _Handled, latency_ms: float, deps: Deps) -> None:
         fields["detail"] = outcome.detail
     event = outcome.event
     if event is not None:
-        fields["event_type"] = _clean(event.event_type)
+        fields["event_type"] = utf8_clean(event.event_type)
         fields["event_id"] = event.event_id
         fields["custom"] = event.custom
-        fields["workspace"] = _clean(event.event.workspace)
-        fields["campaign_id"] = _clean(event.event.campaign_id)
+        fields["workspace"] = utf8_clean(event.event.workspace)
+        fields["campaign_id"] = utf8_clean(event.event.campaign_id)
         if isinstance(event.event.lead_email, str):
-            fields["lead"] = hash_email(_clean(event.event.lead_email))
+            fields["lead"] = hash_email(utf8_clean(event.event.lead_email))
     fields.update(outcome.fields)
     error = outcome.error
-    if error is None and emit_line(logger, level, f"webhook {outcome.name} ({status})", fields):
+    message = f"webhook {outcome.name} ({status})"
+    if error is None and emit_line(logger, level, message, fields):
         return
     # Logger.log would also walk the stack for the caller's file and line (which our JSON lines
     # do not carry); the record goes through the logger's filters and handlers all the same.

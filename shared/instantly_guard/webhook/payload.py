@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from instantly_guard.errors import GuardError
+from instantly_guard.jsontext import encoder
 from instantly_guard.vocabulary import DELIVERED_EVENT_TYPES
 
 EMAIL_EVENTS: Final = frozenset({"email_sent", "email_opened", "link_clicked", "email_bounced"})
@@ -201,15 +202,14 @@ class ParsedEvent:
         return self.event.custom
 
 
-_CANONICAL: Final = json.JSONEncoder(
+_canonical: Final = encoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
 )
 
 
 def canonical_json(document: Any) -> bytes:
     """Sorted keys, no whitespace, ASCII only: one byte string per JSON value."""
-    # One encoder for every call: json.dumps with options builds a new one each time.
-    return _CANONICAL.encode(document).encode("ascii")
+    return _canonical(document).encode("ascii")
 
 
 # hashlib lets other threads run while it hashes 2 KiB or more. Below 64 KiB the hash takes a few

@@ -1,0 +1,89 @@
+"""The line an accepted or duplicate delivery logs, written out directly.
+
+Every delivery logs one line; for the two answers Instantly gets on every ordinary delivery
+(200, accepted or duplicate) the line is formatted here, from a fixed layout, instead of as a
+dict handed to the JSON encoder. It is the same line, key for key and byte for byte, that
+`logs.emit_line` and `Logger.log` through our JSON handler write for the fields
+`handler._log` builds (a property test holds the three equal); it costs about a third as much,
+and under a threaded server the log line was the largest single cost of a delivery
+(docs/performance.md). Anything outside that layout answers None, and the caller logs the
+ordinary way: a request context with other keys, extra fields other than a message id.
+"""
+
+from __future__ import annotations
+
+import json.encoder
+from collections.abc import Mapping
+from typing import Any, Final
+
+from instantly_guard.logs import line_time, request_context
+from instantly_guard.redaction import hash_email
+from instantly_guard.webhook.auth import AuthResult
+from instantly_guard.webhook.payload import ParsedEvent
+
+_string: Final = json.encoder.encode_basestring  # the encoder's own, for ensure_ascii=False
+_EXTRA_KEYS: Final = frozenset({"message_id"})
+# Every key the line can hold: a request context naming one of them would replace its value.
+_LINE_KEYS: Final = frozenset(
+    {
+        *("severity", "message", "time", "logger", "outcome", "status", "latency_ms", "auth"),
+        *("client", "body_bytes", "event_type", "event_id", "custom", "workspace"),
+        *("campaign_id", "lead", "message_id"),
+    }
+)
+
+
+def utf8_clean(value: Any) -> Any:
+    """Text that can be encoded as UTF-8 (JSON lets a payload carry lone surrogates)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _optional(value: str | None) -> str:
+    return "null" if value is None else _string(utf8_clean(value))
+
+
+def delivery_line(  # noqa: PLR0917 (the parts of one line)
+    name: str,
+    latency_ms: float,
+    auth: AuthResult,
+    body_bytes: int | None,
+    parsed: ParsedEvent,
+    extra: Mapping[str, Any],
+    logger_name: str,
+    created: float,
+) -> str | None:
+    """The INFO line of a 200 answered `name` ("accepted" or "duplicate"), or None when the
+    line falls outside the fixed layout (see the module docstring)."""
+    context = request_context()
+    if not _EXTRA_KEYS.issuperset(extra) or not _LINE_KEYS.isdisjoint(context):
+        return None
+    event = parsed.event
+    parts = [
+        f'{{"severity": "INFO", "message": {_string(f"webhook {name} (200)")}, ',
+        f'"time": "{line_time(created)}", "logger": {_string(logger_name)}, ',
+        f'"outcome": {_string(name)}, "status": 200, "latency_ms": {round(latency_ms, 3)!r}',
+    ]
+    if auth.method:
+        parts.append(f', "auth": {_string(auth.method)}')
+    if auth.client:
+        parts.append(f', "client": {_string(auth.client)}')
+    if body_bytes is not None:
+        parts.append(f', "body_bytes": {body_bytes!r}')
+    parts += (
+        f', "event_type": {_string(utf8_clean(event.event_type))}',
+        f', "event_id": {_string(parsed.event_id)}',
+        ', "custom": true' if event.custom else ', "custom": false',
+        f', "workspace": {_optional(event.workspace)}',
+        f', "campaign_id": {_optional(event.campaign_id)}',
+    )
+    lead = event.lead_email
+    if isinstance(lead, str):
+        parts.append(f', "lead": {_string(hash_email(utf8_clean(lead)))}')
+    for key, value in (*extra.items(), *context.items()):
+        if not isinstance(value, str):
+            return None
+        parts.append(f", {_string(key)}: {_string(value)}")
+    parts.append("}")
+    return "".join(parts)
