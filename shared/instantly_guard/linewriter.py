@@ -81,7 +81,15 @@ class LineWriter:
         if first:
             self._wake.set()
         else:
-            self.flush()
+            self._write_queued()
+
+    def _write_queued(self) -> None:
+        """Write what is queued unless another thread is writing (it writes the queue too)."""
+        with self._lock:
+            if self._writing or not self._queued:
+                return
+            self._writing = True
+        self._drain()
 
     def flush(self, timeout: float = 1.0) -> None:
         """Write every queued line; wait up to `timeout` seconds for another thread's write."""
@@ -104,7 +112,7 @@ class LineWriter:
             wake.wait()
             wake.clear()
             time.sleep(linger)
-            self.flush()
+            self._write_queued()
 
     def _drain(self) -> None:
         """Write batches until the queue is empty; the caller has set `_writing`."""

@@ -266,6 +266,23 @@ def test_a_written_line_goes_out_at_once_after_every_deferred_one() -> None:
     assert stream.getvalue() == "a\nb\nc\n"
 
 
+class _Starved(LineWriter):
+    """A writer whose background thread never gets to run, as under a throttled CPU."""
+
+    def _flush_later(self) -> None:
+        return None
+
+
+def test_a_line_past_its_linger_goes_out_with_the_next_one_if_nothing_else_wrote_it() -> None:
+    stream = io.StringIO()
+    writer = _Starved(logging.StreamHandler(stream), linger=0.05)
+    writer.defer("old")
+    time.sleep(0.1)
+    assert stream.getvalue() == ""  # nothing ran to write it
+    writer.defer("new")
+    assert stream.getvalue() == "old\nnew\n"
+
+
 def test_a_full_queue_is_written_by_the_line_that_fills_it() -> None:
     stream = io.StringIO()
     writer = LineWriter(logging.StreamHandler(stream), linger=60)
