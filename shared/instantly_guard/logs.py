@@ -304,6 +304,8 @@ def configure_logging(
     for handler in list(root.handlers):
         if getattr(handler, "_instantly_guard", False):
             root.removeHandler(handler)
+            if isinstance(handler, _LineHandler):
+                handler.lines.flush()  # the lines it held back go where they were logged to
     out = stream or sys.stdout
     if text is None:
         isatty = getattr(out, "isatty", None)

@@ -345,3 +345,12 @@ _MOMENTS = st.one_of(
 @given(created=_MOMENTS)
 def test_line_time_is_what_datetime_writes(created: float) -> None:
     assert line_time(created) == datetime.fromtimestamp(created, UTC).isoformat()
+
+
+def test_configuring_logging_again_writes_held_lines_where_they_were_logged_to() -> None:
+    with _only_ours() as first:
+        assert emit_line(LOGGER, logging.INFO, "held", {}, defer=True)
+        second = io.StringIO()
+        configure_logging("INFO", stream=second, text=False)
+        assert [line["message"] for line in _lines(first)] == ["held"]
+        assert second.getvalue() == ""
