@@ -80,7 +80,15 @@ def test_windows_list_exactly_the_one_listing_they_replace(variant: dict[str, An
                 assert parse_window_cursor(cursor) is not None
                 rest = windowed.pages(start_date=start, end_date=None, starting_after=cursor)
                 assert _ids(rest) == _ids(pages[n + 1 :])
-            assert next_cursor(pages[-1]) is None
+            # The last page has no cursor, unless it came full (today's window held an exact
+            # multiple of a page, which depends on the clock): the API then names a cursor, and
+            # resuming from it finds nothing more.
+            last = next_cursor(pages[-1])
+            if last is not None:
+                assert len(pages[-1]) == 100
+                assert (
+                    _ids(windowed.pages(start_date=start, end_date=None, starting_after=last)) == []
+                )
 
 
 def test_a_descending_listing_is_passed_through_untouched() -> None:
