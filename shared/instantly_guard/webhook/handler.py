@@ -413,7 +413,8 @@ def _log(outcome: _Handled, latency_ms: float, deps: Deps) -> None:
     fields.update(outcome.fields)
     error = outcome.error
     message = f"webhook {outcome.name} ({status})"
-    if error is None and emit_line(logger, level, message, fields):
+    # A 200's line may wait to share a write, as on the direct path (`_log_delivery`).
+    if error is None and emit_line(logger, level, message, fields, defer=status == 200):
         return
     # Logger.log would also walk the stack for the caller's file and line (which our JSON lines
     # do not carry); the record goes through the logger's filters and handlers all the same.
