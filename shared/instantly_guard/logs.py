@@ -67,7 +67,7 @@ def _plain(value: Any) -> Any:
 
 _encode: Final = encoder(ensure_ascii=False, default=_plain)
 _BASE_KEYS: Final = frozenset({"severity", "message", "time", "logger"})
-# The last second `_time_text` formatted: (whole seconds, text up to the seconds).
+# The last second `line_time` formatted: (whole seconds, text up to the seconds).
 _second: tuple[float, str] = (-1.0, "")
 
 
@@ -191,17 +191,16 @@ def _only_our_json_handler(
     if node is not root or root.filters or len(root.handlers) != 1:
         return None
     handler = root.handlers[0]
-    writer = getattr(handler, "_instantly_guard_lines", None)
     formatter = handler.formatter
     if (
-        handler.filters
+        not isinstance(handler, _LineHandler)
+        or handler.filters
         or level < handler.level
-        or not isinstance(writer, LineWriter)
         or not isinstance(formatter, JsonFormatter)
         or type(formatter) is not JsonFormatter  # a subclass may format otherwise
     ):
         return None
-    return writer, formatter
+    return handler.lines, formatter
 
 
 def direct_writer(logger: logging.Logger, level: int) -> LineWriter | None:
@@ -315,7 +314,6 @@ def configure_logging(
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     handler._instantly_guard = True  # type: ignore[attr-defined]
-    handler._instantly_guard_lines = handler.lines  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
 
@@ -380,9 +378,8 @@ def leave_request_context(token: RequestContext) -> None:
 def flush_lines() -> None:
     """Write every line our handler holds back (`emit_line(..., defer=True)`) now."""
     for handler in logging.getLogger().handlers:
-        writer = getattr(handler, "_instantly_guard_lines", None)
-        if isinstance(writer, LineWriter):
-            writer.flush()
+        if isinstance(handler, _LineHandler):
+            handler.lines.flush()
 
 
 def request_context() -> Mapping[str, str]:
