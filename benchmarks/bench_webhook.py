@@ -201,14 +201,32 @@ def _wrk() -> tuple[str | None, str]:
     return found, ""
 
 
-def _wrk_script(directory: Path) -> Path:
+# What every request carries in production besides the delivery's own headers: Instantly's client
+# (FACTS.md: a captured delivery) and Cloud Run's front end (the client address and the trace).
+CLOUD_RUN_HEADERS = {
+    "User-Agent": "axios/0.21.4",
+    "Accept": "application/json, text/plain, */*",
+    "X-Forwarded-For": "34.75.2.18",
+    "X-Forwarded-Proto": "https",
+    "Forwarded": 'for="34.75.2.18";proto=https',
+    "X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1",
+    "Traceparent": "00-105445aa7843bc8bf206b12000100000-0000000000000001-01",
+}
+
+
+def _wrk_script(directory: Path, headers: Mapping[str, str] | None = None) -> Path:
     event = sample_event("reply_received", step=1000000000, pad="")
     event["pad"] = "x" * max(0, PAYLOAD_BYTES - len(json.dumps(event).encode()))
     head, tail = json.dumps(event).split("1000000000", 1)
-    script = directory / "deliveries.lua"
+    extra = "".join(
+        f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n"
+        for name, value in (headers or {}).items()
+    )
+    script = directory / ("deliveries-headers.lua" if headers else "deliveries.lua")
     script.write_text(
         _WRK_SCRIPT
         % {"secret": json.dumps(SECRET), "head": json.dumps(head), "tail": json.dumps(tail)}
+        + extra
     )
     return script
 
@@ -239,15 +257,20 @@ def _wrk_rows(state_dir: Path, bare_source: Path) -> list[Row]:
         "GUARD_STATE_DIR": str(state_dir),
         "INSTANTLY_WEBHOOK_SECRET": SECRET,
     }
+    traced = {**common, "GOOGLE_CLOUD_PROJECT": "bench-project"}  # lines carry the trace
     setups = {
         "bare": ("bare", bare_source, common),
         "noop": ("receive_webhook", MAIN, {**common, "WEBHOOK_PUBLISHER": "noop"}),
         "outbox": ("receive_webhook", MAIN, {**common, "WEBHOOK_PUBLISHER": "outbox"}),
+        "bare+headers": ("bare", bare_source, traced),
+        "noop+headers": ("receive_webhook", MAIN, {**traced, "WEBHOOK_PUBLISHER": "noop"}),
     }
-    script = _wrk_script(state_dir.parent)
+    plain = _wrk_script(state_dir.parent)
+    production = _wrk_script(state_dir.parent, CLOUD_RUN_HEADERS)
     rates: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(WRK_ROUNDS):
         for name, (target, source, env) in setups.items():
+            script = production if name.endswith("+headers") else plain
             with _server(target, source, env) as (url, _pid):
                 _load(url, _payloads(200, 10**8 + len(rates[name]) * 1000))  # warm-up
                 rates[name].append(_wrk_rate(wrk, url, script))
@@ -268,6 +291,13 @@ def _wrk_rows(state_dir: Path, bare_source: Path) -> list[Row]:
             rates["outbox"],
             rates["bare"],
             "GUARD_BACKEND=local outbox",
+        ),
+        _rate_row(
+            "receive_webhook req/s under wrk, Cloud Run's request headers, no-op publisher",
+            rates["noop+headers"],
+            rates["bare+headers"],
+            "both sides sent Instantly's and Cloud Run's headers (client address, trace); "
+            "the receiver's lines carry the trace",
         ),
     ]
 
@@ -312,6 +342,74 @@ def _rate_row(name: str, rates: list[float], bare: list[float], note: str) -> Ro
     ratio = statistics.median(ratios)
     spread = f"per-round ratios {min(ratios):.2f}-{max(ratios):.2f}"
     return Row(name, value, "req/s", value / ratio, f"{note}; {spread}")
+
+
+CALLGRIND_COUNTS = (200, 1200)
+_COLLECTED = re.compile(r"Collected\s*:\s*([0-9]+)")
+
+
+def _callgrind(valgrind: str, target: str, source: Path, env: Mapping[str, str]) -> float:
+    """Instructions one request costs in process (see `benchmarks.wsgi_requests`)."""
+    counts = []
+    for count in CALLGRIND_COUNTS:
+        done = subprocess.run(
+            [
+                *(valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"),
+                *(sys.executable, "-m", "benchmarks.wsgi_requests", target, str(source)),
+                str(count),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            timeout=900,
+        )
+        found = _COLLECTED.search(done.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
+        counts.append(int(found.group(1)))
+    return (counts[1] - counts[0]) / (CALLGRIND_COUNTS[1] - CALLGRIND_COUNTS[0])
+
+
+def _instruction_rows(state_dir: Path, bare_source: Path) -> list[Row]:
+    """Instructions per request, bare function and receiver, counted by callgrind: exact where
+    every timing on a shared machine drifts, so a change of a few percent shows."""
+    name = "receive_webhook instructions per request in process, no-op publisher"
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return [Row(name, 0, "instructions", None, "not measured: valgrind is not installed")]
+    env = {
+        "GUARD_BACKEND": "local",
+        "GUARD_STATE_DIR": str(state_dir),
+        "INSTANTLY_WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_PUBLISHER": "noop",
+    }
+    results: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def count(key: str, target: str, source: Path) -> None:
+        try:
+            results[key] = _callgrind(valgrind, target, source, env)
+        except BaseException as exc:  # reported below, from the calling thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=count, args=("bare", "bare", bare_source)),
+        threading.Thread(target=count, args=("receiver", "receive_webhook", MAIN)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    note = (
+        "callgrind, functions-framework's WSGI app called in process, 2 KB deliveries, "
+        f"{CALLGRIND_COUNTS[1]} minus {CALLGRIND_COUNTS[0]} requests; "
+        "baseline: the bare function (Flask, functions-framework)"
+    )
+    return [Row(name, results["receiver"], "instructions", results["bare"], note)]
 
 
 def _handler_cpu(state_dir: Path) -> tuple[float, float]:
@@ -383,6 +481,7 @@ def run() -> list[Row]:
         rates, server_cpu = _throughput(tmp_path / "state", bare_source)
         p50, p99 = _handler_cpu(tmp_path / "cpu-state")
         wrk_rows = _wrk_rows(tmp_path / "wrk-state", bare_source)
+        instruction_rows = _instruction_rows(tmp_path / "callgrind-state", bare_source)
     main_ms, ff_ms = _imports()
     server = (
         f"gunicorn via functions-framework, {REQUESTS - 200} x 2 KB POSTs, "
@@ -414,6 +513,7 @@ def run() -> list[Row]:
             )
         )
     rows += wrk_rows
+    rows += instruction_rows
     rows += [
         Row("handle() CPU per request, p50", p50, "us", None, "in process, 2 KB, no-op publisher"),
         Row("handle() CPU per request, p99", p99, "us", None, "includes the JSON log line"),

@@ -17,6 +17,7 @@ import functions_framework
 from instantly_guard.lazy import BuildFailedError, Lazy, unavailable_headers
 from instantly_guard.webhook.handler import unavailable
 from instantly_guard.webhook.receiver import wire_receiver
+from instantly_guard.webhook.wsgi import WsgiRequest
 
 _receiver = Lazy(lambda: wire_receiver(os.environ), what="webhook receiver", env=lambda: os.environ)
 
@@ -24,7 +25,7 @@ _receiver = Lazy(lambda: wire_receiver(os.environ), what="webhook receiver", env
 @functions_framework.http
 def receive_webhook(request: flask.Request) -> flask.Response:
     try:
-        response = _receiver.get().handle(request)
+        response = _receiver.get().handle(WsgiRequest(request))
     except BuildFailedError as exc:
         response = unavailable(unavailable_headers(exc))
     if response.status == 200:

@@ -333,13 +333,17 @@ def configure_logging_once(env: Mapping[str, str]) -> None:
         configure_logging(level if level in _LEVELS else "INFO")
 
 
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+
 def trace_fields(trace_header: str | None, project: str | None) -> dict[str, str]:
     """Cloud Logging's trace fields from `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`."""
     if not trace_header or not project:
         return {}
     trace_id, _, rest = trace_header.partition("/")
     trace_id = trace_id.strip()
-    if not trace_id or not all(c in "0123456789abcdefABCDEF" for c in trace_id):
+    # Cloud Run sends the header on every request: a set test, not a generator per character.
+    if not trace_id or not _HEX_DIGITS.issuperset(trace_id):
         return {}
     fields = {_TRACE_KEY: f"projects/{project}/traces/{trace_id}"}
     span = rest.split(";", 1)[0].strip()

@@ -177,6 +177,8 @@ class _Handled:
 
 
 def _is_json(content_type: str | None) -> bool:
+    if content_type == "application/json":  # what Instantly sends: the rest is for others
+        return True
     if not content_type:
         return False
     media, _, params = content_type.partition(";")
@@ -236,7 +238,14 @@ def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, 
         ("workspace", event.workspace),
         ("campaign_id", event.campaign_id),
     ):
-        text = _attribute(value)
+        if value is None:
+            continue
+        # The usual value (short ASCII text) as it is; anything else through `_attribute`.
+        text = (
+            value
+            if type(value) is str and len(value) <= _MAX_ATTRIBUTE_BYTES and value.isascii()
+            else _attribute(value)
+        )
         if text:
             attributes[key] = text
     attributes["event_id"] = parsed.event_id
@@ -289,10 +298,11 @@ def _utf8_length(text: str) -> int:
 
 def message_size(data: bytes, attributes: Mapping[str, str]) -> int:
     """The size Pub/Sub counts against its limit: data plus every attribute's key and value."""
-    size = len(data)
-    for key, value in attributes.items():
-        size += _utf8_length(key) + _utf8_length(value)
-    return size
+    # UTF-8 encodes each code point on its own (a lone surrogate is replaced, never paired with
+    # its neighbour), so the joined text is exactly as long as its pieces together.
+    return (
+        len(data) + _utf8_length("".join(attributes)) + _utf8_length("".join(attributes.values()))
+    )
 
 
 def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _Handled:

@@ -171,8 +171,8 @@ def _validate(document: dict[str, Any], event_type: str, timestamp: str) -> Inst
             if key not in ("event_type", "timestamp"):
                 extra[key] = value
             continue
-        if value is None:
-            fields[key] = None
+        if value is None or (kind is _STR and isinstance(value, str)):  # most fields: as they are
+            fields[key] = value
             continue
         read = _read(value, kind)
         if read is None:
@@ -243,7 +243,7 @@ def _type_name(value: Any) -> str:
 
 
 def _decode(body: bytes) -> Any:
-    if not body.strip():
+    if not body or body.isspace():  # as `not body.strip()`, without copying the body
         raise PayloadError("body is empty")
     try:
         text = body.decode("utf-8")

@@ -106,6 +106,8 @@ class SecretVersion:
 
     def accepted(self, now: datetime) -> tuple[Secret, ...]:
         """The secrets to accept at `now` (an aware datetime)."""
+        if self.previous is None and not self.older:  # outside a rotation (every request)
+            return (self.current,)
         return (self.current, *(r.secret for r in self.retiring if now < r.expires_at))
 
 
