@@ -13,30 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from instantly_guard.webhook.handler import Readable
+from instantly_guard.webhook.handler import Readable, RequestLike
 
 # The WSGI keys that carry no HTTP_ prefix (PEP 3333).
 _UNPREFIXED: Final = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
 _MAX_PLAIN_LENGTH_DIGITS: Final = 18  # well inside int() and any real body
 
 
-class WerkzeugRequest(Protocol):
-    """What this module reads from a Flask/Werkzeug request."""
+class WerkzeugRequest(RequestLike, Protocol):
+    """A Flask/Werkzeug request: what `handle` reads, and the WSGI environ under it."""
 
     @property
     def environ(self) -> Mapping[str, Any]: ...
-
-    @property
-    def method(self) -> str: ...
-
-    @property
-    def remote_addr(self) -> str | None: ...
-
-    @property
-    def content_length(self) -> int | None: ...
-
-    @property
-    def stream(self) -> Readable: ...
 
 
 def environ_key(name: str) -> str:
