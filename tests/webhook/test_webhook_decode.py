@@ -1,5 +1,5 @@
-"""A delivery's body is read straight by the JSON scanner when it is one object from its first
-character to its last: the result, and every error's message, are exactly `json.loads`'s."""
+"""A delivery's body is decoded without `json.loads`'s outer layer when it is one object from its
+first character to its last: the result, and every error's message, are exactly `json.loads`'s."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _same(a: Any, b: Any) -> bool:
     edit=st.sampled_from(["none", "truncate", "junk", "brace", "space", "comma", "inner"]),
     cut=st.integers(min_value=1, max_value=40),
 )
-def test_the_scanner_path_reads_as_json_loads(
+def test_the_direct_path_reads_as_json_loads(
     document: dict[str, Any], spaced: bool, edit: str, cut: int
 ) -> None:
     text = json.dumps(document, separators=(", ", ": ") if spaced else (",", ":"))

@@ -242,10 +242,10 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-# The scanner `json.loads` ends in, without its two layers of Python and whitespace matching:
+# The decoding `json.loads` ends in, without the layer above it and its two whitespace matches:
 # an object from its first character to its last is what every delivery is. Anything else, and
 # any error, goes through `json.loads`, for the same result and the same message.
-_scan_once: Final = json.JSONDecoder().scan_once
+_raw_decode: Final = json.JSONDecoder().raw_decode
 
 
 def _decode(body: bytes) -> Any:
@@ -257,8 +257,8 @@ def _decode(body: bytes) -> Any:
         raise PayloadError("body is not UTF-8") from exc
     if text[:1] == "{" and text[-1:] == "}":  # a delivery: straight to the scanner
         try:
-            document, end = _scan_once(text, 0)
-        except (ValueError, StopIteration, RecursionError):
+            document, end = _raw_decode(text, 0)
+        except (ValueError, RecursionError):
             pass  # json.loads below says what is wrong
         else:
             if end == len(text):
