@@ -9,7 +9,6 @@ bodies are built either way). The environment configures the receiver as for the
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from typing import Any
@@ -18,31 +17,20 @@ from functions_framework import create_app
 
 from benchmarks.bench_webhook import SECRET, _payloads
 from instantly_guard.logs import flush_lines
+from instantly_guard.webhook.testing import wsgi_environ
 
 BODIES = 1400  # at least the larger count the benchmark asks for, plus the warm-up
 WARM_UP = 100
 
 
 def _environ(body: bytes) -> dict[str, Any]:
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8080",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1:8080",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "HTTP_X_WEBHOOK_SECRET": SECRET,
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
+    return wsgi_environ(
+        body,
+        HTTP_HOST="127.0.0.1:8080",
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH=str(len(body)),
+        HTTP_X_WEBHOOK_SECRET=SECRET,
+    )
 
 
 def main(target: str, source: str, count: int) -> None:

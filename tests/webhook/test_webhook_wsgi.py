@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import EnvironHeaders as WerkzeugHeaders
 from werkzeug.wrappers import Request
 
+from instantly_guard.webhook.testing import wsgi_environ
 from instantly_guard.webhook.wsgi import EnvironHeaders, WsgiRequest, environ_key
 
 # Names the receiver asks for, and spellings that only differ in case or separators.
@@ -45,19 +45,8 @@ _KEYS = [
 _VALUES = st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=20)
 
 
-def _environ(**extra: Any) -> dict[str, Any]:
-    body = extra.pop("body", b"")
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8080",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "192.0.2.7",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        **extra,
-    }
+def _environ(body: bytes = b"", **extra: str) -> dict[str, Any]:
+    return wsgi_environ(body, REMOTE_ADDR="192.0.2.7", **extra)
 
 
 @settings(max_examples=300, deadline=None)

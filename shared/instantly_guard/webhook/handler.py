@@ -238,14 +238,7 @@ def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, 
         ("workspace", event.workspace),
         ("campaign_id", event.campaign_id),
     ):
-        if value is None:
-            continue
-        # The usual value (short ASCII text) as it is; anything else through `_attribute`.
-        text = (
-            value
-            if type(value) is str and len(value) <= _MAX_ATTRIBUTE_BYTES and value.isascii()
-            else _attribute(value)
-        )
+        text = _attribute(value)
         if text:
             attributes[key] = text
     attributes["event_id"] = parsed.event_id

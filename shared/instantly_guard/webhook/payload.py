@@ -255,7 +255,7 @@ def _decode(body: bytes) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError("body is not UTF-8") from exc
-    if text[:1] == "{" and text[-1:] == "}":  # a delivery: straight to the scanner
+    if text[:1] == "{" and text[-1:] == "}":  # a delivery: straight to the decoder
         try:
             document, end = _raw_decode(text, 0)
         except (ValueError, RecursionError):

@@ -1,12 +1,14 @@
 """Helpers that build deliveries for tests and benchmarks (no test framework needed).
 
-`SimpleRequest` satisfies the handler's `RequestLike`; `delivery(...)` builds a genuine one.
+`SimpleRequest` satisfies the handler's `RequestLike`; `delivery(...)` builds a genuine one;
+`wsgi_environ(...)` is what a WSGI server hands a function for a POST.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,3 +72,24 @@ def delivery(
         remote_addr=remote_addr,
         content_length=None if chunked else len(body),
     )
+
+
+def wsgi_environ(body: bytes, **keys: str) -> dict[str, Any]:
+    """The PEP 3333 environ of a POST of `body` to `/` from 127.0.0.1, plus `keys` (headers as
+    `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`; any key may be overridden)."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        **keys,
+    }

@@ -3,8 +3,8 @@
 Werkzeug's `EnvironHeaders.get` goes through three Python layers per lookup, and for a header
 that is absent it raises and catches a KeyError. A delivery looks up about six headers, and most
 are absent: the trace and X-Forwarded-For outside Cloud Run, Transfer-Encoding and
-`Authorization` almost always. Reading the environ instead gives the same values for about 5% fewer
-instructions in the whole request (callgrind, docs/performance.md). Everything else (the body
+`Authorization` almost always. Reading the environ instead gives the same values for about 3%
+fewer instructions in the whole request (callgrind, docs/performance.md). Everything else (the body
 stream, an unusual Content-Length) is still Werkzeug's.
 """
 
