@@ -158,7 +158,7 @@ def _load(url: str, bodies: list[bytes]) -> float:
 
 
 WRK_SECONDS = 4
-WRK_ROUNDS = 5
+WRK_ROUNDS = 7
 WRK_CONNECTIONS = 4
 # Each request a distinct delivery (a duplicate may be answered more cheaply): the body is a 2 KB
 # event whose "step" is the wrk thread's id followed by its own counter, always 10 digits wide.

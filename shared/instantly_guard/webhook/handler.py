@@ -22,6 +22,7 @@ is throttled and leftover work may never run), and every request logs exactly on
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -228,21 +229,39 @@ def _attribute(value: Any) -> str | None:
     return encoded[:_MAX_ATTRIBUTE_BYTES].decode("utf-8", "ignore")
 
 
-def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, str]:
-    """Pub/Sub attributes: event type, workspace, campaign id, event id, received-at, custom."""
-    event = parsed.event
-    attributes = {}
-    # Only these come from the payload; the others are ASCII we made, well under the limit.
+def _payload_attributes(
+    event_type: str, workspace: str | None, campaign_id: str | None
+) -> tuple[tuple[str, str], ...]:
+    pairs = []
     for key, value in (
-        ("event_type", event.event_type),
-        ("workspace", event.workspace),
-        ("campaign_id", event.campaign_id),
+        ("event_type", event_type),
+        ("workspace", workspace),
+        ("campaign_id", campaign_id),
     ):
         text = _attribute(value)
         if text:
-            attributes[key] = text
+            pairs.append((key, text))
+    return tuple(pairs)
+
+
+# A workspace sends a few event types for a few campaigns: their attributes are made once. Only
+# short values are kept (an id is 36 characters): a sender of long ones cannot fill memory.
+_CACHED_TEXT: Final = 128
+_cached_payload_attributes: Final = functools.lru_cache(maxsize=1024)(_payload_attributes)
+
+
+def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, str]:
+    """Pub/Sub attributes: event type, workspace, campaign id, event id, received-at, custom."""
+    event = parsed.event
+    event_type, workspace, campaign_id = event.event_type, event.workspace, event.campaign_id
+    short = len(event_type) + len(workspace or "") + len(campaign_id or "") <= _CACHED_TEXT
+    made = _cached_payload_attributes if short else _payload_attributes
+    # Only these come from the payload; the others are ASCII we made, well under the limit.
+    attributes = dict(made(event_type, workspace, campaign_id))
     attributes["event_id"] = parsed.event_id
-    attributes["received_at"] = received_at.astimezone(UTC).isoformat(timespec="milliseconds")
+    if received_at.tzinfo is not UTC:
+        received_at = received_at.astimezone(UTC)
+    attributes["received_at"] = received_at.isoformat(timespec="milliseconds")
     attributes["custom"] = "true" if event.family == "custom" else "false"
     attributes["source"] = "instantly"
     return attributes

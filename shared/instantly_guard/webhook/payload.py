@@ -31,6 +31,7 @@ from typing import Any, Final
 from instantly_guard.errors import GuardError
 from instantly_guard.jsontext import encoder
 from instantly_guard.vocabulary import DELIVERED_EVENT_TYPES
+from instantly_guard.webhook.fastjson import decode_canonical
 
 EMAIL_EVENTS: Final = frozenset({"email_sent", "email_opened", "link_clicked", "email_bounced"})
 REPLY_EVENTS: Final = frozenset({"reply_received", "auto_reply_received"})
@@ -92,6 +93,16 @@ FAMILY_OF: Final[dict[str, str]] = {
     **dict.fromkeys(ENRICHMENT_EVENTS, "enrichment"),
 }
 KNOWN_EVENT_TYPES: Final = frozenset(FAMILY_OF)
+# Per family: its string fields, and its other fields with their kinds.
+_KINDS: Final = {
+    family: (
+        frozenset(key for key, kind in documented.items() if kind is _STR),
+        tuple((key, kind) for key, kind in documented.items() if kind is not _STR),
+    )
+    for family, documented in FAMILIES.items()
+}
+_STRING_OR_NULL: Final = frozenset({str, type(None)})
+_OWN_KEYS: Final = frozenset({"event_type", "timestamp"})
 _TRUE: Final = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE: Final = frozenset({"0", "off", "f", "false", "n", "no"})
 
@@ -99,29 +110,50 @@ _FALSE: Final = frozenset({"0", "off", "f", "false", "n", "no"})
 @dataclass(frozen=True, slots=True)
 class InstantlyEvent:
     """One accepted delivery: its type and family, the documented fields it carried (read as
-    their documented types), and every other key as it came (the customer's lead data)."""
+    their documented types), and every other key as it came (the customer's lead data).
+
+    It holds the validated document; `fields` and `extra` are built when asked for (nothing on a
+    delivery's path asks: the documented string fields it reads are the document's values)."""
 
     event_type: str
     timestamp: str
     family: str
-    fields: Mapping[str, Any]
-    extra: Mapping[str, Any]
+    document: Mapping[str, Any]
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        documented = FAMILIES[self.family]
+        return {
+            key: value if value is None else _read(value, documented[key])
+            for key, value in self.document.items()
+            if key in documented
+        }
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        documented = FAMILIES[self.family]
+        return {
+            key: value
+            for key, value in self.document.items()
+            if key not in documented and key not in _OWN_KEYS
+        }
 
     @property
     def custom(self) -> bool:
         return self.family == "custom"
 
+    # Documented as strings in every family: validated to be a string or null.
     @property
     def workspace(self) -> str | None:
-        return self.fields.get("workspace")
+        return self.document.get("workspace")
 
     @property
     def campaign_id(self) -> str | None:
-        return self.fields.get("campaign_id")
+        return self.document.get("campaign_id")
 
     @property
     def lead_email(self) -> str | None:
-        return self.fields.get("lead_email")
+        return self.document.get("lead_email")
 
 
 def _as_int(value: Any) -> int | None:
@@ -159,30 +191,33 @@ def _read(value: Any, kind: str) -> Any:
     return _as_bool(value)
 
 
-def _validate(document: dict[str, Any], event_type: str, timestamp: str) -> InstantlyEvent:
-    family = FAMILY_OF.get(event_type, "custom")
-    documented = FAMILIES[family]
-    fields: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    problems: list[str] = []
+def _problems(document: Mapping[str, Any], documented: Mapping[str, str]) -> list[str]:
+    """What is wrong with the documented fields of `document`, in its order."""
+    problems = []
     for key, value in document.items():
         kind = documented.get(key)
-        if kind is None:
-            if key not in ("event_type", "timestamp"):
-                extra[key] = value
+        if kind is None or value is None or _read(value, kind) is not None:
             continue
-        if value is None or (kind is _STR and isinstance(value, str)):  # most fields: as they are
-            fields[key] = value
-            continue
-        read = _read(value, kind)
-        if read is None:
-            # Name the field and what it must be, never the sender's value.
-            problems.append(f"{key}: must be {kind}, got {_type_name(value)}")
-        else:
-            fields[key] = read
-    if problems:
+        # Name the field and what it must be, never the sender's value.
+        problems.append(f"{key}: must be {kind}, got {_type_name(value)}")
+    return problems
+
+
+def _validate(document: dict[str, Any], event_type: str, timestamp: str) -> InstantlyEvent:
+    family = FAMILY_OF.get(event_type, "custom")
+    strings, others = _KINDS[family]
+    # Most documented fields are strings: the types of those present are gathered at C speed
+    # (this runs on every delivery); the few others are read one by one.
+    present = strings.intersection(document)
+    valid = _STRING_OR_NULL.issuperset(map(type, map(document.__getitem__, present)))
+    for key, kind in others:
+        value = document.get(key)
+        if value is not None and _read(value, kind) is None:
+            valid = False
+    if not valid:
+        problems = _problems(document, FAMILIES[family])
         raise PayloadError(f"invalid event fields: {'; '.join(problems)}")
-    return InstantlyEvent(event_type, timestamp, family, fields, extra)
+    return InstantlyEvent(event_type, timestamp, family, document)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +324,11 @@ def _check_timestamp(value: Any) -> str:
 
 def parse_event(body: bytes) -> ParsedEvent:
     """Parse and validate one delivery body. Raises PayloadError with a clear message."""
-    document = _decode(body)
+    fast = decode_canonical(body)  # the same document and bytes as below, when it answers
+    if fast is None:
+        document, canonical = _decode(body), None
+    else:
+        document, canonical = fast
     if not isinstance(document, dict):
         raise PayloadError(f"payload must be a JSON object, got {_type_name(document)}")
     event_type = document.get("event_type")
@@ -299,6 +338,8 @@ def parse_event(body: bytes) -> ParsedEvent:
         raise PayloadError("event_type must be a non-empty string")
     timestamp = _check_timestamp(document.get("timestamp"))
     event = _validate(document, event_type, timestamp)
+    if canonical is not None:
+        return ParsedEvent(event=event, canonical=canonical, event_id=event_id(canonical))
     try:
         canonical = canonical_json(document)
     except ValueError as exc:  # NaN, Infinity, or a number too large for a float (1e999)
