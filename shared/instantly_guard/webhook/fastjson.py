@@ -11,33 +11,23 @@ it is not `json`:
 - it refuses what `json` accepts (lone surrogates, NaN, numbers that overflow to infinity, a
   byte-order mark, deeper nesting).
 
-So `decode_canonical` answers only for an object without a single float anywhere in it, escapes what
-orjson left unescaped exactly as `json` would, and answers None for anything else: the caller
-then takes the `json` path, which gives the same result and the same error message as before.
-Either way the bytes, and so every event id, are those `json` gives (a property test holds the
-two equal), and the reconciler, which derives ids from Instantly's records with `json`, agrees.
+So `decode_canonical` answers only for an object without a single float anywhere in it, and
+gives its canonical bytes only when they are pure ASCII without DEL (what nearly every delivery
+is); otherwise the caller encodes the document with `json`, and for anything else it answers
+None and the caller takes the `json` path, with the same result and the same error message as
+before. Either way the bytes, and so every event id, are those `json` gives (a property test
+holds the two equal), and the reconciler, which derives ids from Instantly's records with
+`json`, agrees.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 import orjson
 
 _SORTED: Final = orjson.OPT_SORT_KEYS
 _CONTAINERS: Final = frozenset({dict, list})
-# What `json.dumps(ensure_ascii=True)` escapes and orjson does not: DEL and every non-ASCII
-# character (only ever inside strings: JSON's structure is ASCII).
-_UNESCAPED: Final = re.compile("[\x7f-\U0010ffff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000  # a surrogate pair, as `json` writes it
-    return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
 
 
 def _holds_float(document: dict[str, Any]) -> bool:
@@ -57,18 +47,17 @@ def _holds_float(document: dict[str, Any]) -> bool:
     return False
 
 
-def decode_canonical(body: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """The JSON object in `body` and its canonical bytes, or None when orjson cannot vouch for
-    both being what `json.loads` and `payload.canonical_json` give (see the module docstring)."""
+def decode_canonical(body: bytes) -> tuple[dict[str, Any], bytes | None] | None:
+    """The JSON object in `body` and its canonical bytes (None when `json` must write them: text
+    with DEL or a non-ASCII character, which `json` escapes), or None when orjson cannot vouch
+    for the document being what `json.loads` gives (see the module docstring)."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if type(document) is not dict:
-        return None
-    if _holds_float(document):
+    if type(document) is not dict or _holds_float(document):
         return None
     encoded = orjson.dumps(document, option=_SORTED)
     if not encoded.isascii() or b"\x7f" in encoded:
-        encoded = _UNESCAPED.sub(_escape, encoded.decode("utf-8")).encode("ascii")
+        return document, None
     return document, encoded
