@@ -105,3 +105,26 @@ def test_a_body_shorter_than_declared_is_what_arrived_and_is_then_refused(tmp_pa
     receiver = build_receiver(local_env(tmp_path), publisher=RecordingPublisher())
     request = dataclasses.replace(delivery(sample_event(), SECRET), body=b'{"eve')
     assert receiver.handle(request).status == 400
+
+
+def test_long_payload_values_are_formatted_but_never_cached():
+    # The attributes' and the log line's per-workspace parts are cached for short values only:
+    # a sender of long ones must not make the caches hold them.
+    from instantly_guard.webhook import handler, logline
+    from instantly_guard.webhook.auth import AuthResult, Verdict
+
+    caches = (handler._cached_payload_attributes, logline._where_part, logline._type_part)
+    before = [cache.cache_info().currsize for cache in caches]
+    event = {**sample_event(workspace="w" * 5000, campaign_id="c" * 5000), "event_type": "x" * 300}
+    parsed = parse_event(json.dumps(event).encode())
+
+    attributes = message_attributes(parsed, parsed_now())
+    line = logline.delivery_line(
+        "accepted", 1.0, AuthResult(Verdict.ALLOWED, "header"), 10, parsed, {}, "t", 0.0
+    )
+
+    assert attributes["workspace"] == "w" * 1024  # Pub/Sub's limit on an attribute value
+    assert attributes["event_type"] == "x" * 300
+    assert line is not None
+    assert json.loads(line)["campaign_id"] == "c" * 5000
+    assert [cache.cache_info().currsize for cache in caches] == before
