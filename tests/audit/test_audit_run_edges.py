@@ -17,6 +17,7 @@ from instantly_guard.audit.exporter import Exporter, ExportOptions, StopReason
 from instantly_guard.audit.service import build_service
 from instantly_guard.audit.settings import AuditSettings
 from instantly_guard.audit.sinks.local import read_entries
+from instantly_guard.audit.windows import WindowedPageSource
 from instantly_guard.cli import main
 from instantly_guard.errors import ConfigError
 
@@ -235,11 +236,21 @@ def test_a_backfill_stopped_with_ctrl_c_resumes_where_it_stopped(
     assert service.backfill_store(since, None).read()[0] is None  # done: a rerun starts over
 
 
+def _start_of_yesterday() -> datetime:
+    """The start of yesterday (UTC): a day the export's lookback holds, in the past whatever
+    the time of day the test runs at."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=1)
+
+
 def test_the_summary_reads_as_text_on_request(
     local: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sb, _ = local
-    sb.seed_audit_logs(1200, step=timedelta(minutes=1))
+    # 20 hours inside one UTC day (yesterday 02:00-21:59), not "ending now": what the listing
+    # looks like then depends on the time of day (see the test below for the day boundary).
+    start = _start_of_yesterday() + timedelta(hours=2)
+    sb.seed_audit_logs(1200, start=start, step=timedelta(minutes=1))
 
     assert main(["export-audit", "--format", "text"]) == 0
 
@@ -247,6 +258,50 @@ def test_the_summary_reads_as_text_on_request(
     assert out.startswith("Audit export complete.")
     assert "1,200 entries" in out
     assert "order asc" in out
+
+
+@pytest.mark.parametrize("before_midnight", [1, 2, 16, 17, 90])
+def test_the_summary_says_asc_for_entries_that_start_just_before_a_utc_midnight(
+    local: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], before_midnight: int
+) -> None:
+    """The day windows cut the first page of an ascending listing at the next day's first
+    entry: 20 hours of entries ending at about 19:45-20:00 UTC start with a page of the few
+    entries before midnight, too few steps to tell an order. The exporter reads on until the
+    order shows (it said "unordered" and took the safe path at those times of day)."""
+    sb, _ = local
+    start = _start_of_yesterday() - timedelta(minutes=before_midnight)
+    ids = sb.seed_audit_logs(1200, start=start, step=timedelta(minutes=1))
+
+    assert main(["export-audit", "--format", "text"]) == 0
+
+    out = capsys.readouterr().out
+    assert "1,200 entries" in out
+    assert "order asc" in out
+    sink = tmp_path / "audit" / "instantly-audit.jsonl"
+    assert_exact([e["insertId"] for e in read_entries(sink)], ids)
+
+
+@pytest.mark.parametrize("before_midnight", [0, 1, 2, 16, 17, 90])
+def test_an_ascending_listing_cut_by_a_day_window_is_read_as_ascending(
+    before_midnight: int,
+) -> None:
+    """The same, against a fixed clock: the listing's first page as windowed holds only the
+    entries dated before a UTC midnight (`before_midnight` of them, one a minute)."""
+    midnight = datetime(2026, 12, 7, tzinfo=UTC)
+    records = spread(1200, midnight - timedelta(minutes=before_midnight), timedelta(minutes=1))
+    clock = Clock(records[-1].timestamp + timedelta(minutes=1))
+    listing = ListSource(records, order="asc", page_size=100, cursors=True)
+    source = WindowedPageSource(listing, today=lambda: clock().date(), in_flight=2)
+    sink, store = MemorySink(), MemoryCheckpointStore()
+
+    summary = _exporter(source, store, sink, clock).run()
+
+    assert summary.stopped_reason is StopReason.COMPLETE
+    assert summary.order == "asc"
+    assert summary.exported == 1200
+    keys = [e.key for e in sink.entries]
+    assert keys == sorted(keys)  # written oldest first, as an ascending listing is
+    assert_exact([e.insert_id for e in sink.entries], [r.id for r in records])
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])

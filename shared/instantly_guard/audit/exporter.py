@@ -19,7 +19,8 @@ keeps confirming it:
 An order contradicted mid-run rewinds the checkpoint to where the run started (what was written
 since is written again: duplicates, collapsed by insertId, never gaps) and finishes on the safe
 path; the checkpoint remembers `unordered` from then on. Memory: one page (and the one read
-ahead) on every path, never the backlog. See docs/audit-export.md.
+ahead) on every path, never the backlog; the order probe at most two pages' worth (see
+`_probe`). See docs/audit-export.md.
 
 A run ends with a `Summary`; it never raises for Instantly or backend failures: they end the run
 with `stopped_reason = failed` and the error attached, for the caller to map to a status.
@@ -48,6 +49,7 @@ from instantly_guard.audit.checkpoint.base import (
 )
 from instantly_guard.audit.entries import as_utc, to_export_entry
 from instantly_guard.audit.listing import (
+    PROBE_ENTRIES,
     ClientPageSource,
     Order,
     PageSource,
@@ -406,16 +408,10 @@ class Exporter:
             raise _StopRunError(StopReason.TIME_BUDGET)
 
     def _counted(
-        self,
-        run: _Run,
-        pages: Iterator[Sequence[AuditLog]],
-        *,
-        first_counted: bool = False,
-        skip: int = 0,
+        self, run: _Run, pages: Iterator[Sequence[AuditLog]], *, skip: int = 0
     ) -> Iterator[Sequence[AuditLog]]:
-        """`pages`, each counted and checked against the deadline (but the first page, or the
-        first `skip` pages, the probe already counted)."""
-        skip = max(skip, int(first_counted))
+        """`pages`, each counted and checked against the deadline (but the first `skip` pages,
+        the probe already counted)."""
         for index, page in enumerate(pages):
             if index >= skip:
                 self._page_seen(run)
@@ -515,8 +511,16 @@ class Exporter:
         return run.checkpoint.floor.date() - margin, None if until is None else until + margin
 
     def _probe(self, run: _Run, until: date | None) -> None:
-        """Read the order from the first page of the open listing and carry on with it (an
-        unordered one, or one too short to tell, as the safe path's pass)."""
+        """Read the order from the first pages of the open listing and carry on with it (an
+        unordered one, or one too short to tell, as the safe path's pass).
+
+        A first page can show too few steps to tell an order while the listing goes on: day
+        windows (audit/windows.py) cut a page at the next window's first entry, so a listing
+        that starts a few minutes before a UTC midnight begins with a page of those few
+        entries. So the probe reads on, holding the pages read, until their timestamps together
+        tell the order or the listing ends, or once it has two pages that hold at least as
+        many entries as the largest of them and at least `PROBE_ENTRIES`: about two pages'
+        worth at most. Only a listing still undecided then takes the safe path."""
         start, end = self._ordered_query(run, until)
         floor = run.checkpoint.floor
         # Read ahead no further than a descending listing would go (an ascending one starts
@@ -528,37 +532,48 @@ class Exporter:
                 self._page_seen(run)  # nothing at all since the floor's day
                 return
             self._page_seen(run)
-            order = classify([as_utc(r.timestamp) for r in first])
-            if order in (Order.ASC, Order.DESC):
-                self._set_order(run, order)
-                ordered = _Prepended(first, pages)
-                del first  # the pass lets each page go once written, this one included
-                if order is Order.ASC:
-                    self._ascend(run, until, (start, end), ordered)
-                else:
-                    self._descend(run, until, ordered)
-                return
-            if order is Order.UNORDERED:
-                self._set_order(run, order)
-                # The same listing goes on as the pass (its read-ahead pauses after a page
-                # reaching below the floor; the pass then fetches each page itself).
-                unordered = _Prepended(first, pages)
-                del first
-                self._sweep(run, until, unordered)
-                return
-            second = next(pages, None)
-            if second is None:  # one page holds the whole window: no order needed
-                buffer = self._keep(run, first, until)
+            held: list[Sequence[AuditLog]] = [first]
+            del first
+            stamps = [as_utc(r.timestamp) for r in held[0]]
+            largest = len(stamps)
+            order = classify(stamps)
+            ended = False
+            while order is None and (len(held) == 1 or len(stamps) < max(largest, PROBE_ENTRIES)):
+                page = next(pages, None)
+                if page is None:
+                    ended = True
+                    break
+                self._page_seen(run)
+                held.append(page)
+                largest = max(largest, len(page))
+                stamps.extend(as_utc(r.timestamp) for r in page)
+                del page
+                order = classify(stamps)
+            del stamps
+            if order is None and ended:  # the pages read hold the whole window: no order needed
+                buffer: Buffer = []
+                for page in held:
+                    buffer.extend(self._keep(run, page, until))
+                del held
                 buffer.sort(key=lambda item: item[0])
                 self._write_window(run, buffer)
                 self._report(run, run.end)
                 return
-            # Too few steps to tell: the safe path, on with the same listing.
-            self._page_seen(run)
-            self._set_order(run, Order.UNORDERED)
-            unordered = _Prepended(first, _Prepended(second, pages))
-            del first, second
-            self._sweep(run, until, unordered, counted=2)
+            counted = len(held)
+            # The same listing goes on as the pass, which lets each page read go once written
+            # (the read-ahead of an unordered one pauses after a page reaching below the floor;
+            # the pass then fetches each page itself).
+            listing = _Prepended(held, pages)
+            del held
+            if order is Order.ASC:
+                self._set_order(run, order)
+                self._ascend(run, until, (start, end), listing, counted)
+            elif order is Order.DESC:
+                self._set_order(run, order)
+                self._descend(run, until, listing, counted)
+            else:  # unordered, or still too few steps to tell: the safe path
+                self._set_order(run, Order.UNORDERED)
+                self._sweep(run, until, listing, counted)
         finally:
             _close(pages)
 
@@ -590,8 +605,10 @@ class Exporter:
         until: date | None,
         query: tuple[date, date | None] | None = None,
         pages: Iterator[Sequence[AuditLog]] | None = None,
+        counted: int = 0,
     ) -> None:
-        """Oldest first: write each page as it comes (sorted within the page)."""
+        """Oldest first: write each page as it comes (sorted within the page). `pages`: the
+        listing of `query` already begun (the probe's, its first `counted` pages counted)."""
         last: datetime | None = None
         if pages is None or query is None:
             start, end = self._ordered_query(run, until)
@@ -600,12 +617,10 @@ class Exporter:
                 start, last = seek.start_date, seek.last
             query = (start, end)
             pages = self._listing(start, end, seek.cursor if seek else None)
-            first_counted = False
-        else:
-            first_counted = True  # the probe counted its page
+            counted = 0
         start, _ = query
         try:
-            for page in self._counted(run, pages, first_counted=first_counted):
+            for page in self._counted(run, pages, skip=counted):
                 if restarted(page):  # the seek's cursor was rejected: from the day's start
                     last = None
                 newest = last
@@ -635,10 +650,15 @@ class Exporter:
             _close(pages)
 
     def _descend(
-        self, run: _Run, until: date | None, pages: Iterator[Sequence[AuditLog]] | None = None
+        self,
+        run: _Run,
+        until: date | None,
+        pages: Iterator[Sequence[AuditLog]] | None = None,
+        counted: int = 0,
     ) -> None:
         """Newest first, down to the floor: write each page as it comes, and keep in the
-        checkpoint what the pass still owes below it (see `Descent`)."""
+        checkpoint what the pass still owes below it (see `Descent`). `pages`: the pass's
+        listing already begun (the probe's, its first `counted` pages counted)."""
         margin = timedelta(days=self._options.day_margin)
         owed = run.checkpoint.descent
         resumed = owed is not None
@@ -651,15 +671,15 @@ class Exporter:
                 known=frozenset(checkpoint.recent),
             )
             run.checkpoint = replace(checkpoint, descent=owed)
-        first_counted = pages is not None
         # A source without cursors restarts a resumed pass from the top: skip what it wrote.
         band = (owed.lowest, owed.top) if resumed and owed.cursor is None else None
         if pages is None:
             end = None if until is None else until + margin
             pages = self._listing(owed.start_date, end, owed.cursor, self._below(owed.floor))
+            counted = 0
         previous = owed.lowest if owed.cursor is not None else None
         try:
-            for page in self._counted(run, pages, first_counted=first_counted):
+            for page in self._counted(run, pages, skip=counted):
                 if restarted(page):  # the cursor was rejected: from the top, skip what it wrote
                     band, previous = (owed.lowest, owed.top), None
                 owed, buffer, previous = self._descend_page(run, owed, page, previous, band, until)
@@ -874,19 +894,20 @@ class Exporter:
 
 
 class _Prepended:
-    """A page already read, then the rest of its listing. Unlike `itertools.chain([first], ...)`
-    it lets the page go once handed on, so an ordered pass holds one page, not also the first."""
+    """Pages already read (the list is taken over), then the rest of their listing. Unlike
+    `itertools.chain(read, ...)` it lets each page go once handed on, so a pass holds one page,
+    not also the ones the probe read."""
 
-    def __init__(self, first: Sequence[AuditLog], rest: Iterator[Sequence[AuditLog]]) -> None:
-        self._first: Sequence[AuditLog] | None = first
+    def __init__(self, read: list[Sequence[AuditLog]], rest: Iterator[Sequence[AuditLog]]) -> None:
+        self._read = read
+        self._read.reverse()  # popped from the end, oldest read first
         self._rest = rest
 
     def __iter__(self) -> Iterator[Sequence[AuditLog]]:
         return self
 
     def __next__(self) -> Sequence[AuditLog]:
-        first, self._first = self._first, None
-        return first if first is not None else next(self._rest)
+        return self._read.pop() if self._read else next(self._rest)
 
 
 def _owing(sweep: Sweep | None) -> Callable[[Checkpoint], Checkpoint]:

@@ -30,6 +30,11 @@ MIN_STEPS = 16
 """Steps (neighbours with different timestamps) a page must show, all one way, before its order
 is trusted: a random order passes that test with probability 1/16! (about 5e-14)."""
 
+PROBE_ENTRIES = 100
+"""Entries the exporter's probe reads on to, however small the pages, while the pages read show
+too few steps to tell an order (a day window cuts a page at a UTC midnight, and a sparse day's
+window holds a few entries): a few small pages, within the two pages' worth it may hold."""
+
 
 class Order(StrEnum):
     ASC = "asc"  # oldest first: stream and checkpoint as the pages come, resume from a cursor
