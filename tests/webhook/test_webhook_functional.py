@@ -7,12 +7,14 @@ import io
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
 from webhook_support import PREVIOUS, SECRET, WRONG_SAME_LENGTH, json_headers
 
 from instantly_guard.publish.local import read_outbox
+from instantly_guard.webhook.receiver import FILE_STAT_INTERVAL
 from instantly_guard.webhook.testing import sample_event
 
 UNAUTHORIZED = {"error": "unauthorized"}
@@ -388,6 +390,9 @@ def test_rotated_secret_file_is_picked_up_without_restart(make_client, tmp_path)
     )
     os.replace(staged, secret_file)
     assert post(client, sample_event(step=5), secret=new).status_code == 200
+    # The file is looked at once a second (`FILE_STAT_INTERVAL`): the old secret is refused from
+    # then on (a Secret Manager volume itself takes far longer to show a new version).
+    time.sleep(FILE_STAT_INTERVAL)
     assert post(client, sample_event(step=6)).status_code == 401
 
 

@@ -227,3 +227,27 @@ def test_a_malformed_older_list_rejects_the_whole_payload(older):
     payload_item = {"secret": "t" * 40, "expires_at": "2025-06-01T12:00:00Z"}
     with pytest.raises(SecretFormatError, match="'older' needs 'previous'"):
         parse_secret_payload(json.dumps({**payload, "previous": None, "older": [payload_item]}))
+
+
+def test_with_a_stat_interval_the_file_is_looked_at_once_per_interval(tmp_path):
+    path = tmp_path / "secret"
+    path.write_text(SECRET)
+    clock = Clock()
+    source = FileSecretSource("X_FILE", path, recheck_seconds=60, stat_interval=1, monotonic=clock)
+    assert revealed(source.load().accepted(NOW)) == [SECRET]
+    staged = tmp_path / "staged"
+    staged.write_text(PREVIOUS)
+    os.replace(staged, path)
+
+    clock.now = 0.5
+    assert revealed(source.load().accepted(NOW)) == [SECRET]  # not looked at yet
+    clock.now = 1.0
+    assert revealed(source.load().accepted(NOW)) == [PREVIOUS]
+    path.unlink()
+    clock.now = 1.5
+    assert revealed(source.load().accepted(NOW)) == [PREVIOUS]
+    clock.now = 2.0
+    with pytest.raises(SecretUnavailableError, match="cannot read"):
+        source.load()  # fails closed once looked at again
+    path.write_text(SECRET)
+    assert revealed(source.load().accepted(NOW)) == [SECRET]  # a failed file: looked at every time

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Final
 
 from instantly_guard.errors import ConfigError
 from instantly_guard.lazy import describe_build_error
@@ -25,6 +26,11 @@ from instantly_guard.webhook.dedupe import RecentIds
 from instantly_guard.webhook.handler import Deps, ProblemLog, RequestLike, Response, handle
 from instantly_guard.webhook.secrets import FileSecretSource, SecretSource, StaticSecretSource
 from instantly_guard.webhook.settings import PublisherKind, SecretRef, WebhookSettings
+
+# A mounted secret file is looked at (one stat) at most once a second, not on every request: a
+# new version is still taken at once when a delivery carries it (`Authenticator.check` re-reads
+# the file on a mismatch), and a removed or broken file answers 503 within a second.
+FILE_STAT_INTERVAL: Final = 1.0
 
 
 class _Refusing:
@@ -83,7 +89,9 @@ def make_publisher(settings: WebhookSettings) -> Publisher:
 
 def _source(ref: SecretRef, recheck: float) -> SecretSource:
     if ref.path is not None:
-        return FileSecretSource(f"{ref.name}_FILE", ref.path, recheck_seconds=recheck)
+        return FileSecretSource(
+            f"{ref.name}_FILE", ref.path, recheck_seconds=recheck, stat_interval=FILE_STAT_INTERVAL
+        )
     return StaticSecretSource(ref.name, ref.value or "")
 
 

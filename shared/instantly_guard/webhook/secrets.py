@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -271,9 +272,10 @@ class _Snapshot:
 class FileSecretSource:
     """A payload in a file (a Secret Manager volume mount), re-read when the file changes.
 
-    Each `load` costs one `stat`; the file is read again only when its (device, inode, size,
-    mtime) changed or `recheck_seconds` passed. A missing, unreadable or invalid file makes
-    `load` raise SecretUnavailableError until the file is fixed: never an older value.
+    A `load` costs one `stat` (at most one every `stat_interval` seconds when that is set); the
+    file is read again only when its (device, inode, size, mtime) changed or `recheck_seconds`
+    passed. A missing, unreadable or invalid file makes `load` raise SecretUnavailableError until
+    the file is fixed: never an older value once the file has been looked at again.
     """
 
     def __init__(
@@ -283,11 +285,14 @@ class FileSecretSource:
         *,
         recheck_seconds: float = 5.0,
         refresh_interval: float = 1.0,
+        stat_interval: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
         self._path = path
         self._recheck = recheck_seconds
+        self._stat_interval = stat_interval
+        self._stat_at = -math.inf  # monotonic time of the last stat
         self._refresh_interval = refresh_interval
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -308,14 +313,15 @@ class FileSecretSource:
         return snapshot.version
 
     def refresh(self) -> bool:
-        """Re-read the file now, unless it was read less than `refresh_interval` ago (so a stream
-        of bad credentials cannot turn into a stream of Secret Manager reads)."""
+        """Re-read the file now, unless it was read less than `refresh_interval` ago and looks the
+        same (so a stream of bad credentials cannot turn into a stream of file reads)."""
         now = self._monotonic()
         with self._lock:
             old = self._snapshot
-            if old is not None and now - old.read_at < self._refresh_interval:
-                return False
             key = self._stat_key()
+            self._stat_at = now
+            if old is not None and old.key == key and now - old.read_at < self._refresh_interval:
+                return False
             self._snapshot = new = self._read(key, now, old)
         return old is None or new.digest != old.digest or new.problem != old.problem
 
@@ -327,9 +333,20 @@ class FileSecretSource:
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _current(self) -> _Snapshot:
-        key = self._stat_key()
         now = self._monotonic()
         snapshot = self._snapshot
+        # A stat releases the interpreter to another thread (one request's worth of switches
+        # under a threaded server): with `stat_interval`, a fresh snapshot is trusted that long.
+        # A failed one never: a fixed file is taken at once.
+        if (
+            snapshot is not None
+            and snapshot.version is not None
+            and now - snapshot.read_at < self._recheck
+            and now - self._stat_at < self._stat_interval
+        ):
+            return snapshot
+        key = self._stat_key()
+        self._stat_at = now
         if snapshot is not None and snapshot.key == key and now - snapshot.read_at < self._recheck:
             return snapshot
         with self._lock:
