@@ -42,7 +42,7 @@ from instantly_guard.publish.base import Publisher
 from instantly_guard.redaction import hash_email, json_is_clean
 from instantly_guard.webhook.auth import AuthResult, Gate, HeaderLookup, Verdict, strip_ows
 from instantly_guard.webhook.dedupe import Claim, RecentIds
-from instantly_guard.webhook.logline import delivery_line, utf8_clean
+from instantly_guard.webhook.logline import CACHED_TEXT, delivery_line, utf8_clean
 from instantly_guard.webhook.payload import ParsedEvent, PayloadError, parse_event
 
 LOGGER: Final = logging.getLogger("instantly_guard.webhook")
@@ -244,9 +244,8 @@ def _payload_attributes(
     return tuple(pairs)
 
 
-# A workspace sends a few event types for a few campaigns: their attributes are made once. Only
-# short values are kept (an id is 36 characters): a sender of long ones cannot fill memory.
-_CACHED_TEXT: Final = 128
+# A workspace sends a few event types for a few campaigns: their attributes are made once, for
+# short values only (`logline.CACHED_TEXT`, the log line's same rule).
 _cached_payload_attributes: Final = functools.lru_cache(maxsize=1024)(_payload_attributes)
 
 
@@ -254,7 +253,7 @@ def message_attributes(parsed: ParsedEvent, received_at: datetime) -> dict[str, 
     """Pub/Sub attributes: event type, workspace, campaign id, event id, received-at, custom."""
     event = parsed.event
     event_type, workspace, campaign_id = event.event_type, event.workspace, event.campaign_id
-    short = len(event_type) + len(workspace or "") + len(campaign_id or "") <= _CACHED_TEXT
+    short = len(event_type) + len(workspace or "") + len(campaign_id or "") <= CACHED_TEXT
     made = _cached_payload_attributes if short else _payload_attributes
     # Only these come from the payload; the others are ASCII we made, well under the limit.
     attributes = dict(made(event_type, workspace, campaign_id))
