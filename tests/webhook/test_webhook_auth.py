@@ -118,6 +118,26 @@ def test_allow_list_uses_the_right_most_forwarded_entry():
     assert not gate.check({**good, "x-forwarded-for": "garbage"}, None).allowed
 
 
+def test_a_long_forwarded_header_is_read_like_a_short_one():
+    # Short values are looked up in a cache; a long one (a client padding the header) is worked
+    # out every time, with the same answer.
+    gate = auth(allowed_networks=[ipaddress.ip_network("203.0.113.0/24")])
+    good = {"x-webhook-secret": SECRET}
+    padding = ",".join(f"198.51.100.{n}" for n in range(40))
+    assert len(padding) > 256
+    for forwarded in (f"{padding},203.0.113.9", "203.0.113.9"):
+        result = gate.check({**good, "x-forwarded-for": forwarded}, "169.254.1.1")
+        assert result.allowed
+        assert result.client == "203.0.113.9"
+    for forwarded, client in (
+        (f"203.0.113.9,{padding}", "198.51.100.39"),
+        ("203.0.113.9,198.51.100.1", "198.51.100.1"),
+    ):
+        result = gate.check({**good, "x-forwarded-for": forwarded}, "169.254.1.1")
+        assert result.verdict is Verdict.DENIED
+        assert result.client == client
+
+
 @pytest.mark.parametrize(
     ("forwarded", "peer", "hops", "expected"),
     [

@@ -137,6 +137,25 @@ def client_address(
     return parse_ip(entries[-proxy_hops])
 
 
+# A sender delivers from a few addresses: the address and its text are worked out once per
+# `X-Forwarded-For` value (short ones only, so a sender of long ones cannot make it hold much),
+# and so is the answer that admits it.
+_CACHED_FORWARDED: Final = 256
+
+
+@functools.lru_cache(maxsize=1024)
+def _client(
+    forwarded_for: str | None, peer: str | None, proxy_hops: int
+) -> tuple[IPAddress | None, str | None]:
+    address = client_address(forwarded_for, peer, proxy_hops)
+    return address, (address_text(address) if address is not None else None)
+
+
+@functools.lru_cache(maxsize=1024)
+def _allowed_by_header(client: str | None) -> AuthResult:
+    return AuthResult(Verdict.ALLOWED, method="header", client=client)
+
+
 @dataclass(frozen=True, slots=True)
 class BasicAuth:
     """HTTP Basic credentials: a user name and a password source (rotatable like the secret)."""
@@ -201,9 +220,14 @@ class Authenticator:
             sources.append(self._basic.password)
         return sources
 
-    def _candidates(self, now: datetime) -> tuple[list[Secret], list[Secret]]:
-        """(header secrets, basic passwords) accepted at `now`; raises SecretUnavailableError."""
-        secrets = list(self._secret.load().accepted(now))
+    def _candidates(self) -> tuple[Sequence[Secret], Sequence[Secret]]:
+        """(header secrets, basic passwords) accepted now; raises SecretUnavailableError."""
+        version = self._secret.load()
+        steady = version.previous is None and not version.older
+        if steady and self._previous is None and self._basic is None:
+            return (version.current,), ()  # one secret outside a rotation (every request)
+        now = self._clock()
+        secrets = list(version.accepted(now))
         if self._previous is not None:
             secrets.extend(self._previous.load().accepted(now))
         passwords = list(self._basic.password.load().accepted(now)) if self._basic else []
@@ -221,18 +245,22 @@ class Authenticator:
 
     def _check(self, headers: HeaderLookup, peer: str | None) -> AuthResult:
         try:
-            secrets, passwords = self._candidates(self._clock())
+            secrets, passwords = self._candidates()
         except SecretUnavailableError as exc:
             return AuthResult(Verdict.UNAVAILABLE, reason=exc.problem)
-        address = client_address(headers.get("x-forwarded-for"), peer, self._hops)
-        client = address_text(address) if address is not None else None
+        forwarded = headers.get("x-forwarded-for")
+        if forwarded is None or len(forwarded) <= _CACHED_FORWARDED:
+            address, client = _client(forwarded, peer, self._hops)
+        else:
+            address = client_address(forwarded, peer, self._hops)
+            client = address_text(address) if address is not None else None
         if self._networks and (
             address is None or not any(address in network for network in self._networks)
         ):
             return AuthResult(Verdict.DENIED, reason="source address not allowed", client=client)
         provided = headers.get(self._header)
         if provided is not None and _matches_any(_header_bytes(provided), secrets):
-            return AuthResult(Verdict.ALLOWED, method="header", client=client)
+            return _allowed_by_header(client)
         basic = self._basic
         if basic is not None and _basic_matches(basic, headers.get("authorization"), passwords):
             return AuthResult(Verdict.ALLOWED, method="basic", client=client)

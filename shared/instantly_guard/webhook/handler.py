@@ -316,9 +316,18 @@ def message_size(data: bytes, attributes: Mapping[str, str]) -> int:
     )
 
 
+# What the attributes can add to a message at most: eight keys of a few characters and values of
+# at most `_MAX_ATTRIBUTE_BYTES` (`message_attributes`). A message whose data leaves this much
+# room under the limit is not measured.
+_ATTRIBUTES_AT_MOST: Final = 8 * (32 + _MAX_ATTRIBUTE_BYTES)
+
+
 def _hand_off(parsed: ParsedEvent, auth: AuthResult, deps: Deps, size: int) -> _Handled:
     attributes = message_attributes(parsed, deps.clock())
-    encoded = message_size(parsed.canonical, attributes)
+    if len(parsed.canonical) + _ATTRIBUTES_AT_MOST <= deps.max_message_bytes:
+        encoded = 0
+    else:
+        encoded = message_size(parsed.canonical, attributes)
     if encoded > deps.max_message_bytes:
         response = _message_too_large(deps.max_message_bytes)
         extra: dict[str, Any] = {"message_bytes": encoded}
