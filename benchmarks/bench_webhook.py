@@ -10,6 +10,11 @@ cold import time.
   baseline, so the printed ratio is that median. The bare rate alone moves by tens of percent
   between rounds on a small shared VM; a ratio formed within one round cancels the slow part of
   that drift, and the median drops a round hit by a short burst (the note gives the range);
+- the same comparison driven by wrk (an independent load generator in C), rounds as above; and
+  once more with the server alone on one CPU and wrk on another (`taskset`), as Cloud Run runs
+  the function on one vCPU: there the server's own CPU time sets the rate, where otherwise the
+  server and wrk share the machine's CPUs and the ratio moves more from run to run;
+- instructions per request (callgrind), receiver against bare function;
 - CPU time of `handle()` per request in process (time.process_time_ns; logging to /dev/null);
 - import time of functions/webhook/main.py against `import functions_framework` alone
   (fresh interpreters, median of `IMPORT_RUNS`).
@@ -93,12 +98,16 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 @contextlib.contextmanager
-def _server(target: str, source: Path, env: Mapping[str, str]) -> Iterator[tuple[str, int]]:
+def _server(
+    target: str, source: Path, env: Mapping[str, str], cpu: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """The function served by functions-framework's own server; on CPU `cpu` alone if given."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "INSTANTLY_"))}
     process = subprocess.Popen(
         [
+            *_on_cpu(cpu),
             *(sys.executable, "-m", "functions_framework"),
             *("--target", target, "--source", str(source)),
             *("--host", "127.0.0.1", "--port", str(port)),
@@ -231,9 +240,27 @@ def _wrk_script(directory: Path, headers: Mapping[str, str] | None = None) -> Pa
     return script
 
 
-def _wrk_rate(wrk: str, url: str, script: Path) -> float:
+def _on_cpu(cpu: int | None) -> list[str]:
+    """The command prefix that runs a program on CPU `cpu` only (none when `cpu` is None)."""
+    return [] if cpu is None else ["taskset", "-c", str(cpu)]
+
+
+def _two_cpus() -> tuple[tuple[int, int] | None, str]:
+    """A CPU for the server and another for wrk, or None and why not."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:  # one for each side
+        return None, f"this process may run on {len(cpus)} CPU only"
+    if shutil.which("taskset") is None:
+        return None, "taskset (util-linux) is not installed"
+    return (cpus[0], cpus[1]), ""
+
+
+def _wrk_rate(wrk: str, url: str, script: Path, cpu: int | None = None) -> float:
     done = subprocess.run(
-        [wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s", "-s", str(script), url],
+        [
+            *_on_cpu(cpu),
+            *(wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s", "-s", str(script), url),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -265,19 +292,44 @@ def _wrk_rows(state_dir: Path, bare_source: Path) -> list[Row]:
         "bare+headers": ("bare", bare_source, traced),
         "noop+headers": ("receive_webhook", MAIN, {**traced, "WEBHOOK_PUBLISHER": "noop"}),
     }
+    pinned, why_not = _two_cpus()
+    if pinned is not None:  # the same two, the server alone on one CPU and wrk on another
+        setups["bare@1cpu"] = setups["bare"]
+        setups["noop@1cpu"] = setups["noop"]
     plain = _wrk_script(state_dir.parent)
     production = _wrk_script(state_dir.parent, CLOUD_RUN_HEADERS)
     rates: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(WRK_ROUNDS):
         for name, (target, source, env) in setups.items():
             script = production if name.endswith("+headers") else plain
-            with _server(target, source, env) as (url, _pid):
+            server_cpu, wrk_cpu = pinned if name.endswith("@1cpu") and pinned else (None, None)
+            with _server(target, source, env, server_cpu) as (url, _pid):
                 _load(url, _payloads(200, 10**8 + len(rates[name]) * 1000))  # warm-up
-                rates[name].append(_wrk_rate(wrk, url, script))
+                rates[name].append(_wrk_rate(wrk, url, script, wrk_cpu))
     how = (
         f"wrk -t1 -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, distinct 2 KB deliveries; "
         f"{WRK_ROUNDS} rounds, ratio = median of per-round ratios"
     )
+    one_cpu_name = "receive_webhook req/s under wrk, server alone on one CPU, no-op publisher"
+    if pinned is None:
+        one_cpu = [Row(one_cpu_name, 0, "req/s", None, f"not measured: {why_not}")]
+    else:
+        one_cpu = [
+            Row(
+                "bare function req/s under wrk, server alone on one CPU",
+                statistics.median(rates["bare@1cpu"]),
+                "req/s",
+                None,
+                f"server on CPU {pinned[0]}, wrk on CPU {pinned[1]}; {how}",
+            ),
+            _rate_row(
+                one_cpu_name,
+                rates["noop@1cpu"],
+                rates["bare@1cpu"],
+                "as Cloud Run runs it (terraform: one vCPU); the server's CPU time is the "
+                "limit, not shared with wrk",
+            ),
+        ]
     return [
         Row("bare function req/s under wrk", statistics.median(rates["bare"]), "req/s", None, how),
         _rate_row(
@@ -299,6 +351,7 @@ def _wrk_rows(state_dir: Path, bare_source: Path) -> list[Row]:
             "both sides sent Instantly's and Cloud Run's headers (client address, trace); "
             "the receiver's lines carry the trace",
         ),
+        *one_cpu,
     ]
 
 
