@@ -123,10 +123,11 @@ class InstantlyEvent(NamedTuple):  # a tuple: built on every delivery, several t
     timestamp: str
     family: str
     document: Mapping[str, Any]
-    # Documented as strings in every family: validated to be a string or null.
-    workspace: str | None = None
-    campaign_id: str | None = None
-    lead_email: str | None = None
+    # The document's own values (documented as strings in every family: validated to be a string
+    # or null), taken once by `_validate`, the one place an event is made.
+    workspace: str | None
+    campaign_id: str | None
+    lead_email: str | None
 
     @property
     def fields(self) -> dict[str, Any]:
