@@ -143,12 +143,15 @@ def client_address(
 _CACHED_FORWARDED: Final = 256
 
 
-@functools.lru_cache(maxsize=1024)
-def _client(
+def _client_text(
     forwarded_for: str | None, peer: str | None, proxy_hops: int
 ) -> tuple[IPAddress | None, str | None]:
+    """`client_address` and its text."""
     address = client_address(forwarded_for, peer, proxy_hops)
     return address, (address_text(address) if address is not None else None)
+
+
+_client: Final = functools.lru_cache(maxsize=1024)(_client_text)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -249,11 +252,8 @@ class Authenticator:
         except SecretUnavailableError as exc:
             return AuthResult(Verdict.UNAVAILABLE, reason=exc.problem)
         forwarded = headers.get("x-forwarded-for")
-        if forwarded is None or len(forwarded) <= _CACHED_FORWARDED:
-            address, client = _client(forwarded, peer, self._hops)
-        else:
-            address = client_address(forwarded, peer, self._hops)
-            client = address_text(address) if address is not None else None
+        short = forwarded is None or len(forwarded) <= _CACHED_FORWARDED
+        address, client = (_client if short else _client_text)(forwarded, peer, self._hops)
         if self._networks and (
             address is None or not any(address in network for network in self._networks)
         ):
