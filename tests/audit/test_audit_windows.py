@@ -60,17 +60,33 @@ VARIANTS = {
 }
 
 
+# The clock decides which day windows exist and which of them are empty: just after UTC
+# midnight, a timezone behind UTC has no entries yet on the UTC date, so the last window is
+# empty; just before, a timezone ahead of UTC has already begun the next day.
+CLOCKS = {
+    "midday": datetime(2026, 12, 7, 12, 0, tzinfo=UTC),
+    "after-utc-midnight": datetime(2026, 12, 8, 0, 10, tzinfo=UTC),
+    "before-utc-midnight": datetime(2026, 12, 7, 23, 50, tzinfo=UTC),
+}
+
+
+@pytest.mark.parametrize("now", CLOCKS.values(), ids=CLOCKS.keys())
 @pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
-def test_windows_list_exactly_the_one_listing_they_replace(variant: dict[str, Any]) -> None:
-    with Sandbox(seed="empty", listing_order="asc", record_responses=False, **variant) as sb:
-        since, _ = _seeded(sb)
-        start = since - timedelta(days=1)
+def test_windows_list_exactly_the_one_listing_they_replace(
+    variant: dict[str, Any], now: datetime
+) -> None:
+    with Sandbox(
+        seed="empty", listing_order="asc", record_responses=False, clock=lambda: now, **variant
+    ) as sb:
+        ids = sb.seed_audit_logs(
+            2400, start=now - timedelta(days=DAYS), step=timedelta(days=DAYS) / 2400
+        )
+        start = (now - timedelta(days=DAYS + 1)).date()
         with _client(sb) as client:
             plain = ClientPageSource(client, page_size=100)
-            windowed = WindowedPageSource(
-                plain, today=lambda: datetime.now(UTC).date(), in_flight=3, window_pages=2
-            )
+            windowed = WindowedPageSource(plain, today=now.date, in_flight=3, window_pages=2)
             expected = _ids(plain.pages(start_date=start, end_date=None))
+            assert expected == ids
             pages = list(windowed.pages(start_date=start, end_date=None))
             assert _ids(pages) == expected
             # Every page's cursor names its window and resumes exactly after that page.
@@ -80,15 +96,50 @@ def test_windows_list_exactly_the_one_listing_they_replace(variant: dict[str, An
                 assert parse_window_cursor(cursor) is not None
                 rest = windowed.pages(start_date=start, end_date=None, starting_after=cursor)
                 assert _ids(rest) == _ids(pages[n + 1 :])
-            # The last page has no cursor, unless it came full (today's window held an exact
-            # multiple of a page, which depends on the clock): the API then names a cursor, and
-            # resuming from it finds nothing more.
+            # The last page names a cursor only when it came full (the API then names one,
+            # inside the page's own window); resuming from it finds nothing more.
             last = next_cursor(pages[-1])
             if last is not None:
                 assert len(pages[-1]) == 100
+                resumed = parse_window_cursor(last)
+                assert resumed is not None
+                assert resumed[1] is not None
                 assert (
                     _ids(windowed.pages(start_date=start, end_date=None, starting_after=last)) == []
                 )
+
+
+@pytest.mark.parametrize("now", CLOCKS.values(), ids=CLOCKS.keys())
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_a_resumed_listing_finds_what_the_day_recorded_after_the_last_page(
+    variant: dict[str, Any], now: datetime
+) -> None:
+    """The last page's cursor, stored as a checkpoint's seek, resumes where the listing ended,
+    not at the next day: in a timezone behind UTC, the UTC date's first hours are still the
+    API's previous day, and what it records then comes after that cursor."""
+    clock = [now]
+    with Sandbox(
+        seed="empty",
+        listing_order="asc",
+        record_responses=False,
+        clock=lambda: clock[0],
+        **variant,
+    ) as sb:
+        sb.seed_audit_logs(250, start=now - timedelta(days=DAYS), step=timedelta(days=DAYS) / 250)
+        start = (now - timedelta(days=DAYS + 1)).date()
+
+        def today() -> date:  # the clock moves on below
+            return clock[0].date()
+
+        with _client(sb) as client:
+            windowed = WindowedPageSource(ClientPageSource(client, page_size=100), today=today)
+            pages = list(windowed.pages(start_date=start, end_date=None))
+            cursors = [c for c in map(next_cursor, pages) if c is not None]
+            clock[0] = now + timedelta(minutes=10)
+            later = sb.add_audit_log(1)
+            for cursor in cursors:
+                rest = _ids(windowed.pages(start_date=start, end_date=None, starting_after=cursor))
+                assert rest[-1:] == [later], f"resumed from {cursor!r}"
 
 
 def test_a_descending_listing_is_passed_through_untouched() -> None:

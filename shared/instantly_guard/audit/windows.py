@@ -17,7 +17,10 @@ exporter still sees one listing, in the order it would have had:
 - Every page's cursor names its window (`iw1|<day>|<cursor>`): the exporter stores it like any
   other, and a resumed run (after a time budget, Ctrl-C or a kill) lists that window from that
   cursor, then the windows after it. A page's cursor never passes an entry not yet handed over,
-  so the checkpoint built on them never skips one.
+  so the checkpoint built on them never skips one. Nor one still to come: a page names the next
+  window only once that window holds an entry (before, the day in the API's timezone may still
+  be going on, as it is on the UTC date's first hours for a timezone behind UTC); the tail
+  window's pages keep their own cursors, and its last page none, as a single listing's would.
 - Memory: at most `in_flight` windows fetch at once, each at most `window_pages` pages ahead of
   the page being written, plus the first page of the next window (its marker): the service
   gives each `WINDOW_PAGES` (6), about 100 MiB at most. A day larger than that is partly listed in
@@ -257,7 +260,12 @@ class WindowedPageSource:
                 if following.error is not None:
                     # Listing on would cost requests past the cut this window cannot see.
                     raise following.error
-                if following.marker is not None:
+                if following.marker is None:
+                    # Nothing dated on or after the next day yet: this window is the listing's
+                    # tail, and its day (in the API's timezone) may still be going on. A cursor
+                    # naming the next window would skip what this day has still to record.
+                    following = None
+                else:
                     keep = _cut(page, following.marker)
             inner = next_cursor(page)
             reached = keep < len(page)
