@@ -252,9 +252,16 @@ def test_runs_that_steal_each_others_lease_never_both_advance_the_checkpoint(
     while rig.exporter().run().exported:  # whoever lost left the rest to the next run
         pass
 
-    assert any(r.stopped_reason is StopReason.LOST_RACE for r in results) or all(
-        r.stopped_reason is StopReason.COMPLETE for r in results
-    )
+    # A loser stops at a checkpoint write (LOST_RACE), or finds nothing left (COMPLETE). A run
+    # that read its clock just before another's claim was written finds that claim dated after
+    # its own start: a fresh claim, even with no lease (BUSY), as one from a host whose clock
+    # runs ahead would be. No run fails.
+    reasons = [(r.stopped_reason, r.error) for r in results]
+    assert {reason for reason, _ in reasons} <= {
+        StopReason.COMPLETE,
+        StopReason.LOST_RACE,
+        StopReason.BUSY,
+    }, reasons
     # Each loser may have written one batch the winner writes again: at most a batch per loser.
     assert_exact(rig.exported(), rig.expected(), max_rewrites=3 * 1000)
 
