@@ -244,3 +244,36 @@ def test_a_windowed_backfill_killed_mid_run_resumes_without_a_gap(tmp_path: Path
     assert_exact(
         [e["insertId"] for e in read_entries(sink)], ids, max_rewrites=len(ids) - resumed.exported
     )
+
+
+@pytest.mark.parametrize("order", ["asc", "desc", "random"])
+@pytest.mark.parametrize("now", CLOCKS.values(), ids=CLOCKS.keys())
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_a_backfill_and_the_scheduled_runs_after_it_miss_nothing_around_utc_midnight(
+    variant: dict[str, Any], now: datetime, order: str, tmp_path: Path
+) -> None:
+    """The backfill hands its checkpoint, cursors included, to the scheduled runs; an hour of
+    runs ten minutes apart, with entries arriving between them, exports every entry once."""
+    clock = [now]
+
+    def time() -> datetime:
+        return clock[0]
+
+    with Sandbox(
+        seed="empty", listing_order=order, record_responses=False, clock=time, **variant
+    ) as sb:
+        ids = sb.seed_audit_logs(
+            3000, start=now - timedelta(days=DAYS), step=timedelta(days=DAYS) / 3000
+        )
+        service = build_service(local_env(sb, tmp_path), clock=time)
+        try:
+            backfill = service.backfill((now - timedelta(days=DAYS)).date())
+            assert backfill.stopped_reason == "complete"
+            for _ in range(6):
+                clock[0] += timedelta(minutes=10)
+                ids += [sb.add_audit_log(1, at=clock[0] - timedelta(minutes=m)) for m in (9, 5, 1)]
+                assert service.run().stopped_reason == "complete"
+        finally:
+            service.close()
+    written = [e["insertId"] for e in read_entries(tmp_path / "audit" / "instantly-audit.jsonl")]
+    assert_exact(written, ids)
