@@ -19,7 +19,7 @@ from instantly_guard.audit.windows import WindowedPageSource, parse_window_curso
 from instantly_guard.instantly import InstantlyClient, RateLimiter, StaticKey
 from instantly_sandbox import Sandbox
 
-from .audit_support import assert_exact, local_env, restored_logging
+from .audit_support import Clock, assert_exact, local_env, restored_logging
 
 DAYS = 10
 
@@ -30,8 +30,9 @@ def _restore_logging() -> Iterator[None]:
         yield
 
 
-def _seeded(sb: Sandbox, count: int = 2400) -> tuple[date, list[str]]:
-    start = datetime.now(UTC) - timedelta(days=DAYS)
+def _seeded(sb: Sandbox, count: int = 2400, now: datetime | None = None) -> tuple[date, list[str]]:
+    """`count` entries over the `DAYS` days before `now` (default: the wall clock)."""
+    start = (now or datetime.now(UTC)) - timedelta(days=DAYS)
     ids = sb.seed_audit_logs(count, start=start, step=timedelta(days=DAYS) / count)
     return start.date(), ids
 
@@ -78,10 +79,8 @@ def test_windows_list_exactly_the_one_listing_they_replace(
     with Sandbox(
         seed="empty", listing_order="asc", record_responses=False, clock=lambda: now, **variant
     ) as sb:
-        ids = sb.seed_audit_logs(
-            2400, start=now - timedelta(days=DAYS), step=timedelta(days=DAYS) / 2400
-        )
-        start = (now - timedelta(days=DAYS + 1)).date()
+        since, ids = _seeded(sb, now=now)
+        start = since - timedelta(days=1)
         with _client(sb) as client:
             plain = ClientPageSource(client, page_size=100)
             windowed = WindowedPageSource(plain, today=now.date, in_flight=3, window_pages=2)
@@ -117,25 +116,21 @@ def test_a_resumed_listing_finds_what_the_day_recorded_after_the_last_page(
     """The last page's cursor, stored as a checkpoint's seek, resumes where the listing ended,
     not at the next day: in a timezone behind UTC, the UTC date's first hours are still the
     API's previous day, and what it records then comes after that cursor."""
-    clock = [now]
+    clock = Clock(now)
     with Sandbox(
-        seed="empty",
-        listing_order="asc",
-        record_responses=False,
-        clock=lambda: clock[0],
-        **variant,
+        seed="empty", listing_order="asc", record_responses=False, clock=clock, **variant
     ) as sb:
-        sb.seed_audit_logs(250, start=now - timedelta(days=DAYS), step=timedelta(days=DAYS) / 250)
-        start = (now - timedelta(days=DAYS + 1)).date()
+        since, _ = _seeded(sb, 250, now=now)
+        start = since - timedelta(days=1)
 
         def today() -> date:  # the clock moves on below
-            return clock[0].date()
+            return clock().date()
 
         with _client(sb) as client:
             windowed = WindowedPageSource(ClientPageSource(client, page_size=100), today=today)
             pages = list(windowed.pages(start_date=start, end_date=None))
             cursors = [c for c in map(next_cursor, pages) if c is not None]
-            clock[0] = now + timedelta(minutes=10)
+            clock.advance(timedelta(minutes=10))
             later = sb.add_audit_log(1)
             for cursor in cursors:
                 rest = _ids(windowed.pages(start_date=start, end_date=None, starting_after=cursor))
@@ -254,24 +249,18 @@ def test_a_backfill_and_the_scheduled_runs_after_it_miss_nothing_around_utc_midn
 ) -> None:
     """The backfill hands its checkpoint, cursors included, to the scheduled runs; an hour of
     runs ten minutes apart, with entries arriving between them, exports every entry once."""
-    clock = [now]
-
-    def time() -> datetime:
-        return clock[0]
-
+    clock = Clock(now)
     with Sandbox(
-        seed="empty", listing_order=order, record_responses=False, clock=time, **variant
+        seed="empty", listing_order=order, record_responses=False, clock=clock, **variant
     ) as sb:
-        ids = sb.seed_audit_logs(
-            3000, start=now - timedelta(days=DAYS), step=timedelta(days=DAYS) / 3000
-        )
-        service = build_service(local_env(sb, tmp_path), clock=time)
+        since, ids = _seeded(sb, 3000, now=now)
+        service = build_service(local_env(sb, tmp_path), clock=clock)
         try:
-            backfill = service.backfill((now - timedelta(days=DAYS)).date())
+            backfill = service.backfill(since)
             assert backfill.stopped_reason == "complete"
             for _ in range(6):
-                clock[0] += timedelta(minutes=10)
-                ids += [sb.add_audit_log(1, at=clock[0] - timedelta(minutes=m)) for m in (9, 5, 1)]
+                clock.advance(timedelta(minutes=10))
+                ids += [sb.add_audit_log(1, at=clock() - timedelta(minutes=m)) for m in (9, 5, 1)]
                 assert service.run().stopped_reason == "complete"
         finally:
             service.close()
